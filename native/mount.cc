@@ -1,0 +1,145 @@
+// Thin wrappers for the filesystem syscalls Node lacks: mount, umount2,
+// pivot_root, mknod, sethostname and extended attributes. Each checks its
+// arguments, makes one syscall and throws an fs-style error.
+// See: man 2 mount, man 2 umount2, man 2 pivot_root, man 2 mknod,
+// man 2 setxattr, man 2 getxattr, man 2 listxattr.
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace tsrun {
+namespace {
+
+std::string StringArg(const Napi::CallbackInfo& info, size_t index, const char* usage) {
+  if (info.Length() <= index || !info[index].IsString()) ThrowUsage(info.Env(), usage);
+  return info[index].As<Napi::String>().Utf8Value();
+}
+
+// A string, or null/undefined for "no value" (mount's source, fstype, data).
+bool OptionalStringArg(const Napi::CallbackInfo& info, size_t index, const char* usage, std::string* out) {
+  if (info.Length() <= index || info[index].IsNull() || info[index].IsUndefined()) return false;
+  if (!info[index].IsString()) ThrowUsage(info.Env(), usage);
+  *out = info[index].As<Napi::String>().Utf8Value();
+  return true;
+}
+
+double NumberArg(const Napi::CallbackInfo& info, size_t index, const char* usage) {
+  if (info.Length() <= index || !info[index].IsNumber()) ThrowUsage(info.Env(), usage);
+  return info[index].As<Napi::Number>().DoubleValue();
+}
+
+}  // namespace
+
+Napi::Value Mount(const Napi::CallbackInfo& info) {
+  const char* usage = "mount(source: string|null, target: string, fstype: string|null, flags: number, data?: string|null)";
+  std::string source, fstype, data;
+  bool has_source = OptionalStringArg(info, 0, usage, &source);
+  std::string target = StringArg(info, 1, usage);
+  bool has_fstype = OptionalStringArg(info, 2, usage, &fstype);
+  auto flags = static_cast<unsigned long>(NumberArg(info, 3, usage));
+  bool has_data = OptionalStringArg(info, 4, usage, &data);
+  if (mount(has_source ? source.c_str() : nullptr, target.c_str(), has_fstype ? fstype.c_str() : nullptr, flags,
+            has_data ? data.c_str() : nullptr) != 0) {
+    ThrowErrno(info.Env(), "mount", errno, target);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Umount2(const Napi::CallbackInfo& info) {
+  const char* usage = "umount2(target: string, flags: number)";
+  std::string target = StringArg(info, 0, usage);
+  int flags = static_cast<int>(NumberArg(info, 1, usage));
+  if (umount2(target.c_str(), flags) != 0) ThrowErrno(info.Env(), "umount2", errno, target);
+  return info.Env().Undefined();
+}
+
+Napi::Value PivotRoot(const Napi::CallbackInfo& info) {
+  const char* usage = "pivotRoot(newRoot: string, putOld: string)";
+  std::string new_root = StringArg(info, 0, usage);
+  std::string put_old = StringArg(info, 1, usage);
+  if (syscall(SYS_pivot_root, new_root.c_str(), put_old.c_str()) != 0) {
+    ThrowErrno(info.Env(), "pivot_root", errno, new_root);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Mknod(const Napi::CallbackInfo& info) {
+  const char* usage = "mknod(path: string, mode: number, major: number, minor: number)";
+  std::string path = StringArg(info, 0, usage);
+  auto mode = static_cast<mode_t>(NumberArg(info, 1, usage));
+  auto major_number = static_cast<unsigned>(NumberArg(info, 2, usage));
+  auto minor_number = static_cast<unsigned>(NumberArg(info, 3, usage));
+  if (mknod(path.c_str(), mode, makedev(major_number, minor_number)) != 0) {
+    ThrowErrno(info.Env(), "mknod", errno, path);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Sethostname(const Napi::CallbackInfo& info) {
+  std::string name = StringArg(info, 0, "sethostname(name: string)");
+  if (sethostname(name.c_str(), name.size()) != 0) ThrowErrno(info.Env(), "sethostname", errno);
+  return info.Env().Undefined();
+}
+
+// lsetxattr(path, name, value: Buffer, flags): on the link itself, as layer
+// files are stored.
+Napi::Value Lsetxattr(const Napi::CallbackInfo& info) {
+  const char* usage = "lsetxattr(path: string, name: string, value: Buffer, flags: number)";
+  std::string path = StringArg(info, 0, usage);
+  std::string name = StringArg(info, 1, usage);
+  if (info.Length() < 3 || !info[2].IsBuffer()) ThrowUsage(info.Env(), usage);
+  auto value = info[2].As<Napi::Buffer<char>>();
+  int flags = static_cast<int>(NumberArg(info, 3, usage));
+  if (lsetxattr(path.c_str(), name.c_str(), value.Data(), value.Length(), flags) != 0) {
+    ThrowErrno(info.Env(), "lsetxattr", errno, path);
+  }
+  return info.Env().Undefined();
+}
+
+// lgetxattr(path, name): the value, or null when the attribute is absent.
+Napi::Value Lgetxattr(const Napi::CallbackInfo& info) {
+  const char* usage = "lgetxattr(path: string, name: string)";
+  std::string path = StringArg(info, 0, usage);
+  std::string name = StringArg(info, 1, usage);
+  for (;;) {
+    ssize_t size = lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (size < 0 && errno == ENODATA) return info.Env().Null();
+    if (size < 0) ThrowErrno(info.Env(), "lgetxattr", errno, path);
+    std::vector<char> value(static_cast<size_t>(size));
+    ssize_t got = lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (got < 0 && errno == ERANGE) continue;  // grew between the two calls
+    if (got < 0) ThrowErrno(info.Env(), "lgetxattr", errno, path);
+    return Napi::Buffer<char>::Copy(info.Env(), value.data(), static_cast<size_t>(got));
+  }
+}
+
+Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
+  std::string path = StringArg(info, 0, "llistxattr(path: string)");
+  for (;;) {
+    ssize_t size = llistxattr(path.c_str(), nullptr, 0);
+    if (size < 0) ThrowErrno(info.Env(), "llistxattr", errno, path);
+    std::vector<char> names(static_cast<size_t>(size));
+    ssize_t got = llistxattr(path.c_str(), names.data(), names.size());
+    if (got < 0 && errno == ERANGE) continue;
+    if (got < 0) ThrowErrno(info.Env(), "llistxattr", errno, path);
+    Napi::Array result = Napi::Array::New(info.Env());
+    uint32_t index = 0;
+    for (ssize_t start = 0; start < got;) {
+      std::string name(names.data() + start);
+      result.Set(index++, name);
+      start += static_cast<ssize_t>(name.size()) + 1;
+    }
+    return result;
+  }
+}
+
+}  // namespace tsrun

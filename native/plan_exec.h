@@ -1,0 +1,48 @@
+// The parsed plan and the child-side interpreter.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "plan.h"
+
+namespace tsrun {
+
+struct PreparedStep {
+  Op op;
+  uint32_t flags;
+  int64_t args[3];
+  const char* strs[4];
+  // String lists (Exec: candidates, argv, envp), NULL-terminated.
+  char* const* lists[3];
+  const gid_t* gids;
+  size_t gid_count;
+};
+
+// Owns everything the child reads; built by the parent before the clone.
+struct PreparedPlan {
+  std::vector<char> pool;
+  std::vector<PreparedStep> steps;
+  std::vector<std::vector<char*>> lists;
+  std::vector<std::vector<gid_t>> gid_lists;
+};
+
+// Parses the wire format; on malformed input returns false and sets `why`.
+bool PreparePlan(const uint8_t* data, size_t size, PreparedPlan* out, std::string* why);
+
+struct ChildContext {
+  const PreparedStep* steps;
+  size_t step_count;
+  int error_fd;  // write end of the error channel (CLOEXEC)
+  int sync_fd;   // child end of the sync channel, or -1
+};
+
+// Runs the plan in the cloned child. Never returns: it either execs or
+// reports {step, errno} on error_fd and exits.
+[[noreturn]] void RunPlanInChild(const ChildContext* ctx);
+
+}  // namespace tsrun

@@ -1,0 +1,94 @@
+import type { Argv, CommandModule, Options } from 'yargs';
+import { run } from '../../runtime/run';
+import { exitCodeForStartError } from '../../runtime/exit-codes';
+import type { GlobalArgs } from '../main';
+import { UsageError, reportError } from '../fail';
+
+interface RunArgs extends GlobalArgs {
+  rootfs: string;
+  /** The container's command and arguments (see cli/argv.ts). */
+  '--'?: string[];
+  rm: boolean;
+  name?: string;
+  hostname?: string;
+  env: string[];
+  workdir?: string;
+  user?: string;
+  network: 'none' | 'host';
+  pid?: 'host' | 'private';
+  ipc?: 'host' | 'private';
+  uts?: 'host' | 'private';
+  cgroupns?: 'host' | 'private';
+  'read-only': boolean;
+  'no-pivot': boolean;
+}
+
+/** The options of `run`, shared with the argv splitter (cli/argv.ts). */
+export const RUN_OPTIONS = {
+  rootfs: { type: 'string', describe: 'root filesystem directory', demandOption: true, requiresArg: true },
+  rm: { type: 'boolean', default: false, describe: 'remove the container when it exits' },
+  name: { type: 'string', requiresArg: true, describe: 'container name' },
+  hostname: { alias: 'h', type: 'string', requiresArg: true, describe: 'container host name (default: short id)' },
+  env: { alias: 'e', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'set environment variables (KEY=VALUE)' },
+  workdir: { alias: 'w', type: 'string', requiresArg: true, describe: 'working directory inside the container' },
+  user: { alias: 'u', type: 'string', requiresArg: true, describe: 'name|uid[:group|gid]' },
+  network: { alias: 'net', type: 'string', choices: ['none', 'host'], default: 'none', describe: 'network mode' },
+  pid: { type: 'string', choices: ['host', 'private'], describe: 'PID namespace to use' },
+  ipc: { type: 'string', choices: ['host', 'private'], describe: 'IPC namespace to use' },
+  uts: { type: 'string', choices: ['host', 'private'], describe: 'UTS namespace to use' },
+  cgroupns: { type: 'string', choices: ['host', 'private'], describe: 'cgroup namespace to use' },
+  'read-only': { type: 'boolean', default: false, describe: 'mount the root filesystem read-only' },
+  'no-pivot': { type: 'boolean', default: false, describe: 'use MS_MOVE + chroot instead of pivot_root' },
+} satisfies Record<string, Options>;
+
+/** Signals a foreground container gets from `tsrun run`, as docker run --sig-proxy does. */
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
+
+export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
+  command: 'run',
+  describe: 'Run a command in a new container',
+  builder: (yargs: Argv<GlobalArgs>) =>
+    yargs
+      .usage('$0 run [options] --rootfs DIR COMMAND [ARG...]')
+      .options(RUN_OPTIONS) as unknown as Argv<RunArgs>,
+  handler: async (argv) => {
+    const command = argv['--'] ?? [];
+    if (command.length === 0) throw new UsageError('"tsrun run" requires a command to run');
+    let container;
+    try {
+      container = await run({
+        rootfs: argv.rootfs,
+        args: command.map(String),
+        env: argv.env,
+        cwd: argv.workdir,
+        user: argv.user,
+        hostname: argv.hostname,
+        name: argv.name,
+        network: argv.network,
+        pid: argv.pid,
+        ipc: argv.ipc,
+        uts: argv.uts,
+        cgroupns: argv.cgroupns,
+        readOnly: argv['read-only'],
+        noPivot: argv['no-pivot'],
+        autoRemove: argv.rm,
+        stdio: 'inherit',
+        stateDir: argv.state,
+        logger: argv.logger,
+      });
+    } catch (err) {
+      process.exitCode = reportError(err, argv.debug, exitCodeForStartError(err));
+      return;
+    }
+    const forward = (signal: NodeJS.Signals): void => {
+      container.kill(signal);
+    };
+    FORWARDED.forEach((s) => process.on(s, forward));
+    try {
+      const { exitCode } = await container.wait();
+      process.exitCode = exitCode;
+    } finally {
+      FORWARDED.forEach((s) => process.off(s, forward));
+    }
+  },
+};

@@ -1,0 +1,29 @@
+import { TsrunError } from '../errors';
+import { ExitCode } from '../runtime/exit-codes';
+
+/** A command line that yargs accepted but that makes no sense; exits 125 like docker's usage errors. */
+export class UsageError extends TsrunError {
+  constructor(message: string) {
+    super(message, 'EUSAGE');
+  }
+}
+
+/** The error and its causes on one line: `outer: inner: innermost`. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = err;
+  while (current instanceof Error && parts.length < 8) {
+    if (!parts.some((p) => p.includes(current instanceof Error ? current.message : ''))) parts.push(current.message);
+    current = current.cause;
+  }
+  if (parts.length === 0) parts.push(String(err));
+  return parts.join(': ');
+}
+
+/** Prints `tsrun: <message>` (with the stack under --debug) and returns the exit code. */
+export function reportError(err: unknown, debug: boolean, exitCode: number = ExitCode.RuntimeError): number {
+  process.stderr.write(`tsrun: ${describeError(err)}\n`);
+  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  if (err instanceof TsrunError && err.cleanupError) process.stderr.write(`tsrun: cleanup also failed: ${describeError(err.cleanupError)}\n`);
+  return exitCode;
+}

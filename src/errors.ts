@@ -1,0 +1,84 @@
+import * as util from 'node:util';
+
+/** Every error tsrun throws on purpose. `code` is stable for programs. */
+export class TsrunError extends Error {
+  /** A failure while cleaning up after this error, which it must not hide. */
+  cleanupError?: unknown;
+
+  constructor(
+    message: string,
+    readonly code: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** [code, message] for a positive errno, e.g. 2 -> ['ENOENT', 'no such file or directory']. */
+function describeErrno(errno: number): [string, string] {
+  const known = util.getSystemErrorMap().get(-Math.abs(errno));
+  return known ?? [`E${Math.abs(errno)}`, `errno ${Math.abs(errno)}`];
+}
+
+/**
+ * A system call failed, in tsrun or in the container's setup.
+ * Example message: `rootfs: mount proc on /proc: EPERM (operation not permitted)`.
+ */
+export class SyscallError extends TsrunError {
+  /** Positive errno value, as the kernel reports it. */
+  readonly errno: number;
+
+  constructor(
+    readonly step: string,
+    readonly syscall: string,
+    errno: number,
+    readonly path?: string,
+    readonly detail?: string,
+    options?: ErrorOptions,
+  ) {
+    const [code, text] = describeErrno(errno);
+    const where = path ? ` ${path}` : '';
+    const extra = detail ? `; ${detail}` : '';
+    super(`${step}: ${syscall}${where}: ${code} (${text}${extra})`, code, options);
+    this.errno = Math.abs(errno);
+  }
+}
+
+/** Bad input: names the field and what is wrong with it. */
+export class ValidationError extends TsrunError {
+  constructor(
+    readonly field: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${field}: ${message}`, 'EINVAL', options);
+  }
+}
+
+/** Something named by the caller does not exist (a user, a container...). */
+export class NotFoundError extends TsrunError {
+  constructor(
+    readonly kind: string,
+    readonly what: string,
+    message?: string,
+  ) {
+    super(message ?? `${kind} ${JSON.stringify(what)} not found`, 'ENOENT');
+  }
+}
+
+/** A name or id is already taken. */
+export class ConflictError extends TsrunError {
+  constructor(message: string) {
+    super(message, 'EEXIST');
+  }
+}
+
+/** Wraps a Node errno exception (fs, addon) into a SyscallError for `step`. */
+export function syscallErrorFrom(step: string, err: unknown, detail?: string): unknown {
+  const e = err as NodeJS.ErrnoException;
+  if (e && typeof e.errno === 'number' && typeof e.syscall === 'string') {
+    return new SyscallError(step, e.syscall, e.errno, e.path, detail, { cause: err });
+  }
+  return err;
+}

@@ -1,0 +1,65 @@
+import * as path from 'node:path';
+
+/** What the child reports when a plan step fails: step index, positive errno. */
+export interface ChildErrorReport {
+  step: number;
+  errno: number;
+}
+
+export interface ExitStatus {
+  exitCode: number | null;
+  signal: number | null;
+}
+
+export interface SpawnResult {
+  pid: number;
+  pidfd: number;
+  /** Read end of the error channel; pass it to readChildError once. */
+  errorFd: number;
+}
+
+export interface ExitWatcher {
+  ref(): void;
+  unref(): void;
+}
+
+/** The addon's exports (native/addon.cc). Every function throws fs-style errors. */
+export interface NativeBinding {
+  spawn(plan: Buffer, options: { cloneFlags: number; mode: 'vfork' | 'fork'; syncFd?: number }): SpawnResult;
+  pipe(): [number, number];
+  socketPair(): [number, number];
+  syncWait(fd: number, timeoutMs: number): number | null;
+  syncRelease(fd: number, byte: number): void;
+  readChildError(fd: number): ChildErrorReport | null;
+  pidfdOpen(pid: number): number;
+  pidfdSendSignal(pidfd: number, signal: number): void;
+  waitExit(pidfd: number, block: boolean): ExitStatus | null;
+  ExitWatcher: new (pidfd: number, callback: (status: ExitStatus | { error: string }) => void) => ExitWatcher;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
+  umount2(target: string, flags: number): void;
+  pivotRoot(newRoot: string, putOld: string): void;
+  mknod(path: string, mode: number, major: number, minor: number): void;
+  sethostname(name: string): void;
+  lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
+  lgetxattr(path: string, name: string): Buffer | null;
+  llistxattr(path: string): string[];
+}
+
+let binding: NativeBinding | undefined;
+
+/** Loads build/Release/tsrun_native.node (or build/Debug); the error lists where it looked. */
+export function loadNative(): NativeBinding {
+  if (binding) return binding;
+  const root = path.resolve(__dirname, '..', '..');
+  const candidates = ['build/Release/tsrun_native.node', 'build/Debug/tsrun_native.node'].map((p) => path.join(root, p));
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    try {
+      binding = require(candidate) as NativeBinding;
+      return binding;
+    } catch (err) {
+      failures.push(`${candidate}: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(`tsrun: the native addon is not built (run "npm run build"); tried:\n  ${failures.join('\n  ')}`);
+}

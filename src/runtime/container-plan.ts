@@ -1,0 +1,107 @@
+import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
+import { rootfsSteps } from '../linux/rootfs';
+import type { Spec } from '../oci/runtime-spec';
+import type { PlanStep } from './plan';
+
+const PR_SET_PDEATHSIG = 1;
+const SIGKILL = 9;
+const DEFAULT_UMASK = 0o022;
+
+/** Messages on the sync channel, child -> parent (see the diagram below). */
+export const SyncMessage = {
+  UserMapRequest: 1,
+  UserMapDone: 2,
+} as const;
+
+export interface ContainerPlan {
+  steps: PlanStep[];
+  cloneFlags: number;
+  /** "fork" when the parent must act while the child waits (user namespaces). */
+  mode: 'vfork' | 'fork';
+}
+
+export interface PlanOptions {
+  /** Source fds for the container's 0, 1, 2; -1 keeps the inherited fd. */
+  stdio: [number, number, number];
+  /** Kill the container if the process that started it dies. */
+  dieWithParent: boolean;
+  /** pivot_root, or MS_MOVE + chroot where pivot_root cannot work. */
+  pivot: boolean;
+}
+
+/**
+ * Where execve looks for args[0]: the argument itself if it has a slash,
+ * else each absolute directory of the container's PATH, in order (the child
+ * tries them like execvp, with no allocation).
+ */
+export function execCandidates(command: string, env: readonly string[]): string[] {
+  if (command.includes('/')) return [command];
+  const pathVar = [...env].reverse().find((e) => e.startsWith('PATH='));
+  const dirs = (pathVar ? pathVar.slice(5) : '').split(':').filter((d) => d.startsWith('/'));
+  return dirs.map((d) => `${d.replace(/\/+$/, '')}/${command}`);
+}
+
+/**
+ * The whole sequence between clone and execve, in one place.
+ *
+ *   parent                           child
+ *   clone(flags) ------------------> [user namespace only]
+ *                <-- UserMapRequest
+ *   write uid_map, gid_map
+ *                UserMapDone ------>  setresuid(0): root in the namespace
+ *                                     join namespaces by path
+ *                                     unshare(CLONE_NEWCGROUP)
+ *                                     mounts, devices, pivot_root
+ *                                     hostname, loopback
+ *                                     groups, gid, uid, cwd, umask
+ *                                     stdio, close other fds
+ *                                     execve  (closes the error channel)
+ */
+export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerPlan {
+  const userns = createsNamespace(spec, 'user');
+  const steps: PlanStep[] = [];
+
+  if (userns) {
+    steps.push(
+      { op: 'SyncSignal', args: [SyncMessage.UserMapRequest], phase: 'user namespace' },
+      { op: 'SyncWait', phase: 'user namespace', detail: 'waiting for the uid/gid maps' },
+      { op: 'Setresgid', args: [0, 0, 0], phase: 'user namespace', detail: 'gid 0 must be mapped' },
+      { op: 'Setresuid', args: [0, 0, 0], phase: 'user namespace', detail: 'uid 0 must be mapped' },
+    );
+  }
+  steps.push(...joinNamespaceSteps(spec));
+  steps.push(...cgroupNamespaceSteps(spec));
+  if (createsNamespace(spec, 'mount')) {
+    steps.push(...rootfsSteps(spec, { pivot: options.pivot, inUserNamespace: userns }));
+  }
+  steps.push(...namespaceSetupSteps(spec));
+  steps.push(...processSteps(spec, options));
+  return { steps, cloneFlags: cloneFlags(spec), mode: userns ? 'fork' : 'vfork' };
+}
+
+function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
+  const { user, cwd, args, env } = spec.process;
+  const phase = 'process';
+  const steps: PlanStep[] = [
+    { op: 'Setgroups', lists: [(user.additionalGids ?? []).map(String)], phase, detail: 'supplementary groups' },
+    { op: 'Setresgid', args: [user.gid, user.gid, user.gid], phase, target: `gid ${user.gid}` },
+    { op: 'Setresuid', args: [user.uid, user.uid, user.uid], phase, target: `uid ${user.uid}` },
+  ];
+  // After the uid change, which clears the parent-death signal.
+  if (options.dieWithParent) steps.push({ op: 'Prctl', args: [PR_SET_PDEATHSIG, SIGKILL], phase, detail: 'PR_SET_PDEATHSIG' });
+  steps.push(
+    { op: 'Chdir', strs: [cwd], phase, target: cwd, detail: 'working directory' },
+    { op: 'Umask', args: [user.umask ?? DEFAULT_UMASK], phase },
+    { op: 'Stdio', args: options.stdio, phase, detail: 'stdio' },
+    // Nothing of the runtime's may reach the container (CVE-2024-21626).
+    { op: 'CloseFrom', args: [3], phase, detail: 'close inherited fds' },
+    {
+      op: 'Exec',
+      lists: [execCandidates(args[0], env), args, env],
+      phase,
+      target: args[0],
+      detail: args[0].includes('/') ? undefined : 'executable file not found in $PATH',
+    },
+  );
+  return steps;
+}

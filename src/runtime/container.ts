@@ -1,0 +1,114 @@
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type { Readable, Writable } from 'node:stream';
+import { loadNative } from '../native';
+import type { ExitWatcher } from '../native';
+import type { Logger } from '../logger';
+import { signalName, signalNumber } from './signals';
+import type { SpawnedProcess } from './spawn';
+
+export interface ExitResult {
+  /** The exit status, or 128 + N when signal N killed the process (as a shell reports it). */
+  exitCode: number;
+  /** The signal that killed the process, if one did. */
+  signal: NodeJS.Signals | string | null;
+}
+
+export interface ContainerStdio {
+  stdin: Writable | null;
+  stdout: Readable | null;
+  stderr: Readable | null;
+}
+
+/**
+ * A running container's init process. `wait()` settles once the process
+ * has been reaped and its stdout/stderr pipes are drained, like
+ * child_process's 'close' event.
+ */
+export class Container {
+  readonly pid: number;
+  readonly stdin: Writable | null;
+  readonly stdout: Readable | null;
+  readonly stderr: Readable | null;
+  private readonly _exit: Promise<ExitResult>;
+  private _pidfd: number;
+  private _watcher!: ExitWatcher;
+
+  constructor(
+    readonly id: string,
+    readonly name: string,
+    readonly hostname: string | undefined,
+    process: SpawnedProcess,
+    stdio: ContainerStdio,
+    onExit: (result: ExitResult) => void,
+    private readonly _logger: Logger,
+  ) {
+    this.pid = process.pid;
+    this._pidfd = process.pidfd;
+    this.stdin = stdio.stdin;
+    this.stdout = stdio.stdout;
+    this.stderr = stdio.stderr;
+    const streamsClosed = [this.stdout, this.stderr].filter((s): s is Readable => s !== null).map((s) => new Promise((resolve) => s.once('close', resolve)));
+    this._exit = new Promise<ExitResult>((resolve, reject) => {
+      this._watcher = new (loadNative().ExitWatcher)(this._pidfd, (status) => {
+        fs.closeSync(this._pidfd);
+        this._pidfd = -1;
+        if ('error' in status) {
+          reject(new Error(`waiting for container ${this.id}: ${status.error}`));
+          return;
+        }
+        const result: ExitResult =
+          status.signal !== null ? { exitCode: 128 + status.signal, signal: signalName(status.signal) } : { exitCode: status.exitCode ?? 0, signal: null };
+        this._logger.debug({ id, ...result }, 'container exited');
+        Promise.all(streamsClosed).then(() => {
+          try {
+            onExit(result);
+          } catch (err) {
+            this._logger.warn({ id, err }, 'cleanup after exit failed');
+          }
+          resolve(result);
+        }, reject);
+      });
+    });
+  }
+
+  /** Resolves with the exit status; never rejects for a non-zero exit. */
+  wait(): Promise<ExitResult> {
+    return this._exit;
+  }
+
+  /** Whether the process is still unreaped. */
+  get running(): boolean {
+    return this._pidfd >= 0;
+  }
+
+  /**
+   * Sends a signal through the pidfd, so a recycled pid can never be hit.
+   * Returns false if the process is already gone.
+   */
+  kill(signal: string | number = 'SIGTERM'): boolean {
+    const number = signalNumber(signal);
+    if (this._pidfd < 0) return false;
+    try {
+      loadNative().pidfdSendSignal(this._pidfd, number);
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
+      throw err;
+    }
+  }
+
+  /** Lets this Node process exit while the container still runs. */
+  unref(): void {
+    this._watcher.unref();
+  }
+
+  ref(): void {
+    this._watcher.ref();
+  }
+}
+
+/** Wraps the parent's end of a pipe; net.Socket keeps it off the fs thread pool. */
+export function pipeStream(fd: number, direction: 'read' | 'write'): net.Socket {
+  return new net.Socket({ fd, readable: direction === 'read', writable: direction === 'write' });
+}

@@ -1,0 +1,84 @@
+import * as fs from 'node:fs';
+import { TsrunError } from '../errors';
+import { writeIdMaps } from '../linux/idmap';
+import { loadNative } from '../native';
+import type { Spec } from '../oci/runtime-spec';
+import { ContainerPlan, SyncMessage } from './container-plan';
+import { childFailure, serializePlan } from './plan';
+
+/** How long the parent waits for the child to reach a sync point. */
+const SYNC_TIMEOUT_MS = 10_000;
+
+export interface SpawnedProcess {
+  pid: number;
+  pidfd: number;
+}
+
+/** Kills and reaps a child that must not run on (a failed setup). */
+export function killAndReap(process: SpawnedProcess): void {
+  const native = loadNative();
+  try {
+    native.pidfdSendSignal(process.pidfd, 9);
+  } catch {
+    // Already gone: reaping below is all that is left.
+  }
+  try {
+    native.waitExit(process.pidfd, true);
+  } finally {
+    fs.closeSync(process.pidfd);
+  }
+}
+
+/**
+ * Clones the child, does the parent's half at each sync point, and returns
+ * once the container's process has exec'd. If any step fails the child is
+ * reaped and the error names the step, the syscall, the path and errno.
+ */
+export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess {
+  const native = loadNative();
+  const buffer = serializePlan(plan.steps);
+  // [parent end, child end]; the child end is closed once the child has it.
+  const sync: number[] = plan.mode === 'fork' ? native.socketPair() : [];
+  let spawned: (SpawnedProcess & { errorFd: number }) | undefined;
+  try {
+    spawned = native.spawn(buffer, { cloneFlags: plan.cloneFlags, mode: plan.mode, syncFd: sync[1] });
+    if (sync.length > 0) {
+      fs.closeSync(sync.pop() as number);
+      runParentSide(spec, spawned.pid, sync[0]);
+    }
+  } catch (err) {
+    if (spawned) {
+      fs.closeSync(spawned.errorFd);
+      killAndReap(spawned);
+    }
+    throw err;
+  } finally {
+    sync.forEach((fd) => fs.closeSync(fd));
+  }
+
+  const report = native.readChildError(spawned.errorFd);
+  if (report) {
+    native.waitExit(spawned.pidfd, true);
+    fs.closeSync(spawned.pidfd);
+    throw childFailure(plan.steps, report);
+  }
+  return { pid: spawned.pid, pidfd: spawned.pidfd };
+}
+
+function runParentSide(spec: Spec, pid: number, fd: number): void {
+  const native = loadNative();
+  for (;;) {
+    const message = native.syncWait(fd, SYNC_TIMEOUT_MS);
+    // null: the child stopped before the next sync point; its error
+    // report on the error channel says why.
+    if (message === null) return;
+    switch (message) {
+      case SyncMessage.UserMapRequest:
+        writeIdMaps(pid, spec.linux.uidMappings ?? [], spec.linux.gidMappings ?? []);
+        native.syncRelease(fd, SyncMessage.UserMapDone);
+        break;
+      default:
+        throw new TsrunError(`spawn: unexpected sync message ${message} from the child`, 'EPROTO');
+    }
+  }
+}

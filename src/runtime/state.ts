@@ -1,0 +1,112 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConflictError, ValidationError } from '../errors';
+
+export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped';
+
+/** What /run/tsrun/<id>/state.json holds: the OCI state plus tsrun's own. */
+export interface ContainerState {
+  ociVersion: string;
+  id: string;
+  name: string;
+  status: ContainerStatus;
+  pid: number;
+  bundle: string;
+  rootfs: string;
+  created: string;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  command: string[];
+}
+
+const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+
+export function newContainerId(): string {
+  return crypto.randomBytes(32).toString('hex');
+}
+
+export function validateName(name: string): void {
+  if (!NAME.test(name) || name.length > 128) {
+    throw new ValidationError('name', `invalid container name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
+  }
+}
+
+/**
+ * Writes via a temp file + rename so readers never see half a file;
+ * `durable` adds an fsync for data that must survive a power loss (the
+ * store), which runtime state on a tmpfs does not need.
+ */
+export function writeFileAtomic(file: string, data: string, options: { durable: boolean }): void {
+  const tmp = `${file}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeSync(fd, data);
+    if (options.durable) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+}
+
+/**
+ * The runtime state directory (default /run/tsrun): one directory per
+ * container, and `names/<name>` symlinks whose atomic creation is what
+ * makes a name unique across concurrent tsrun processes.
+ */
+export class StateStore {
+  constructor(readonly root: string) {}
+
+  containerDir(id: string): string {
+    return path.join(this.root, id);
+  }
+
+  /** Reserves `name` for `id` and creates the container's directory. */
+  create(state: ContainerState): void {
+    fs.mkdirSync(path.join(this.root, 'names'), { recursive: true, mode: 0o700 });
+    const nameLink = path.join(this.root, 'names', state.name);
+    try {
+      fs.symlinkSync(`../${state.id}`, nameLink);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const holder = path.basename(fs.readlinkSync(nameLink));
+      if (fs.existsSync(this.containerDir(holder))) {
+        throw new ConflictError(`the container name "${state.name}" is already in use by container ${holder}; remove that container to reuse the name`);
+      }
+      // The holder is gone (a crash between the two steps): take the name over.
+      fs.rmSync(nameLink, { force: true });
+      fs.symlinkSync(`../${state.id}`, nameLink);
+    }
+    try {
+      fs.mkdirSync(this.containerDir(state.id), { mode: 0o700 });
+      this.save(state);
+    } catch (err) {
+      fs.rmSync(nameLink, { force: true });
+      throw err;
+    }
+  }
+
+  save(state: ContainerState): void {
+    writeFileAtomic(path.join(this.containerDir(state.id), 'state.json'), `${JSON.stringify(state, null, 2)}\n`, { durable: false });
+  }
+
+  load(id: string): ContainerState {
+    return JSON.parse(fs.readFileSync(path.join(this.containerDir(id), 'state.json'), 'utf8')) as ContainerState;
+  }
+
+  remove(state: Pick<ContainerState, 'id' | 'name'>): void {
+    const nameLink = path.join(this.root, 'names', state.name);
+    try {
+      if (path.basename(fs.readlinkSync(nameLink)) === state.id) fs.rmSync(nameLink, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    fs.rmSync(this.containerDir(state.id), { recursive: true, force: true });
+  }
+}
