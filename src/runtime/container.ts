@@ -53,6 +53,8 @@ export class Container {
       this._watcher = new (loadNative().ExitWatcher)(this._pidfd, (status) => {
         fs.closeSync(this._pidfd);
         this._pidfd = -1;
+        // Nobody is left to read it; keeping it would leak the pipe.
+        this.stdin?.destroy();
         if ('error' in status) {
           reject(new Error(`waiting for container ${this.id}: ${status.error}`));
           return;
@@ -110,5 +112,11 @@ export class Container {
 
 /** Wraps the parent's end of a pipe; net.Socket keeps it off the fs thread pool. */
 export function pipeStream(fd: number, direction: 'read' | 'write'): net.Socket {
-  return new net.Socket({ fd, readable: direction === 'read', writable: direction === 'write' });
+  const socket = new net.Socket({ fd, readable: direction === 'read', writable: direction === 'write' });
+  // A container that exits without reading its stdin is normal, not an
+  // error of the program that wrote to it.
+  if (direction === 'write') socket.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ECONNRESET') throw err;
+  });
+  return socket;
 }

@@ -1,0 +1,16 @@
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { FIXTURE_ENV, isRoot } from './env';
+
+/** Builds the busybox root filesystem once for the whole run (root only). */
+export default function globalSetup(): void {
+  if (!isRoot()) return;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-test-'));
+  // Containers with a user namespace run as unprivileged host ids: they
+  // must be able to reach the shared root filesystem.
+  fs.chmodSync(dir, 0o755);
+  execFileSync('bash', [path.join(__dirname, '..', '..', 'scripts', 'make-busybox-rootfs.sh'), path.join(dir, 'busybox')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  process.env[FIXTURE_ENV] = dir;
+}

@@ -1,0 +1,65 @@
+import * as fs from 'node:fs';
+
+/** What a container runtime can leave behind in the process and the kernel. */
+export interface KernelSnapshot {
+  mounts: string[];
+  fds: number;
+  threads: number;
+  zombies: number[];
+  children: number[];
+}
+
+function children(): { pid: number; state: string }[] {
+  const result: { pid: number; state: string }[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The comm field may hold spaces; the fields after its ')' are fixed.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(fields[1]) === process.pid) result.push({ pid: Number(entry), state: fields[0] });
+    } catch {
+      // The process went away while we looked.
+    }
+  }
+  return result;
+}
+
+export function snapshot(): KernelSnapshot {
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const f = line.split(' ');
+      return `${f[4]} ${f[f.indexOf('-') + 1]}`;
+    })
+    .sort();
+  const kids = children();
+  return {
+    mounts,
+    fds: fs.readdirSync('/proc/self/fd').length,
+    threads: fs.readdirSync('/proc/self/task').length,
+    zombies: kids.filter((c) => c.state === 'Z').map((c) => c.pid),
+    children: kids.map((c) => c.pid),
+  };
+}
+
+/** Fails the test if mounts, fds, zombies or child processes grew since `before`. */
+export function expectNoLeaks(before: KernelSnapshot, after: KernelSnapshot = snapshot()): void {
+  expect(after.mounts).toEqual(before.mounts);
+  expect(after.zombies).toEqual([]);
+  expect(after.children.filter((pid) => !before.children.includes(pid))).toEqual([]);
+  expect(after.fds).toBeLessThanOrEqual(before.fds);
+}
+
+/** Checks for leaks after every test of the file. */
+export function checkLeaksAfterEach(): void {
+  let before: KernelSnapshot;
+  beforeEach(() => {
+    before = snapshot();
+  });
+  afterEach(() => {
+    expectNoLeaks(before);
+  });
+}

@@ -1,0 +1,23 @@
+import { run } from '../../src';
+import type { RunOptions } from '../../src';
+import { busyboxRootfs } from './fixtures';
+
+export interface Collected {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+  signal: string | null;
+}
+
+/** Runs a container on the busybox rootfs and collects its output. */
+export async function runCollect(args: string[], options: Partial<RunOptions> & { stateDir: string; input?: string }): Promise<Collected> {
+  const { input, ...rest } = options;
+  const container = await run({ rootfs: busyboxRootfs(), args, stdio: 'pipe', ...rest });
+  let stdout = '';
+  let stderr = '';
+  container.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  container.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  container.stdin?.end(input ?? '');
+  const { exitCode, signal } = await container.wait();
+  return { stdout, stderr, exitCode, signal: signal as string | null };
+}
