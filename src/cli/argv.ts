@@ -20,6 +20,12 @@ function optionPrefixLength(args: string[], table: OptionTable): number {
   return args.length - Parser(args, parserSpec(table))._.length;
 }
 
+/** Where the subcommand's name stands in `args` (after the global options), or -1. */
+export function commandIndex(args: string[], globals: OptionTable): number {
+  const index = optionPrefixLength(args, globals);
+  return index < args.length ? index : -1;
+}
+
 /**
  * Inserts `--` where a container command begins, so that its own flags
  * (`sh -c 'ls -e'`) are never read as tsrun's: docker stops parsing at the

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import * as net from 'node:net';
+import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { loadNative } from '../native';
 import type { ExitWatcher } from '../native';
@@ -110,8 +110,14 @@ export class Container {
   }
 }
 
-/** Wraps the parent's end of a pipe; net.Socket keeps it off the fs thread pool. */
-export function pipeStream(fd: number, direction: 'read' | 'write'): net.Socket {
+/**
+ * Wraps the parent's end of a pipe; net.Socket keeps it off the fs thread
+ * pool. node:net is loaded here, not at the top, because `tsrun run` with
+ * inherited stdio never needs it and its load is a measurable part of start-up.
+ */
+export function pipeStream(fd: number, direction: 'read' | 'write'): Socket {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const net = require('node:net') as typeof import('node:net');
   const socket = new net.Socket({ fd, readable: direction === 'read', writable: direction === 'write' });
   // A container that exits without reading its stdin is normal, not an
   // error of the program that wrote to it.

@@ -81,7 +81,7 @@ function checkRootfs(rootfs: string): string {
     throw syscallErrorFrom('rootfs', err);
   }
   if (!stat.isDirectory()) throw new ValidationError('rootfs', `${absolute} is not a directory`);
-  return fs.realpathSync(absolute);
+  return fs.realpathSync.native(absolute);
 }
 
 function namespaceList(options: RunOptions): NamespaceType[] {

@@ -1,13 +1,11 @@
-import type { Argv, CommandModule, Options } from 'yargs';
+import type { Options } from 'yargs';
 import { run } from '../../runtime/run';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
-import type { GlobalArgs } from '../main';
+import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
 
 interface RunArgs extends GlobalArgs {
   rootfs: string;
-  /** The container's command and arguments (see cli/argv.ts). */
-  '--'?: string[];
   rm: boolean;
   name?: string;
   hostname?: string;
@@ -44,14 +42,13 @@ export const RUN_OPTIONS = {
 /** Signals a foreground container gets from `tsrun run`, as docker run --sig-proxy does. */
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
-export const runCommand: CommandModule<GlobalArgs, RunArgs> = {
-  command: 'run',
+export const runCommand: CliCommand<RunArgs> = {
+  name: 'run',
   describe: 'Run a command in a new container',
-  builder: (yargs: Argv<GlobalArgs>) =>
-    yargs
-      .usage('$0 run [options] --rootfs DIR COMMAND [ARG...]')
-      .options(RUN_OPTIONS) as unknown as Argv<RunArgs>,
-  handler: async (argv) => {
+  usage: '$0 run [options] --rootfs DIR COMMAND [ARG...]',
+  options: RUN_OPTIONS,
+  containerCommandAfter: 0,
+  async execute(argv) {
     const command = argv['--'] ?? [];
     if (command.length === 0) throw new UsageError('"tsrun run" requires a command to run');
     let container;
