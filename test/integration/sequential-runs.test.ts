@@ -1,0 +1,30 @@
+import { run } from '../../src';
+import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { expectNoLeaks, snapshot } from '../helpers/leaks';
+import { runCollect } from '../helpers/run';
+
+// The full 1,000 runs are in the benchmark (scripts/bench/start.js).
+const RUNS = 200;
+
+describeAsRoot('sequential runs from one process', () => {
+  const tmp = useTempDir('tsrun-seq-');
+
+  test(`${RUNS} runs leave no fd, mount, zombie or thread behind`, async () => {
+    const stateDir = tmp();
+    // The first runs start libuv's thread pool and load the addon; count from after them.
+    for (let i = 0; i < 3; i++) await runCollect(['true'], { stateDir, autoRemove: true });
+    const before = snapshot();
+    for (let i = 0; i < RUNS; i++) {
+      if (i % 2 === 0) {
+        const container = await run({ rootfs: busyboxRootfs(), args: ['true'], stdio: 'ignore', stateDir, autoRemove: true });
+        expect(await container.wait()).toEqual({ exitCode: 0, signal: null });
+      } else {
+        const result = await runCollect(['sh', '-c', 'echo $$'], { stateDir, autoRemove: true });
+        expect(result.stdout).toBe('1\n');
+      }
+    }
+    const after = snapshot();
+    expectNoLeaks(before, after);
+    expect(after.threads).toBeLessThanOrEqual(before.threads);
+  });
+});
