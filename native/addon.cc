@@ -22,6 +22,7 @@ Napi::Value Sethostname(const Napi::CallbackInfo& info);
 Napi::Value Lsetxattr(const Napi::CallbackInfo& info);
 Napi::Value Lgetxattr(const Napi::CallbackInfo& info);
 Napi::Value Llistxattr(const Napi::CallbackInfo& info);
+Napi::Value Flock(const Napi::CallbackInfo& info);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
@@ -42,6 +43,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr));
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr));
   exports.Set("llistxattr", Napi::Function::New(env, Llistxattr));
+  exports.Set("flock", Napi::Function::New(env, Flock));
   return exports;
 }
 

@@ -22,9 +22,10 @@ command -v node >/dev/null || die "node not found: install Node.js >= 20 first"
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 (( node_major >= 20 )) || die "Node.js >= 20 required, found $(node --version)"
 
-# Needed by the build and the tests; the runtime peers are only for benchmarks.
-required=(busybox-static build-essential g++ make python3 iproute2 util-linux)
-peers=(runc crun hyperfine)
+# Needed by the build and the tests (skopeo and umoci make and check images as
+# independent tools); the peers are only for benchmarks.
+required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd skopeo umoci)
+peers=(runc crun hyperfine podman mmdebstrap)
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]; }
 

@@ -74,6 +74,45 @@ export class ConflictError extends TsrunError {
   }
 }
 
+/**
+ * Content that is not what it claims to be: a corrupt or truncated archive,
+ * a tar entry that would escape its root, a malformed manifest. `subject`
+ * names the thing (`layer sha256:ab12...`, `manifest.json`), `entry` the tar
+ * entry at fault when there is one.
+ * Example message: `layer sha256:ab12...: ../../etc/x: path escapes the layer`.
+ */
+export class ContentError extends TsrunError {
+  constructor(
+    readonly subject: string,
+    message: string,
+    readonly entry?: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${subject}: ${entry === undefined ? '' : `${entry}: `}${message}`, 'EBADCONTENT', options);
+  }
+}
+
+/** Content whose sha256 is not the digest it was named by. */
+export class DigestMismatchError extends ContentError {
+  constructor(
+    subject: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(subject, `digest mismatch: expected ${expected}, got ${actual}`);
+  }
+}
+
+/** A lock another tsrun process held for longer than the wait allowed. */
+export class LockTimeoutError extends TsrunError {
+  constructor(
+    readonly file: string,
+    timeoutMs: number,
+  ) {
+    super(`timed out after ${timeoutMs} ms waiting for the lock ${file}: another tsrun process holds it`, 'ETIMEDOUT');
+  }
+}
+
 /** Wraps a Node errno exception (fs, addon) into a SyscallError for `step`. */
 export function syscallErrorFrom(step: string, err: unknown, detail?: string): unknown {
   const e = err as NodeJS.ErrnoException;

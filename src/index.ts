@@ -12,6 +12,6 @@ export type { RunOptions, StdioOption } from './runtime/options';
 export { Container } from './runtime/container';
 export type { ExitResult } from './runtime/container';
 export { ExitCode, exitCodeForStartError } from './runtime/exit-codes';
-export { TsrunError, SyscallError, ValidationError, NotFoundError, ConflictError } from './errors';
+export { TsrunError, SyscallError, ValidationError, NotFoundError, ConflictError, ContentError, DigestMismatchError, LockTimeoutError } from './errors';
 export type { Logger } from './logger';
 export type { Spec, IdMapping } from './oci/runtime-spec';

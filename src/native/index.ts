@@ -43,6 +43,8 @@ export interface NativeBinding {
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
   lgetxattr(path: string, name: string): Buffer | null;
   llistxattr(path: string): string[];
+  /** flock(fd, op | LOCK_NB): false when another holder has the lock. */
+  flock(fd: number, operation: number): boolean;
 }
 
 let binding: NativeBinding | undefined;
