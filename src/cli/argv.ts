@@ -20,29 +20,40 @@ function optionPrefixLength(args: string[], table: OptionTable): number {
   return args.length - Parser(args, parserSpec(table))._.length;
 }
 
-/** Where the subcommand's name stands in `args` (after the global options), or -1. */
-export function commandIndex(args: string[], globals: OptionTable): number {
+/**
+ * The subcommand `args` name: after the global options, the longest run of
+ * words that is a command's name or alias (`image inspect`, `images`).
+ */
+export function findCommand<C extends { name: string; aliases?: string[] }>(
+  args: string[],
+  globals: OptionTable,
+  commands: C[],
+): { command: C; index: number; words: number } | undefined {
   const index = optionPrefixLength(args, globals);
-  return index < args.length ? index : -1;
+  let found: { command: C; index: number; words: number } | undefined;
+  for (const command of commands) {
+    for (const name of [command.name, ...(command.aliases ?? [])]) {
+      const words = name.split(' ');
+      if (words.every((word, i) => args[index + i] === word) && words.length > (found?.words ?? 0)) found = { command, index, words: words.length };
+    }
+  }
+  return found;
 }
 
 /**
  * Inserts `--` where a container command begins, so that its own flags
  * (`sh -c 'ls -e'`) are never read as tsrun's: docker stops parsing at the
  * first positional of `run`, and yargs cannot do that inside a subcommand.
- * `commands` maps a command name to its options and to how many of its
- * positionals come before the container command.
+ * `args` are the subcommand's arguments; the container command comes after
+ * `positionalsBefore` positionals (0 for `run --rootfs DIR CMD`, 1 for
+ * `run IMAGE CMD`).
  */
-export function separateContainerCommand(args: string[], globals: OptionTable, commands: Record<string, { options: OptionTable; positionalsBefore: number }>): string[] {
-  let index = optionPrefixLength(args, globals);
-  const command = commands[args[index]];
-  if (!command) return args;
-  index += 1;
-  const table = { ...globals, ...command.options };
+export function separateContainerCommand(args: string[], options: OptionTable, positionalsBefore: number): string[] {
+  let index = 0;
   for (let positional = 0; ; positional++) {
-    index += optionPrefixLength(args.slice(index), table);
+    index += optionPrefixLength(args.slice(index), options);
     if (index >= args.length || args[index - 1] === '--') return args;
-    if (positional === command.positionalsBefore) break;
+    if (positional === positionalsBefore) break;
     index += 1;
   }
   return [...args.slice(0, index), '--', ...args.slice(index)];

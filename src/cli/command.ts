@@ -20,7 +20,10 @@ export interface GlobalArgs {
  * dispatcher then calls `execute`, which sets process.exitCode.
  */
 export interface CliCommand<A extends GlobalArgs = GlobalArgs> {
+  /** One or more words: `run`, `image inspect`. */
   name: string;
+  /** Other names, as Docker has them (`image ls` for `images`). */
+  aliases?: string[];
   describe: string;
   usage: string;
   options: Record<string, Options>;

@@ -1,6 +1,6 @@
 import yargs from 'yargs/yargs';
 import type { Argv, Options } from 'yargs';
-import { commandIndex, separateContainerCommand } from './argv';
+import { findCommand, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
 import { runCommand } from './commands/run';
 import { UsageError, reportError } from './fail';
@@ -34,15 +34,25 @@ function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
  */
 export function commandParser(command: CliCommand<never>, args: string[]): Argv<GlobalArgs> {
   const options = { ...GLOBAL_OPTIONS, ...command.options };
-  const passThrough = command.containerCommandAfter === undefined ? {} : { [command.name]: { options: command.options, positionalsBefore: command.containerCommandAfter } };
-  const separated = separateContainerCommand(args, GLOBAL_OPTIONS, passThrough);
-  separated.splice(commandIndex(separated, GLOBAL_OPTIONS), 1);
-  return withCommonSettings(yargs(separated).usage(command.usage).parserConfiguration({ 'populate--': true }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
+  const commandArgs = command.containerCommandAfter === undefined ? args : separateContainerCommand(args, options, command.containerCommandAfter);
+  return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ 'populate--': true }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
+}
+
+/** Command groups (`image`) and the subcommands they hold, for help and errors. */
+function commandGroups(): Map<string, string[]> {
+  const groups = new Map<string, string[]>();
+  for (const command of COMMANDS) {
+    const [group, sub] = command.name.split(' ');
+    if (sub) groups.set(group, [...(groups.get(group) ?? []), sub]);
+  }
+  return groups;
 }
 
 /** The parser for `tsrun` without a known subcommand: help, version, or a usage error. */
 function topLevelParser(args: string[]): Argv {
-  const cli = COMMANDS.reduce((y, c) => y.command(c.name, c.describe), yargs(args).usage('$0 <command> [options]').options(GLOBAL_OPTIONS));
+  let cli = yargs(args).usage('$0 <command> [options]').options(GLOBAL_OPTIONS);
+  for (const command of COMMANDS.filter((c) => !c.name.includes(' '))) cli = cli.command(command.name, command.describe);
+  for (const [group, subs] of commandGroups()) cli = cli.command(group, `${subs.join(', ')} (tsrun ${group} COMMAND --help)`);
   return withCommonSettings(cli.demandCommand(1, 'tsrun needs a command').strictCommands().recommendCommands().version());
 }
 
@@ -50,15 +60,17 @@ function topLevelParser(args: string[]): Argv {
 export async function main(argv: string[]): Promise<void> {
   const args = argv.slice(2);
   try {
-    const command = COMMANDS.find((c) => c.name === args[commandIndex(args, GLOBAL_OPTIONS)]);
-    if (!command) {
-      await topLevelParser(args).parseAsync();
+    const found = findCommand(args, GLOBAL_OPTIONS, COMMANDS);
+    if (!found) {
+      const parsed = await topLevelParser(args).parseAsync();
+      const group = commandGroups().get(String(parsed._[0]));
+      if (group) throw new UsageError(`"tsrun ${parsed._[0]}" needs one of: ${group.join(', ')}`);
       return;
     }
+    const commandArgs = [...args.slice(0, found.index), ...args.slice(found.index + found.words)];
     // yargs exits the process itself after --help.
-    const parsed = (await commandParser(command, args).parseAsync()) as GlobalArgs;
-    parsed.logger = createLogger(parsed['log-level'], parsed['log-format'], parsed.log);
-    await command.execute(parsed as never);
+    const parsed = (await commandParser(found.command, commandArgs).parseAsync()) as GlobalArgs;
+    await found.command.execute(Object.assign(parsed, { logger: createLogger(parsed['log-level'], parsed['log-format'], parsed.log) }) as never);
   } catch (err) {
     process.exitCode = reportError(err, args.includes('--debug'));
     if (err instanceof UsageError) process.stderr.write('See \'tsrun --help\'.\n');

@@ -1,4 +1,5 @@
 import type { Options } from 'yargs';
+import type { Container } from '../../runtime/container';
 import { run } from '../../runtime/run';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
@@ -42,6 +43,34 @@ export const RUN_OPTIONS = {
 /** Signals a foreground container gets from `tsrun run`, as docker run --sig-proxy does. */
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
 
+/**
+ * Forwards tsrun's signals to the container. It listens from before the
+ * container starts: a signal that came while it was being created is held
+ * and delivered once it runs, rather than killing tsrun (or, for SIGUSR1,
+ * waking Node's inspector).
+ */
+class SignalProxy {
+  private target: Container | undefined;
+  private readonly held: NodeJS.Signals[] = [];
+  private readonly forward = (signal: NodeJS.Signals): void => {
+    if (this.target) this.target.kill(signal);
+    else this.held.push(signal);
+  };
+
+  constructor() {
+    FORWARDED.forEach((s) => process.on(s, this.forward));
+  }
+
+  attach(container: Container): void {
+    this.target = container;
+    this.held.splice(0).forEach((s) => container.kill(s));
+  }
+
+  close(): void {
+    FORWARDED.forEach((s) => process.off(s, this.forward));
+  }
+}
+
 export const runCommand: CliCommand<RunArgs> = {
   name: 'run',
   describe: 'Run a command in a new container',
@@ -51,6 +80,7 @@ export const runCommand: CliCommand<RunArgs> = {
   async execute(argv) {
     const command = argv['--'] ?? [];
     if (command.length === 0) throw new UsageError('"tsrun run" requires a command to run');
+    const proxy = new SignalProxy();
     let container;
     try {
       container = await run({
@@ -74,18 +104,16 @@ export const runCommand: CliCommand<RunArgs> = {
         logger: argv.logger,
       });
     } catch (err) {
+      proxy.close();
       process.exitCode = reportError(err, argv.debug, exitCodeForStartError(err));
       return;
     }
-    const forward = (signal: NodeJS.Signals): void => {
-      container.kill(signal);
-    };
-    FORWARDED.forEach((s) => process.on(s, forward));
+    proxy.attach(container);
     try {
       const { exitCode } = await container.wait();
       process.exitCode = exitCode;
     } finally {
-      FORWARDED.forEach((s) => process.off(s, forward));
+      proxy.close();
     }
   },
 };
