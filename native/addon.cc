@@ -15,6 +15,7 @@ Napi::Value PidfdSendSignal(const Napi::CallbackInfo& info);
 Napi::Value WaitExit(const Napi::CallbackInfo& info);
 Napi::Function DefineExitWatcher(Napi::Env env);
 Napi::Value Mount(const Napi::CallbackInfo& info);
+Napi::Value MountAt(const Napi::CallbackInfo& info);
 Napi::Value Umount2(const Napi::CallbackInfo& info);
 Napi::Value PivotRoot(const Napi::CallbackInfo& info);
 Napi::Value Mknod(const Napi::CallbackInfo& info);
@@ -36,6 +37,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("waitExit", Napi::Function::New(env, WaitExit));
   exports.Set("ExitWatcher", DefineExitWatcher(env));
   exports.Set("mount", Napi::Function::New(env, Mount));
+  exports.Set("mountAt", Napi::Function::New(env, MountAt));
   exports.Set("umount2", Napi::Function::New(env, Umount2));
   exports.Set("pivotRoot", Napi::Function::New(env, PivotRoot));
   exports.Set("mknod", Napi::Function::New(env, Mknod));

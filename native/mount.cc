@@ -3,6 +3,7 @@
 // arguments, makes one syscall and throws an fs-style error.
 // See: man 2 mount, man 2 umount2, man 2 pivot_root, man 2 mknod,
 // man 2 setxattr, man 2 getxattr, man 2 listxattr.
+#include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -12,6 +13,7 @@
 
 #include <cerrno>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "errors.h"
@@ -51,6 +53,38 @@ Napi::Value Mount(const Napi::CallbackInfo& info) {
             has_data ? data.c_str() : nullptr) != 0) {
     ThrowErrno(info.Env(), "mount", errno, target);
   }
+  return info.Env().Undefined();
+}
+
+// mountAt(cwd, source, target, fstype, flags, data): mount(2) with relative
+// paths in `data` resolved from `cwd`. overlayfs takes its layers in one
+// option string of at most a page; relative short links (l/ABC...) keep 128
+// layers under it. chdir(2) would move every thread of Node, so the mount
+// runs on a thread of its own whose cwd alone is unshared (CLONE_FS).
+Napi::Value MountAt(const Napi::CallbackInfo& info) {
+  const char* usage = "mountAt(cwd: string, source: string|null, target: string, fstype: string|null, flags: number, data?: string|null)";
+  std::string cwd = StringArg(info, 0, usage);
+  std::string source, fstype, data;
+  bool has_source = OptionalStringArg(info, 1, usage, &source);
+  std::string target = StringArg(info, 2, usage);
+  bool has_fstype = OptionalStringArg(info, 3, usage, &fstype);
+  auto flags = static_cast<unsigned long>(NumberArg(info, 4, usage));
+  bool has_data = OptionalStringArg(info, 5, usage, &data);
+  const char* failed_call = nullptr;
+  int failed_errno = 0;
+  std::thread worker([&] {
+    if (unshare(CLONE_FS) != 0) {
+      failed_call = "unshare";
+    } else if (chdir(cwd.c_str()) != 0) {
+      failed_call = "chdir";
+    } else if (mount(has_source ? source.c_str() : nullptr, target.c_str(), has_fstype ? fstype.c_str() : nullptr, flags,
+                     has_data ? data.c_str() : nullptr) != 0) {
+      failed_call = "mount";
+    }
+    if (failed_call != nullptr) failed_errno = errno;
+  });
+  worker.join();
+  if (failed_call != nullptr) ThrowErrno(info.Env(), failed_call, failed_errno, failed_call[0] == 'c' ? cwd : target);
   return info.Env().Undefined();
 }
 

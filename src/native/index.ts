@@ -36,6 +36,8 @@ export interface NativeBinding {
   waitExit(pidfd: number, block: boolean): ExitStatus | null;
   ExitWatcher: new (pidfd: number, callback: (status: ExitStatus | { error: string }) => void) => ExitWatcher;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
+  /** mount(2) from a thread whose cwd is `cwd`, for relative paths in `data` (overlay lowerdir). */
+  mountAt(cwd: string, source: string | null, target: string, fstype: string | null, flags: number, data?: string | null): void;
   umount2(target: string, flags: number): void;
   pivotRoot(newRoot: string, putOld: string): void;
   mknod(path: string, mode: number, major: number, minor: number): void;

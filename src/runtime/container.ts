@@ -40,7 +40,7 @@ export class Container {
     readonly hostname: string | undefined,
     process: SpawnedProcess,
     stdio: ContainerStdio,
-    onExit: (result: ExitResult) => void,
+    onExit: (result: ExitResult) => void | Promise<void>,
     private readonly _logger: Logger,
   ) {
     this.pid = process.pid;
@@ -62,14 +62,10 @@ export class Container {
         const result: ExitResult =
           status.signal !== null ? { exitCode: 128 + status.signal, signal: signalName(status.signal) } : { exitCode: status.exitCode ?? 0, signal: null };
         this._logger.debug({ id, ...result }, 'container exited');
-        Promise.all(streamsClosed).then(() => {
-          try {
-            onExit(result);
-          } catch (err) {
-            this._logger.warn({ id, err }, 'cleanup after exit failed');
-          }
-          resolve(result);
-        }, reject);
+        Promise.all(streamsClosed)
+          .then(() => onExit(result))
+          .catch((err: unknown) => this._logger.warn({ id, err }, 'cleanup after exit failed'))
+          .then(() => resolve(result), reject);
       });
     });
   }

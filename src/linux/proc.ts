@@ -1,0 +1,26 @@
+import * as fs from 'node:fs';
+
+/**
+ * When `pid` started, in clock ticks after boot (/proc/PID/stat field 22),
+ * or null when there is no such process or it is a zombie. A pid and its
+ * start time name one process even after the pid is reused.
+ */
+export function processStartTime(pid: number): number | null {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name may hold spaces and parentheses; the fields after its last ')' are fixed.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  if (fields[0] === 'Z' || fields[0] === 'X') return null;
+  return Number(fields[19]);
+}
+
+/** Whether the process recorded as (pid, startTime) still runs. */
+export function isRunning(pid: number, startTime: number | undefined): boolean {
+  if (pid <= 0) return false;
+  const now = processStartTime(pid);
+  return now !== null && (startTime === undefined || now === startTime);
+}

@@ -1,0 +1,67 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+export interface InitLayerOptions {
+  hostname: string;
+  /** `host` copies the host's hosts and resolv.conf as they are. */
+  network: 'none' | 'host';
+  /** The host's files, for tests. */
+  hostResolvConf?: string;
+  hostHosts?: string;
+}
+
+/** Docker's fallback when the host has only loopback resolvers, which a container cannot reach. */
+const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4', '2001:4860:4860::8888', '2001:4860:4860::8844'];
+
+const LOCAL_HOSTS = [
+  '127.0.0.1\tlocalhost',
+  '::1\tlocalhost ip6-localhost ip6-loopback',
+  'fe00::0\tip6-localnet',
+  'ff00::0\tip6-mcastprefix',
+  'ff02::1\tip6-allnodes',
+  'ff02::2\tip6-allrouters',
+];
+
+function isLoopbackNameserver(line: string): boolean {
+  const match = /^\s*nameserver\s+(\S+)/.exec(line);
+  if (!match) return false;
+  const address = match[1].replace(/%.*$/, '');
+  return address.startsWith('127.') || address === '::1' || address === '0:0:0:0:0:0:0:1';
+}
+
+/**
+ * The host's resolv.conf without loopback nameservers (a resolver on the
+ * host's 127.0.0.53 is not reachable from another network namespace);
+ * when none is left, public ones, as Docker does.
+ */
+export function containerResolvConf(hostContent: string): string {
+  const lines = hostContent.split('\n').filter((line) => !isLoopbackNameserver(line));
+  while (lines.length && lines[lines.length - 1].trim() === '') lines.pop();
+  if (!lines.some((line) => /^\s*nameserver\s/.test(line))) lines.push(...FALLBACK_NAMESERVERS.map((ns) => `nameserver ${ns}`));
+  return `${lines.join('\n')}\n`;
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * Fills a container's `-init` layer: the files each container gets of its
+ * own (hostname, hosts, resolv.conf) and the mount points the runtime
+ * needs whatever the image has. It sits between the image and the
+ * container's writable layer, so `commit` never picks these files up.
+ */
+export function writeInitLayer(dir: string, options: InitLayerOptions): void {
+  for (const sub of ['etc', 'dev', 'dev/pts', 'dev/shm', 'proc', 'sys']) fs.mkdirSync(path.join(dir, sub), { mode: 0o755, recursive: true });
+  const resolv = readOr(options.hostResolvConf ?? '/etc/resolv.conf', '');
+  const localHosts = `${LOCAL_HOSTS.join('\n')}\n`;
+  const hosts = options.network === 'host' ? readOr(options.hostHosts ?? '/etc/hosts', localHosts) : localHosts;
+  fs.writeFileSync(path.join(dir, 'etc', 'hostname'), `${options.hostname}\n`, { mode: 0o644 });
+  fs.writeFileSync(path.join(dir, 'etc', 'hosts'), hosts, { mode: 0o644 });
+  fs.writeFileSync(path.join(dir, 'etc', 'resolv.conf'), options.network === 'host' ? resolv : containerResolvConf(resolv), { mode: 0o644 });
+  fs.symlinkSync('/proc/mounts', path.join(dir, 'etc', 'mtab'));
+}

@@ -1,0 +1,36 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { randomHex } from './random';
+
+/**
+ * Writes via a temp file + rename so readers never see half a file;
+ * `durable` adds an fsync for data that must survive a power loss (the
+ * store), which runtime state on a tmpfs does not need.
+ */
+export function writeFileAtomic(file: string, data: string | Buffer, options: { durable: boolean }): void {
+  const tmp = `${file}.${process.pid}.${randomHex(4)}.tmp`;
+  const fd = fs.openSync(tmp, 'w', 0o600);
+  try {
+    fs.writeFileSync(fd, data);
+    if (options.durable) fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  try {
+    fs.renameSync(tmp, file);
+  } catch (err) {
+    fs.rmSync(tmp, { force: true });
+    throw err;
+  }
+  if (options.durable) fsyncDir(path.dirname(file));
+}
+
+/** Makes a rename or a new entry in `dir` survive a power loss. */
+export function fsyncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
