@@ -63,8 +63,12 @@ cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 if [[ -f node_modules/.package-lock.json && node_modules/.package-lock.json -nt package-lock.json ]]; then
   echo "setup: npm dependencies are up to date"
 else
-  echo "setup: npm ci"
-  npm ci --ignore-scripts --no-audit --no-fund
+  # Not `npm ci`: the registry here carries only this platform's builds of
+  # packages such as @swc/core, so the lock file cannot list the others and
+  # `npm ci` refuses it as out of sync. `npm install` installs what the lock
+  # file pins and leaves it unchanged.
+  echo "setup: npm install"
+  npm install --ignore-scripts --no-audit --no-fund
 fi
 if (( build )); then
   echo "setup: npm run build"
