@@ -44,17 +44,16 @@ export function findCommand<C extends { name: string; aliases?: string[] }>(
  * Inserts `--` where a container command begins, so that its own flags
  * (`sh -c 'ls -e'`) are never read as tsrun's: docker stops parsing at the
  * first positional of `run`, and yargs cannot do that inside a subcommand.
- * `args` are the subcommand's arguments; the container command comes after
- * `positionalsBefore` positionals (0 for `run --rootfs DIR CMD`, 1 for
- * `run IMAGE CMD`).
+ * `args` are the subcommand's arguments; tsrun's options end at the first
+ * positional, and the `--` goes after `positionalsBefore` positionals (the
+ * image of `run IMAGE CMD`).
  */
 export function separateContainerCommand(args: string[], options: OptionTable, positionalsBefore: number): string[] {
-  let index = 0;
-  for (let positional = 0; ; positional++) {
-    index += optionPrefixLength(args.slice(index), options);
-    if (index >= args.length || args[index - 1] === '--') return args;
-    if (positional === positionalsBefore) break;
-    index += 1;
-  }
+  // Options only come before the first positional; whatever follows the
+  // positionals (the image) is the command, flags included.
+  const first = optionPrefixLength(args, options);
+  if (args[first - 1] === '--') return args;
+  const index = first + positionalsBefore;
+  if (index >= args.length || args[index] === '--') return args;
   return [...args.slice(0, index), '--', ...args.slice(index)];
 }

@@ -13,11 +13,18 @@ export function describeError(err: unknown): string {
   const parts: string[] = [];
   let current: unknown = err;
   while (current instanceof Error && parts.length < 8) {
-    if (!parts.some((p) => p.includes(current instanceof Error ? current.message : ''))) parts.push(current.message);
+    if (!restates(parts, current)) parts.push(current.message);
     current = current.cause;
   }
   if (parts.length === 0) parts.push(String(err));
   return parts.join(': ');
+}
+
+/** A cause says nothing new when an outer message holds its text or, for a Node system error, its errno name. */
+function restates(parts: string[], cause: Error): boolean {
+  const code = (cause as NodeJS.ErrnoException).code;
+  const systemError = typeof code === 'string' && typeof (cause as NodeJS.ErrnoException).syscall === 'string';
+  return parts.some((part) => part.includes(cause.message) || (systemError && part.includes(code)));
 }
 
 /** Prints `tsrun: <message>` (with the stack under --debug) and returns the exit code. */

@@ -71,10 +71,10 @@ export function resolveUser(root: string, spec: string | undefined): ResolvedUse
   const passwd = parsePasswd(readFileInRoot(root, '/etc/passwd') ?? '');
   const uidNumber = parseId(userPart);
   const entry = uidNumber !== undefined ? passwd.find((p) => p.uid === uidNumber) : passwd.find((p) => p.name === userPart);
+  if (uidNumber === undefined && NUMERIC.test(userPart)) throw new ValidationError('user', `uid ${userPart} is out of range`);
   if (uidNumber === undefined && !entry) {
     throw new NotFoundError('user', userPart, `unable to find user ${userPart}: no matching entries in passwd file`);
   }
-  if (uidNumber === undefined && NUMERIC.test(userPart)) throw new ValidationError('user', `uid ${userPart} is out of range`);
 
   const groups = parseGroup(readFileInRoot(root, '/etc/group') ?? '');
   let gid = entry?.gid ?? 0;

@@ -1,0 +1,85 @@
+import type { Options } from 'yargs';
+import { findCommand, separateContainerCommand } from '../../src/cli/argv';
+import { RUN_OPTIONS, runCommand } from '../../src/cli/commands/run';
+import { commandParser } from '../../src/cli/main';
+
+const GLOBALS: Record<string, Options> = {
+  root: { type: 'string' },
+  state: { type: 'string' },
+  'log-level': { type: 'string' },
+  debug: { type: 'boolean' },
+};
+
+describe('separateContainerCommand (docker run: options stop at the first positional)', () => {
+  test.each<[string[], number, string[]]>([
+    // run IMAGE [COMMAND...]
+    [['busybox', 'sh', '-c', 'ls -e'], 1, ['busybox', '--', 'sh', '-c', 'ls -e']],
+    [['-e', 'A=1', '--rm', 'busybox', 'ls', '-l'], 1, ['-e', 'A=1', '--rm', 'busybox', '--', 'ls', '-l']],
+    [['--name=x', '-w', '/tmp', 'busybox', 'pwd'], 1, ['--name=x', '-w', '/tmp', 'busybox', '--', 'pwd']],
+    // Flags after the image are the container's, as with docker run IMAGE --version.
+    [['busybox', '--version'], 1, ['busybox', '--', '--version']],
+    [['busybox', '--rm', 'ls'], 1, ['busybox', '--', '--rm', 'ls']],
+    [['busybox', '-e', 'X'], 1, ['busybox', '--', '-e', 'X']],
+    // -e takes one value: the next word is the image.
+    [['-e', 'A=1', 'img', 'B=2'], 1, ['-e', 'A=1', 'img', '--', 'B=2']],
+    // Nothing to separate.
+    [['busybox'], 1, ['busybox']],
+    [['--rm', '-e', 'A=1'], 1, ['--rm', '-e', 'A=1']],
+    [[], 1, []],
+    // An explicit -- is left as it is.
+    [['--rm', 'busybox', '--', 'ls', '-l'], 1, ['--rm', 'busybox', '--', 'ls', '-l']],
+    [['--rm', '--', 'busybox', 'ls'], 1, ['--rm', '--', 'busybox', 'ls']],
+    // run --rootfs DIR COMMAND...: the command is the first positional.
+    [['--rootfs', '/r', 'ls', '-l'], 0, ['--rootfs', '/r', '--', 'ls', '-l']],
+    [['--rootfs=/r', '-e', 'A', 'ls', '-e'], 0, ['--rootfs=/r', '-e', 'A', '--', 'ls', '-e']],
+    [['--rootfs', '/r', '--', 'ls'], 0, ['--rootfs', '/r', '--', 'ls']],
+  ])('%j after %i positional(s) -> %j', (args, before, expected) => {
+    expect(separateContainerCommand(args, RUN_OPTIONS, before)).toEqual(expected);
+  });
+});
+
+describe('tsrun run: what reaches the command', () => {
+  const parse = async (args: string[]): Promise<{ positionals: string[]; argv: Record<string, unknown> }> => {
+    const argv = (await commandParser(runCommand as never, args).parseAsync()) as unknown as Record<string, unknown> & { _: unknown[]; '--'?: unknown[] };
+    return { positionals: [...argv._, ...(argv['--'] ?? [])].map(String), argv };
+  };
+
+  test('--rootfs DIR with a command that has its own flags', async () => {
+    const { positionals, argv } = await parse(['--rm', '--rootfs', '/r', 'sh', '-c', 'echo hi -e']);
+    expect(positionals).toEqual(['sh', '-c', 'echo hi -e']);
+    expect(argv).toMatchObject({ rm: true, rootfs: '/r' });
+  });
+
+  test('IMAGE with flags for the container', async () => {
+    const { positionals, argv } = await parse(['-e', 'A=1', '--name', 'web', 'busybox', '--rm', '-e', 'B=2']);
+    expect(positionals).toEqual(['busybox', '--rm', '-e', 'B=2']);
+    expect(argv).toMatchObject({ rm: false, env: ['A=1'], name: 'web' });
+  });
+
+  test('a single-word command, and an image alone', async () => {
+    expect((await parse(['--rootfs', '/r', 'true'])).positionals).toEqual(['true']);
+    expect((await parse(['busybox'])).positionals).toEqual(['busybox']);
+  });
+
+  test('tsrun\'s own unknown options before the image are still refused', async () => {
+    await expect(parse(['--bogus', 'busybox', 'true'])).rejects.toThrow(/Unknown argument/);
+  });
+});
+
+describe('findCommand', () => {
+  const commands = [{ name: 'run' }, { name: 'images', aliases: ['image ls', 'image list'] }, { name: 'image inspect' }, { name: 'rm' }];
+
+  test('after the global options, the longest matching name', () => {
+    expect(findCommand(['run', 'busybox'], GLOBALS, commands)).toEqual({ command: commands[0], index: 0, words: 1 });
+    expect(findCommand(['--root', '/x', '--debug', 'image', 'inspect', 'busybox'], GLOBALS, commands)).toEqual({ command: commands[2], index: 3, words: 2 });
+    expect(findCommand(['image', 'ls'], GLOBALS, commands)).toMatchObject({ command: commands[1], words: 2 });
+    expect(findCommand(['--log-level=debug', 'images', '-a'], GLOBALS, commands)).toMatchObject({ command: commands[1], index: 1, words: 1 });
+  });
+
+  test('a command word that is only an option value or a later word does not count', () => {
+    expect(findCommand(['--root', 'run'], GLOBALS, commands)).toBeUndefined();
+    expect(findCommand(['image'], GLOBALS, commands)).toBeUndefined();
+    expect(findCommand(['bogus', 'run'], GLOBALS, commands)).toBeUndefined();
+    expect(findCommand([], GLOBALS, commands)).toBeUndefined();
+  });
+});

@@ -1,0 +1,215 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { CLONE_NEW } from '../../src/linux/namespaces';
+import { MS } from '../../src/linux/mounts';
+import { loadNative } from '../../src/native';
+import type { Spec } from '../../src/oci/runtime-spec';
+import { PlanOptions, SyncMessage, buildContainerPlan, execCandidates } from '../../src/runtime/container-plan';
+import { RunOptions, buildSpec } from '../../src/runtime/options';
+import { serializePlan } from '../../src/runtime/plan';
+import { StepFlag } from '../../src/runtime/plan-opcodes';
+import { useTempDir } from '../helpers/fixtures';
+import { DecodedPlan, decodePlan } from './plan-decoder';
+
+const ID = 'fedcba9876543210fedcba9876543210';
+const WIDE = [{ containerID: 0, hostID: 100000, size: 65536 }];
+const OPTIONS: PlanOptions = { stdio: [0, 1, 2], dieWithParent: true, pivot: true };
+
+interface Built {
+  plan: ReturnType<typeof buildContainerPlan>;
+  decoded: DecodedPlan;
+  ops: string[];
+}
+
+describe('buildContainerPlan', () => {
+  const tmp = useTempDir('tsrun-cplan-');
+  let rootfs: string;
+
+  beforeAll(() => {
+    rootfs = path.join(tmp(), 'rootfs');
+    fs.mkdirSync(path.join(rootfs, 'etc'), { recursive: true });
+    fs.writeFileSync(path.join(rootfs, 'etc', 'passwd'), 'root:x:0:0::/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n');
+    fs.writeFileSync(path.join(rootfs, 'etc', 'group'), 'wheel:x:10:app\naudio:x:29:app\n');
+  });
+
+  const specFor = (options: Partial<RunOptions> = {}): Spec => buildSpec({ rootfs, args: ['sh', '-c', 'echo hi'], ...options }, ID);
+  /** The plan as the addon would receive it, decoded back from the bytes. */
+  const build = (spec: Spec, options: Partial<PlanOptions> = {}): Built => {
+    const plan = buildContainerPlan(spec, { ...OPTIONS, ...options });
+    const decoded = decodePlan(serializePlan(plan.steps));
+    return { plan, decoded, ops: decoded.steps.map((s) => s.op as string) };
+  };
+  const strings = (b: Built, i: number): (string | null)[] => b.decoded.steps[i].refs.map((r) => b.decoded.string(r));
+
+  test('the default container: namespaces, rootfs, pivot_root, hostname, loopback, credentials, exec last', () => {
+    const b = build(specFor());
+    const mkdirs = (n: number): string[] => Array<string>(n).fill('Mkdir');
+    expect(b.ops).toEqual([
+      // cgroup namespace: unshared in the child, not cloned
+      'Unshare',
+      // rootfs: umask 0, / private, root bound onto itself
+      'Umask',
+      'Mount',
+      'Mount',
+      // /proc, /dev (tmpfs), /dev/pts, /dev/shm, /dev/mqueue, /sys
+      ...mkdirs(1),
+      'Mount',
+      ...mkdirs(1),
+      'Mount',
+      ...mkdirs(2),
+      'Mount',
+      ...mkdirs(2),
+      'Mount',
+      ...mkdirs(2),
+      'Mount',
+      ...mkdirs(1),
+      'Mount',
+      // the default devices in the /dev tmpfs, and its links
+      ...Array<string>(6).fill('Mknod'),
+      ...Array<string>(5).fill('Symlink'),
+      // pivot_root into the root; the old root detached
+      'Chdir',
+      'PivotRoot',
+      'Umount2',
+      'Chdir',
+      // UTS and network namespace setup
+      'Sethostname',
+      'LinkUp',
+      // the process
+      'Setgroups',
+      'Setresgid',
+      'Setresuid',
+      'Prctl',
+      'Chdir',
+      'Umask',
+      'Stdio',
+      'CloseFrom',
+      'Exec',
+    ]);
+    expect(b.plan.mode).toBe('vfork');
+    expect(b.plan.cloneFlags).toBe(CLONE_NEW.pid | CLONE_NEW.network | CLONE_NEW.ipc | CLONE_NEW.uts | CLONE_NEW.mount);
+    expect(b.plan.cloneFlags & CLONE_NEW.cgroup).toBe(0);
+    expect(b.decoded.steps[0].args[0]).toBe(BigInt(CLONE_NEW.cgroup));
+  });
+
+  test('the rootfs steps carry the right arguments', () => {
+    const b = build(specFor());
+    expect(b.decoded.steps[1].args[0]).toBe(0n);
+    expect(b.decoded.steps[2].args[0]).toBe(BigInt(MS.REC | MS.PRIVATE));
+    expect(strings(b, 2)).toEqual([null, '/', null, null]);
+    expect(b.decoded.steps[3].args[0]).toBe(BigInt(MS.BIND | MS.REC));
+    expect(strings(b, 3)).toEqual([rootfs, rootfs, null, null]);
+    const pivot = b.ops.indexOf('PivotRoot');
+    expect(strings(b, pivot - 1)[0]).toBe(rootfs);
+    expect(strings(b, pivot)).toEqual(['.', '.', null, null]);
+    expect(b.decoded.steps[pivot + 1].args[0]).toBe(2n /* MNT_DETACH */);
+    expect(strings(b, pivot + 2)[0]).toBe('/');
+    // Every mount point is created inside the root first, tolerating EEXIST.
+    for (const [i, step] of b.decoded.steps.entries()) {
+      if (step.op !== 'Mkdir') continue;
+      expect(step.flags).toBe(StepFlag.IgnoreExist);
+      expect(strings(b, i)[0]?.startsWith(`${rootfs}/`)).toBe(true);
+    }
+  });
+
+  test('the process steps carry the credentials, cwd, stdio and the command', () => {
+    const b = build(specFor({ user: 'app', cwd: '/tmp', env: ['PATH=/bin:/usr/bin'] }), { stdio: [7, -1, 9] });
+    const at = (op: string): number => b.ops.lastIndexOf(op);
+    expect(b.decoded.list(b.decoded.steps[at('Setgroups')].refs[0])).toEqual(['10', '29']);
+    expect(b.decoded.steps[at('Setresgid')].args).toEqual([1000n, 1000n, 1000n]);
+    expect(b.decoded.steps[at('Setresuid')].args).toEqual([1000n, 1000n, 1000n]);
+    expect(b.decoded.steps[at('Prctl')].args).toEqual([1n /* PR_SET_PDEATHSIG */, 9n, 0n]);
+    expect(strings(b, at('Chdir'))[0]).toBe('/tmp');
+    expect(b.decoded.steps[at('Umask')].args[0]).toBe(0o022n);
+    expect(b.decoded.steps[at('Stdio')].args).toEqual([7n, -1n, 9n]);
+    expect(b.decoded.steps[at('CloseFrom')].args[0]).toBe(3n);
+    const exec = b.decoded.steps[at('Exec')].refs;
+    expect(b.decoded.list(exec[0])).toEqual(['/bin/sh', '/usr/bin/sh']);
+    expect(b.decoded.list(exec[1])).toEqual(['sh', '-c', 'echo hi']);
+    expect(b.decoded.list(exec[2])).toEqual(['PATH=/bin:/usr/bin', `HOSTNAME=${ID.slice(0, 12)}`, 'HOME=/home/app']);
+    // The groups are dropped before the uid change, and the uid changes after the gid.
+    expect(at('Setgroups')).toBeLessThan(at('Setresgid'));
+    expect(at('Setresgid')).toBeLessThan(at('Setresuid'));
+    // setresuid clears the parent-death signal: it must come after.
+    expect(at('Setresuid')).toBeLessThan(at('Prctl'));
+  });
+
+  test('without pivot_root: MS_MOVE of the root onto / and chroot', () => {
+    const b = build(specFor(), { pivot: false });
+    expect(b.ops).not.toContain('PivotRoot');
+    expect(b.ops).not.toContain('Umount2');
+    const chroot = b.ops.indexOf('Chroot');
+    expect(b.ops.slice(chroot - 2, chroot + 2)).toEqual(['Chdir', 'Mount', 'Chroot', 'Chdir']);
+    expect(strings(b, chroot - 2)[0]).toBe(rootfs);
+    expect(b.decoded.steps[chroot - 1].args[0]).toBe(BigInt(MS.MOVE));
+    expect(strings(b, chroot - 1)).toEqual([rootfs, '/', null, null]);
+    expect(strings(b, chroot)[0]).toBe('.');
+    expect(b.ops.indexOf('Chroot')).toBeLessThan(b.ops.indexOf('Sethostname'));
+  });
+
+  test('a user namespace: the child asks for its maps, waits, becomes root, then the rest', () => {
+    const b = build(specFor({ idMappings: { uid: WIDE, gid: WIDE } }));
+    expect(b.ops.slice(0, 5)).toEqual(['SyncSignal', 'SyncWait', 'Setresgid', 'Setresuid', 'Unshare']);
+    expect(b.decoded.steps[0].args[0]).toBe(BigInt(SyncMessage.UserMapRequest));
+    expect(b.decoded.steps[2].args).toEqual([0n, 0n, 0n]);
+    expect(b.decoded.steps[3].args).toEqual([0n, 0n, 0n]);
+    expect(b.plan.mode).toBe('fork');
+    expect(b.plan.cloneFlags & CLONE_NEW.user).toBe(CLONE_NEW.user);
+    // mknod is not allowed in a user namespace: the host's nodes are bound instead.
+    expect(b.ops).not.toContain('Mknod');
+    expect(b.ops.filter((o) => o === 'Touch')).toHaveLength(6);
+    expect(b.ops[b.ops.length - 1]).toBe('Exec');
+  });
+
+  test('joined namespaces: setns by path first, and no clone flag for them', () => {
+    const spec = specFor();
+    spec.linux.namespaces = spec.linux.namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: '/proc/1/ns/net' } : ns));
+    const b = build(spec);
+    expect(b.ops[0]).toBe('Setns');
+    expect(strings(b, 0)[0]).toBe('/proc/1/ns/net');
+    expect(b.decoded.steps[0].args[0]).toBe(BigInt(CLONE_NEW.network));
+    expect(b.ops[1]).toBe('Unshare');
+    expect(b.plan.cloneFlags & CLONE_NEW.network).toBe(0);
+    // The joined network namespace is not ours to configure.
+    expect(b.ops).not.toContain('LinkUp');
+  });
+
+  test('host namespaces: no rootfs without a mount namespace, no hostname or loopback', () => {
+    const spec = specFor({ network: 'host', uts: 'host', cgroupns: 'host' });
+    spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== 'mount');
+    const b = build(spec);
+    expect(b.ops).toEqual(['Setgroups', 'Setresgid', 'Setresuid', 'Prctl', 'Chdir', 'Umask', 'Stdio', 'CloseFrom', 'Exec']);
+    expect(b.plan.cloneFlags).toBe(CLONE_NEW.pid | CLONE_NEW.ipc);
+  });
+
+  test('a read-only root is remounted after the pivot; no death signal when not asked for', () => {
+    const b = build(specFor({ readOnly: true }), { dieWithParent: false });
+    const remount = b.ops.indexOf('Chdir', b.ops.indexOf('PivotRoot')) + 1;
+    expect(b.ops[remount]).toBe('Mount');
+    expect(b.decoded.steps[remount].args[0]).toBe(BigInt(MS.REMOUNT | MS.BIND | MS.RDONLY));
+    expect(strings(b, remount)[1]).toBe('/');
+    expect(b.ops).not.toContain('Prctl');
+  });
+
+  test('the plan parses in the addon up to its exec', () => {
+    // See plan.test.ts: a plan cut before its Exec is refused only for that.
+    for (const spec of [specFor(), specFor({ idMappings: { uid: WIDE, gid: WIDE } })]) {
+      const steps = buildContainerPlan(spec, OPTIONS).steps;
+      expect(() => loadNative().spawn(serializePlan(steps.slice(0, -1)), { cloneFlags: 0, mode: 'vfork' })).toThrow('spawn: invalid plan: the last step must be exec');
+    }
+  });
+});
+
+describe('execCandidates', () => {
+  test('a command with a slash is taken as is', () => {
+    expect(execCandidates('/bin/sh', ['PATH=/usr/bin'])).toEqual(['/bin/sh']);
+    expect(execCandidates('./run', [])).toEqual(['./run']);
+  });
+
+  test('otherwise each absolute PATH directory in order; the last PATH wins', () => {
+    expect(execCandidates('ls', ['PATH=/a:/b/:rel::/c//', 'X=1'])).toEqual(['/a/ls', '/b/ls', '/c/ls']);
+    expect(execCandidates('ls', ['PATH=/first', 'PATH=/second'])).toEqual(['/second/ls']);
+    expect(execCandidates('ls', ['NOTPATH=/x', 'MYPATH=/y'])).toEqual([]);
+    expect(execCandidates('ls', [])).toEqual([]);
+  });
+});
