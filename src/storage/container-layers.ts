@@ -12,23 +12,29 @@ export function overlayRoot(storeRoot: string): string {
 }
 
 /**
- * Gives `overlay2/<dir>/diff` a short name, `overlay2/l/<short>`, so that
- * the mount option string of many layers stays under a page. Returns the
- * short name, also kept in `overlay2/<dir>/link`.
+ * Creates `overlay2/l/<short> -> ../<dirName>/diff` under a fresh random
+ * short name and returns the name, so that the mount option string of many
+ * layers stays under a page. The link may dangle for a moment when it is
+ * made before the directory it names is renamed into place.
  */
-export function createShortLink(overlay: string, dir: string): string {
+export function linkShortName(overlay: string, dirName: string): string {
   fs.mkdirSync(path.join(overlay, 'l'), { recursive: true, mode: 0o700 });
   for (;;) {
     const short = randomBase32(SHORT_LINK_LENGTH);
     try {
-      fs.symlinkSync(`../${dir}/diff`, path.join(overlay, 'l', short));
+      fs.symlinkSync(`../${dirName}/diff`, path.join(overlay, 'l', short));
+      return short;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    fs.writeFileSync(path.join(overlay, dir, 'link'), short, { mode: 0o644 });
-    return short;
   }
+}
+
+/** Links `overlay2/<dir>/diff` under a short name and records it in `overlay2/<dir>/link`. */
+export function createShortLink(overlay: string, dir: string): string {
+  const short = linkShortName(overlay, dir);
+  fs.writeFileSync(path.join(overlay, dir, 'link'), short, { mode: 0o644 });
+  return short;
 }
 
 /** Removes `overlay2/<dir>` and its short link; a missing one is not an error. */

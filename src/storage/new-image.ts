@@ -1,0 +1,90 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Logger } from '../logger';
+import { ImageConfigChanges, applyChanges } from '../oci/image-changes';
+import { Descriptor, HistoryEntry, ImageConfig, MediaType } from '../oci/image-spec';
+import { hostPlatform } from '../oci/platform';
+import { writeClosed } from '../util/streams';
+import { compress } from './compression';
+import { DigestStream, sha256Digest } from './digest';
+import type { LayerStore } from './layers';
+import { StagedImage, StagedImageLayer, ociManifest, stageDocument } from './staged-image';
+
+/**
+ * Images tsrun makes itself: `import` (a root filesystem tar as a one-layer
+ * image) and `commit` (a parent image plus one layer). The layer is stored
+ * gzip-compressed, the manifest and config are OCI's.
+ */
+
+/**
+ * Compresses an uncompressed layer tar into a gzip blob in `stagingDir`,
+ * hashing both sides on the way: the blob's digest and the layer's diff ID
+ * come out of one pass.
+ */
+async function compressLayer(tar: Readable, stagingDir: string): Promise<{ file: string; diffID: string; blob: StagedImageLayer['blob'] }> {
+  const file = path.join(stagingDir, 'layer.tar.gz');
+  const uncompressed = new DigestStream();
+  const compressed = new DigestStream();
+  const output = fs.createWriteStream(file, { flags: 'wx', mode: 0o644, flush: true });
+  try {
+    await pipeline(tar, uncompressed, compress('gzip'), compressed, output);
+  } finally {
+    await writeClosed(output);
+  }
+  return { file, diffID: uncompressed.digest(), blob: { digest: compressed.digest(), size: compressed.size, mediaType: MediaType.ociLayerGzip } };
+}
+
+export interface NewImageOptions {
+  /** The image the new layer goes on (its config, and its manifest's layer descriptors); null for an imported root filesystem. */
+  parent: { config: ImageConfig; layers: Descriptor[] } | null;
+  /** Where the parent's layer blobs are: the store's blob paths. */
+  blobPath: (digest: string) => string;
+  changes: ImageConfigChanges;
+  history: Omit<HistoryEntry, 'created'>;
+  author?: string;
+  names: string[];
+}
+
+/**
+ * Stages a new image made of the parent's layers and config plus one
+ * layer from `tar` (an uncompressed tar). The layer is applied unless the
+ * store has its diff ID; applying it also checks that it is a valid layer.
+ */
+export async function stageNewImage(tar: Readable, stagingDir: string, layers: LayerStore, logger: Logger, options: NewImageOptions): Promise<StagedImage> {
+  const { file, diffID, blob } = await compressLayer(tar, stagingDir);
+  const applied = layers.has(diffID) ? undefined : await layers.stage(file, blob, stagingDir, 'layer', diffID, logger);
+
+  const created = new Date().toISOString();
+  const parent = options.parent?.config;
+  const platform = hostPlatform();
+  const config: ImageConfig = {
+    ...(parent ?? { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) }),
+    created,
+    config: applyChanges(parent?.config, options.changes),
+    rootfs: { type: 'layers', diff_ids: [...(parent?.rootfs.diff_ids ?? []), diffID] },
+    history: [...(parent?.history ?? []), { created, ...options.history }],
+  };
+  if (options.author !== undefined) config.author = options.author;
+  else delete config.author;
+  const configData = Buffer.from(JSON.stringify(config));
+  const configBlob = stageDocument(stagingDir, sha256Digest(configData), configData);
+
+  const parentLayers: StagedImageLayer[] = (options.parent?.layers ?? []).map((descriptor, i) => ({
+    diffID: config.rootfs.diff_ids[i],
+    blob: { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size },
+    blobFile: options.blobPath(descriptor.digest),
+  }));
+  const imageLayers = [...parentLayers, { diffID, blob, blobFile: file, applied }];
+  const manifestData = ociManifest({ mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configData.length }, imageLayers);
+  const manifest = stageDocument(stagingDir, sha256Digest(manifestData), manifestData);
+  return {
+    id: configBlob.digest,
+    manifest: { digest: manifest.digest, mediaType: MediaType.ociManifest, size: manifestData.length },
+    // The parent's blobs are in the store already; publishing checks they still are.
+    blobs: [manifest, configBlob, { digest: blob.digest, file }],
+    layers: imageLayers,
+    names: options.names,
+  };
+}
