@@ -2,6 +2,8 @@ import yargs from 'yargs/yargs';
 import type { Argv, Options } from 'yargs';
 import { findCommand, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
+import { commitCommand, diffCommand, psCommand, rmCommand } from './commands/containers';
+import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images';
 import { runCommand } from './commands/run';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
@@ -15,7 +17,7 @@ const GLOBAL_OPTIONS = {
   debug: { type: 'boolean', default: false, describe: 'print stacks with errors' },
 } satisfies Record<string, Options>;
 
-const COMMANDS: CliCommand<never>[] = [runCommand];
+const COMMANDS: CliCommand<never>[] = [runCommand, psCommand, rmCommand, commitCommand, diffCommand, imagesCommand, importCommand, inspectCommand, loadCommand, saveCommand, tagCommand, rmiCommand, pruneCommand];
 
 function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
   return cli
@@ -35,7 +37,7 @@ function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
 export function commandParser(command: CliCommand<never>, args: string[]): Argv<GlobalArgs> {
   const options = { ...GLOBAL_OPTIONS, ...command.options };
   const commandArgs = command.containerCommandAfter === undefined ? args : separateContainerCommand(args, options, command.containerCommandAfter);
-  return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ 'populate--': true }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
+  return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ 'populate--': true, 'greedy-arrays': false }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
 }
 
 /** Command groups (`image`) and the subcommands they hold, for help and errors. */

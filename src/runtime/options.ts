@@ -12,10 +12,16 @@ import type { Logger } from '../logger';
 export type StdioOption = 'inherit' | 'pipe' | 'ignore' | number;
 
 export interface RunOptions {
-  /** Root filesystem directory of the container. */
-  rootfs: string;
-  /** The command and its arguments; args[0] is looked up in the container's PATH. */
-  args: string[];
+  /** Root filesystem directory of the container; or give `image`. */
+  rootfs?: string;
+  /** An image of the store at `root` (name[:tag], name@digest or id); the container gets its own layers over it. */
+  image?: string;
+  /** The image store (default /var/lib/tsrun, or $TSRUN_ROOT). */
+  root?: string;
+  /** The command and its arguments; args[0] is looked up in the container's PATH. With an image, the default is its Cmd. */
+  args?: string[];
+  /** Replaces the image's Entrypoint (`[]` clears it), as `docker run --entrypoint`. */
+  entrypoint?: string[];
   /** Extra environment, as `KEY=VALUE` strings or an object; overrides the defaults. */
   env?: string[] | Record<string, string>;
   /** Working directory inside the container (default /). It must exist. */
@@ -105,7 +111,7 @@ export function buildSpec(options: RunOptions, id: string): Spec {
   if (options.network !== undefined && options.network !== 'none' && options.network !== 'host') {
     throw new ValidationError('network', `${JSON.stringify(options.network)} is not supported (none, host)`);
   }
-  const rootfs = checkRootfs(options.rootfs);
+  const rootfs = checkRootfs(options.rootfs ?? '');
   const namespaces = namespaceList(options);
   const ownUts = namespaces.includes('uts');
   if (options.hostname !== undefined && !ownUts) throw new ValidationError('hostname', 'cannot be set when the UTS namespace is the host\'s');

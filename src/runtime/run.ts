@@ -1,10 +1,14 @@
 import * as fs from 'node:fs';
-import { TsrunError } from '../errors';
+import { TsrunError, ValidationError } from '../errors';
 import { canPivotRoot } from '../linux/rootfs';
+import { processStartTime } from '../linux/proc';
 import { loadNative } from '../native';
 import { silentLogger } from '../logger';
 import { ContainerPlan, buildContainerPlan } from './container-plan';
-import { Container, ContainerStdio, pipeStream } from './container';
+import { Container, ContainerStdio, ExitResult, pipeStream } from './container';
+import { createImageContainer } from './image-container';
+import { OCI_VERSION } from '../oci/defaults';
+import type { Spec } from '../oci/runtime-spec';
 import { DEFAULT_STATE_DIR, RunOptions, StdioOption, buildSpec } from './options';
 import { spawnContainer } from './spawn';
 import { ContainerState, StateStore, newContainerId, validateName } from './state';
@@ -53,6 +57,49 @@ function closeAll(fds: number[]): void {
 }
 
 /**
+ * What differs between a container on a plain root filesystem (runtime
+ * state only) and one made from an image (a record and layers in the store).
+ */
+interface Lifecycle {
+  rootfs: string;
+  process?: { args: string[]; env: string[]; cwd: string; user: string | undefined };
+  started(pid: number): void;
+  startFailed(): void | Promise<void>;
+  exited(result: ExitResult): void | Promise<void>;
+}
+
+function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec): Lifecycle {
+  const store = new StateStore(options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
+  const state: ContainerState = {
+    ociVersion: OCI_VERSION,
+    id,
+    name,
+    status: 'creating',
+    pid: 0,
+    bundle: '',
+    rootfs: options.rootfs ?? '',
+    created: new Date().toISOString(),
+    command: options.args ?? [],
+  };
+  // Taken before the start, so that a name in use stops it.
+  store.create(state);
+  return {
+    rootfs: options.rootfs ?? '',
+    started(pid) {
+      Object.assign(state, { status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, rootfs: spec().root.path, startedAt: new Date().toISOString() });
+      store.save(state);
+    },
+    startFailed() {
+      store.remove(state);
+    },
+    exited(result) {
+      if (options.autoRemove) store.remove(state);
+      else store.save({ ...state, status: 'stopped', pid: 0, exitCode: result.exitCode, finishedAt: new Date().toISOString() });
+    },
+  };
+}
+
+/**
  * Starts a container and returns once its command has exec'd.
  *
  * @example
@@ -63,45 +110,38 @@ function closeAll(fds: number[]): void {
 export async function run(options: RunOptions): Promise<Container> {
   const logger = options.logger ?? silentLogger;
   options.signal?.throwIfAborted();
+  if ((options.rootfs === undefined) === (options.image === undefined)) throw new ValidationError('rootfs', 'give either rootfs or image, not both or neither');
   const id = newContainerId();
   const name = options.name ?? id.slice(0, 12);
   validateName(name);
-  const spec = buildSpec(options, id);
   const pivot = !options.noPivot && canPivotRoot();
-  if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
-
-  const store = new StateStore(options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
-  const state: ContainerState = {
-    ociVersion: spec.ociVersion,
-    id,
-    name,
-    status: 'creating',
-    pid: 0,
-    bundle: '',
-    rootfs: spec.root.path,
-    created: new Date().toISOString(),
-    command: spec.process.args,
-  };
-  store.create(state);
+  let spec: Spec | undefined;
+  const lifecycle: Lifecycle =
+    options.image !== undefined ? await createImageContainer({ ...options, image: options.image }, id, name, logger) : rootfsLifecycle(options, id, name, () => spec as Spec);
 
   let stdio: StdioFds | undefined;
   let plan: ContainerPlan;
   let spawned;
   try {
+    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id);
+    if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
     stdio = setupStdio(options.stdio);
     plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot });
     spawned = spawnContainer(spec, plan);
   } catch (err) {
     if (stdio) closeAll(stdio.parent);
-    store.remove(state);
+    try {
+      await lifecycle.startFailed();
+    } catch (cleanupError) {
+      if (err instanceof TsrunError) err.cleanupError = cleanupError;
+    }
     throw err;
   } finally {
     if (stdio) closeAll(stdio.childEnds);
   }
   logger.debug({ id, name, pid: spawned.pid, mode: plan.mode, steps: plan.steps.length }, 'container started');
+  lifecycle.started(spawned.pid);
 
-  Object.assign(state, { status: 'running', pid: spawned.pid, startedAt: new Date().toISOString() });
-  store.save(state);
   const streams: ContainerStdio = {
     stdin: stdio.parent[0] >= 0 ? pipeStream(stdio.parent[0], 'write') : null,
     stdout: stdio.parent[1] >= 0 ? pipeStream(stdio.parent[1], 'read') : null,
@@ -118,11 +158,7 @@ export async function run(options: RunOptions): Promise<Container> {
     streams,
     (result) => {
       options.signal?.removeEventListener('abort', onAbort);
-      if (options.autoRemove) {
-        store.remove(state);
-      } else {
-        store.save({ ...state, status: 'stopped', pid: 0, exitCode: result.exitCode, finishedAt: new Date().toISOString() });
-      }
+      return lifecycle.exited(result);
     },
     logger,
   );

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConflictError, ValidationError } from '../errors';
+import { writeFileAtomic } from '../util/atomic-file';
 import { randomHex } from '../util/random';
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped';
@@ -12,6 +13,8 @@ export interface ContainerState {
   name: string;
   status: ContainerStatus;
   pid: number;
+  /** The init's start time (see linux/proc.ts), which tells a live init from a reused pid. */
+  pidStartTime?: number;
   bundle: string;
   rootfs: string;
   created: string;
@@ -30,28 +33,6 @@ export function newContainerId(): string {
 export function validateName(name: string): void {
   if (!NAME.test(name) || name.length > 128) {
     throw new ValidationError('name', `invalid container name ${JSON.stringify(name)}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed`);
-  }
-}
-
-/**
- * Writes via a temp file + rename so readers never see half a file;
- * `durable` adds an fsync for data that must survive a power loss (the
- * store), which runtime state on a tmpfs does not need.
- */
-export function writeFileAtomic(file: string, data: string, options: { durable: boolean }): void {
-  const tmp = `${file}.${process.pid}.${randomHex(4)}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
-  try {
-    fs.writeSync(fd, data);
-    if (options.durable) fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  try {
-    fs.renameSync(tmp, file);
-  } catch (err) {
-    fs.rmSync(tmp, { force: true });
-    throw err;
   }
 }
 
@@ -107,6 +88,26 @@ export class StateStore {
 
   save(state: ContainerState): void {
     writeFileAtomic(path.join(this.containerDir(state.id), 'state.json'), `${JSON.stringify(state, null, 2)}\n`, { durable: false });
+  }
+
+  /** Every container with state here; ones being removed right now are skipped. */
+  list(): ContainerState[] {
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(this.root);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const states: ContainerState[] = [];
+    for (const entry of entries.filter((e) => /^[0-9a-f]{64}$/.test(e))) {
+      try {
+        states.push(this.load(entry));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    }
+    return states;
   }
 
   load(id: string): ContainerState {

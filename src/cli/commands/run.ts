@@ -6,7 +6,8 @@ import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
 
 interface RunArgs extends GlobalArgs {
-  rootfs: string;
+  rootfs?: string;
+  entrypoint?: string;
   rm: boolean;
   name?: string;
   hostname?: string;
@@ -24,7 +25,8 @@ interface RunArgs extends GlobalArgs {
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
 export const RUN_OPTIONS = {
-  rootfs: { type: 'string', describe: 'root filesystem directory', demandOption: true, requiresArg: true },
+  rootfs: { type: 'string', describe: 'run on this root filesystem directory instead of an image', requiresArg: true },
+  entrypoint: { type: 'string', describe: 'replace the image\'s ENTRYPOINT ("" clears it)' },
   rm: { type: 'boolean', default: false, describe: 'remove the container when it exits' },
   name: { type: 'string', requiresArg: true, describe: 'container name' },
   hostname: { alias: 'h', type: 'string', requiresArg: true, describe: 'container host name (default: short id)' },
@@ -74,18 +76,24 @@ class SignalProxy {
 export const runCommand: CliCommand<RunArgs> = {
   name: 'run',
   describe: 'Run a command in a new container',
-  usage: '$0 run [options] --rootfs DIR COMMAND [ARG...]',
+  usage: '$0 run [options] IMAGE [COMMAND [ARG...]]\n$0 run [options] --rootfs DIR COMMAND [ARG...]',
   options: RUN_OPTIONS,
-  containerCommandAfter: 0,
+  // The image; with --rootfs, this first positional is the command itself.
+  containerCommandAfter: 1,
   async execute(argv) {
-    const command = argv['--'] ?? [];
-    if (command.length === 0) throw new UsageError('"tsrun run" requires a command to run');
+    const positionals = [...argv._, ...(argv['--'] ?? [])].map(String);
+    const image = argv.rootfs === undefined ? positionals.shift() : undefined;
+    if (argv.rootfs === undefined && image === undefined) throw new UsageError('"tsrun run" requires an image (or --rootfs DIR) and a command');
+    if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError('"tsrun run" requires a command to run');
     const proxy = new SignalProxy();
     let container;
     try {
       container = await run({
         rootfs: argv.rootfs,
-        args: command.map(String),
+        image,
+        root: argv.root,
+        args: positionals,
+        entrypoint: argv.entrypoint === undefined ? undefined : argv.entrypoint === '' ? [] : [argv.entrypoint],
         env: argv.env,
         cwd: argv.workdir,
         user: argv.user,

@@ -1,0 +1,128 @@
+import type { ContainerSummary } from '../../runtime/containers';
+import type { CliCommand, GlobalArgs } from '../command';
+import { UsageError, reportError } from '../fail';
+import { humanDuration, table } from '../format';
+
+/** Loaded when a command runs, so that `tsrun run` never pays for the image store's modules. */
+const containers = (): Promise<typeof import('../../runtime/containers')> => import('../../runtime/containers');
+
+function location(argv: GlobalArgs): { root: string; stateDir: string; logger: GlobalArgs['logger'] } {
+  return { root: argv.root, stateDir: argv.state, logger: argv.logger };
+}
+
+function statusText(c: ContainerSummary, now: number): string {
+  if (c.status === 'running') return `Up ${humanDuration(now - Date.parse(c.startedAt ?? c.created))}`;
+  if (c.status === 'created') return 'Created';
+  return `Exited (${c.exitCode ?? -1}) ${humanDuration(now - Date.parse(c.finishedAt ?? c.created))} ago`;
+}
+
+function commandText(args: string[]): string {
+  const text = JSON.stringify(args.join(' '));
+  return text.length > 22 ? `${text.slice(0, 20)}…"` : text;
+}
+
+interface PsArgs extends GlobalArgs {
+  all: boolean;
+  quiet: boolean;
+  'no-trunc': boolean;
+  format?: string;
+}
+
+export const psCommand: CliCommand<PsArgs> = {
+  name: 'ps',
+  aliases: ['container ls', 'container list'],
+  describe: 'List containers',
+  usage: '$0 ps [options]',
+  options: {
+    all: { alias: 'a', type: 'boolean', default: false, describe: 'show all containers (default: running only)' },
+    quiet: { alias: 'q', type: 'boolean', default: false, describe: 'only display container ids' },
+    'no-trunc': { type: 'boolean', default: false, describe: 'do not truncate output' },
+    format: { type: 'string', choices: ['table', 'json'], describe: 'output format' },
+  },
+  async execute(argv) {
+    const { listContainers } = await containers();
+    const list = listContainers(location(argv)).filter((c) => argv.all || c.status === 'running');
+    const id = (c: ContainerSummary): string => (argv['no-trunc'] ? c.id : c.id.slice(0, 12));
+    if (argv.quiet) {
+      process.stdout.write(list.map((c) => `${id(c)}\n`).join(''));
+    } else if (argv.format === 'json') {
+      process.stdout.write(list.map((c) => `${JSON.stringify(c)}\n`).join(''));
+    } else {
+      const now = Date.now();
+      const rows = list.map((c) => [
+        id(c),
+        c.image,
+        argv['no-trunc'] ? JSON.stringify(c.command.join(' ')) : commandText(c.command),
+        `${humanDuration(now - Date.parse(c.created))} ago`,
+        statusText(c, now),
+        c.name,
+      ]);
+      process.stdout.write(table(['CONTAINER ID', 'IMAGE', 'COMMAND', 'CREATED', 'STATUS', 'NAMES'], rows));
+    }
+  },
+};
+
+interface RmArgs extends GlobalArgs {
+  force: boolean;
+}
+
+export const rmCommand: CliCommand<RmArgs> = {
+  name: 'rm',
+  aliases: ['container rm'],
+  describe: 'Remove one or more containers',
+  usage: '$0 rm [options] CONTAINER [CONTAINER...]',
+  options: { force: { alias: 'f', type: 'boolean', default: false, describe: 'kill a running container first' } },
+  async execute(argv) {
+    const references = argv._.map(String);
+    if (references.length === 0) throw new UsageError('"tsrun rm" requires at least one container');
+    const { removeContainer } = await containers();
+    // Like docker rm: each is tried, each failure reported, and the exit code says whether all went.
+    for (const reference of references) {
+      try {
+        await removeContainer(reference, { ...location(argv), force: argv.force });
+        process.stdout.write(`${reference}\n`);
+      } catch (err) {
+        process.exitCode = reportError(err, argv.debug, 1);
+      }
+    }
+  },
+};
+
+interface CommitArgs extends GlobalArgs {
+  change: string[];
+  message?: string;
+  author?: string;
+}
+
+export const commitCommand: CliCommand<CommitArgs> = {
+  name: 'commit',
+  aliases: ['container commit'],
+  describe: "Create a new image from a container's changes",
+  usage: '$0 commit [options] CONTAINER [REPOSITORY[:TAG]]',
+  options: {
+    change: { alias: 'c', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL)' },
+    message: { alias: 'm', type: 'string', requiresArg: true, describe: 'commit message' },
+    author: { alias: 'a', type: 'string', requiresArg: true, describe: 'author' },
+  },
+  async execute(argv) {
+    const [container, target, ...extra] = argv._.map(String);
+    if (container === undefined || extra.length > 0) throw new UsageError('"tsrun commit" requires a container and at most one image name');
+    const { commitContainer } = await containers();
+    const image = await commitContainer(container, target, { ...location(argv), changes: argv.change, message: argv.message, author: argv.author });
+    process.stdout.write(`${image.id}\n`);
+  },
+};
+
+export const diffCommand: CliCommand = {
+  name: 'diff',
+  aliases: ['container diff'],
+  describe: "Inspect changes to files on a container's filesystem",
+  usage: '$0 diff CONTAINER',
+  options: {},
+  async execute(argv) {
+    const [container, ...extra] = argv._.map(String);
+    if (container === undefined || extra.length > 0) throw new UsageError('"tsrun diff" requires exactly one container');
+    const { containerChanges } = await containers();
+    process.stdout.write(containerChanges(container, location(argv)).map((c) => `${c.kind} ${c.path}\n`).join(''));
+  },
+};

@@ -1,0 +1,214 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ConflictError, NotFoundError, TsrunError, syscallErrorFrom } from '../errors';
+import type { Logger } from '../logger';
+import { silentLogger } from '../logger';
+import { loadNative } from '../native/index';
+import { isRunning } from '../linux/proc';
+import { overlayRoot, removeContainerLayers } from '../storage/container-layers';
+import { ContainerRecord, ContainerStore } from '../storage/containers';
+import { diffLayer, listChanges } from '../storage/diff';
+import { Store } from '../storage/store';
+import type { Image } from '../storage/store';
+import { withFileLock } from '../util/file-lock';
+import { storeLockFile, storeRoot } from './image-container';
+import { DEFAULT_STATE_DIR } from './options';
+import { ContainerState, StateStore } from './state';
+import { signalNumber } from './signals';
+
+export interface ContainerLocation {
+  /** The image store (default /var/lib/tsrun, or $TSRUN_ROOT). */
+  root?: string;
+  /** Runtime state of containers started on a plain root filesystem (default /run/tsrun, or $TSRUN_STATE). */
+  stateDir?: string;
+  logger?: Logger;
+}
+
+/** One container as `tsrun ps` shows it. */
+export interface ContainerSummary {
+  id: string;
+  name: string;
+  /** The image as it was named, or `rootfs:DIR`. */
+  image: string;
+  command: string[];
+  created: string;
+  status: 'created' | 'running' | 'exited';
+  exitCode?: number;
+  startedAt?: string;
+  finishedAt?: string;
+  pid: number;
+}
+
+type Found = { kind: 'image'; record: ContainerRecord } | { kind: 'rootfs'; state: ContainerState };
+
+function stateStore(location: ContainerLocation): StateStore {
+  return new StateStore(location.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
+}
+
+/**
+ * A record that says running whose init is gone belongs to a tsrun that was
+ * killed (its container died with it): it is reported as exited, code
+ * unknown (-1), as Docker reports a container whose monitor died.
+ */
+function liveStatus(status: string, pid: number, pidStartTime: number | undefined): { status: ContainerSummary['status']; lost: boolean } {
+  if (status === 'running') return isRunning(pid, pidStartTime) ? { status: 'running', lost: false } : { status: 'exited', lost: true };
+  return { status: status === 'created' || status === 'creating' ? 'created' : 'exited', lost: false };
+}
+
+function summaryOf(found: Found): ContainerSummary {
+  if (found.kind === 'image') {
+    const { record } = found;
+    const live = liveStatus(record.state.status, record.state.pid, record.state.pidStartTime);
+    return {
+      id: record.id,
+      name: record.name,
+      image: record.image,
+      command: record.args,
+      created: record.created,
+      status: live.status,
+      exitCode: live.lost ? -1 : record.state.exitCode,
+      startedAt: record.state.startedAt,
+      finishedAt: record.state.finishedAt,
+      pid: live.status === 'running' ? record.state.pid : 0,
+    };
+  }
+  const { state } = found;
+  const live = liveStatus(state.status, state.pid, state.pidStartTime);
+  return {
+    id: state.id,
+    name: state.name,
+    image: `rootfs:${state.rootfs}`,
+    command: state.command,
+    created: state.created,
+    status: live.status,
+    exitCode: live.lost ? -1 : state.exitCode,
+    startedAt: state.startedAt,
+    finishedAt: state.finishedAt,
+    pid: live.status === 'running' ? state.pid : 0,
+  };
+}
+
+/** Every container: those made from images and those on a plain root filesystem, newest first. */
+export function listContainers(location: ContainerLocation = {}): ContainerSummary[] {
+  const found: Found[] = [
+    ...new ContainerStore(storeRoot(location)).list().map((record) => ({ kind: 'image' as const, record })),
+    ...stateStore(location).list().map((state) => ({ kind: 'rootfs' as const, state })),
+  ];
+  return found.map(summaryOf).sort((a, b) => b.created.localeCompare(a.created));
+}
+
+/** By name, id or unique id prefix, among both kinds of containers. */
+function findContainer(reference: string, location: ContainerLocation): Found {
+  try {
+    return { kind: 'image', record: new ContainerStore(storeRoot(location)).find(reference) };
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  const states = stateStore(location).list();
+  const byName = states.find((s) => s.name === reference);
+  if (byName) return { kind: 'rootfs', state: byName };
+  const byId = /^[0-9a-f]+$/.test(reference) ? states.filter((s) => s.id.startsWith(reference)) : [];
+  if (byId.length === 1) return { kind: 'rootfs', state: byId[0] };
+  if (byId.length > 1) throw new ConflictError(`container id prefix ${reference} is ambiguous: it matches ${byId.length} containers`);
+  throw new NotFoundError('container', reference, `No such container: ${reference}`);
+}
+
+export function inspectContainer(reference: string, location: ContainerLocation = {}): ContainerSummary {
+  return summaryOf(findContainer(reference, location));
+}
+
+/**
+ * SIGKILLs a container's init through a pidfd (after checking it is still
+ * the process recorded) and waits until it is gone; its parent, the tsrun
+ * that started it, reaps it.
+ */
+async function killAndWait(id: string, pid: number, pidStartTime: number | undefined, timeoutMs = 10_000): Promise<void> {
+  const native = loadNative();
+  let pidfd: number;
+  try {
+    pidfd = native.pidfdOpen(pid);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
+    throw syscallErrorFrom('kill', err);
+  }
+  try {
+    if (!isRunning(pid, pidStartTime)) return;
+    native.pidfdSendSignal(pidfd, signalNumber('SIGKILL'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw syscallErrorFrom('kill', err);
+  } finally {
+    fs.closeSync(pidfd);
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (isRunning(pid, pidStartTime)) {
+    if (Date.now() > deadline) throw new TsrunError(`container ${id.slice(0, 12)} did not die within ${timeoutMs} ms of SIGKILL`, 'ETIMEDOUT');
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
+ * Removes a container: its layers and record, or its runtime state. A
+ * running one is refused unless `force`, which kills it first (`docker rm -f`).
+ * Returns the container's id.
+ */
+export async function removeContainer(reference: string, options: ContainerLocation & { force?: boolean } = {}): Promise<string> {
+  const found = findContainer(reference, options);
+  const summary = summaryOf(found);
+  if (summary.status === 'running') {
+    if (!options.force) {
+      throw new ConflictError(`cannot remove running container ${summary.id.slice(0, 12)}: stop it first or use --force`);
+    }
+    const [pid, startTime] = found.kind === 'image' ? [found.record.state.pid, found.record.state.pidStartTime] : [found.state.pid, found.state.pidStartTime];
+    await killAndWait(summary.id, pid, startTime);
+  }
+  if (found.kind === 'rootfs') {
+    stateStore(options).remove(found.state);
+    return summary.id;
+  }
+  const root = storeRoot(options);
+  await withFileLock(storeLockFile(root), 'exclusive', () => {
+    removeContainerLayers(root, found.record.id);
+    new ContainerStore(root).remove(found.record);
+  });
+  return summary.id;
+}
+
+function imageContainer(reference: string, location: ContainerLocation, what: string): ContainerRecord {
+  const found = findContainer(reference, location);
+  if (found.kind !== 'image') throw new TsrunError(`${what}: container ${found.state.name} runs on a plain root filesystem, not on an image`, 'EINVAL');
+  return found.record;
+}
+
+/** What the container changed over its image, as `docker diff` prints it: A(dded), C(hanged), D(eleted). */
+export function containerChanges(reference: string, location: ContainerLocation = {}): { kind: 'A' | 'C' | 'D'; path: string }[] {
+  const root = storeRoot(location);
+  const record = imageContainer(reference, location, 'diff');
+  const store = Store.open(root, location.logger ?? silentLogger);
+  const lowerDirs = [...store.resolve(record.imageId).layers].reverse().map((layer) => layer.dir);
+  return listChanges(path.join(overlayRoot(root), record.id, 'diff'), lowerDirs);
+}
+
+export interface CommitOptions extends ContainerLocation {
+  /** Dockerfile instructions applied to the new image's config (`CMD ["sh"]`, `ENV A=1`...). */
+  changes?: string[];
+  message?: string;
+  author?: string;
+}
+
+/**
+ * A new image: the container's image plus one layer made of its writable
+ * layer (never its -init layer, so hostname, hosts and resolv.conf stay
+ * out). `reference` tags it.
+ */
+export async function commitContainer(reference: string, target: string | undefined, options: CommitOptions = {}): Promise<Image> {
+  const root = storeRoot(options);
+  const record = imageContainer(reference, options, 'commit');
+  const store = Store.open(root, options.logger ?? silentLogger);
+  const parent = store.resolve(record.imageId);
+  return store.createLayerImage(parent, diffLayer(path.join(overlayRoot(root), record.id, 'diff')), {
+    reference: target,
+    changes: options.changes,
+    comment: options.message,
+    author: options.author,
+  });
+}

@@ -1,0 +1,157 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ValidationError, syscallErrorFrom } from '../errors';
+import type { Logger } from '../logger';
+import { OverlayLayout, detachOverlay, mountOverlay } from '../linux/overlay';
+import { resolveInRoot } from '../linux/path-in-root';
+import { processStartTime } from '../linux/proc';
+import { createContainerLayers, removeContainerLayers } from '../storage/container-layers';
+import { ContainerRecord, ContainerStore } from '../storage/containers';
+import { withFileLock } from '../util/file-lock';
+import type { ExitResult } from './container';
+import type { RunOptions } from './options';
+
+export const DEFAULT_STORE_ROOT = '/var/lib/tsrun';
+
+export function storeRoot(options: Pick<RunOptions, 'root'>): string {
+  return path.resolve(options.root ?? process.env.TSRUN_ROOT ?? DEFAULT_STORE_ROOT);
+}
+
+export function storeLockFile(root: string): string {
+  return path.join(root, 'lock');
+}
+
+/** The process an image runs, as `docker run` merges it: --entrypoint resets the image's Cmd. */
+export function imageProcess(
+  imageConfig: { Entrypoint?: string[] | null; Cmd?: string[] | null; Env?: string[] | null; WorkingDir?: string; User?: string } | undefined,
+  options: Pick<RunOptions, 'args' | 'entrypoint' | 'env' | 'cwd' | 'user'>,
+): { args: string[]; env: string[]; cwd: string; user: string | undefined } {
+  const entrypoint = options.entrypoint !== undefined ? options.entrypoint : (imageConfig?.Entrypoint ?? []);
+  const command = options.args && options.args.length > 0 ? options.args : options.entrypoint !== undefined ? [] : (imageConfig?.Cmd ?? []);
+  const args = [...entrypoint, ...command];
+  if (args.length === 0) throw new ValidationError('args', 'no command specified: the image has neither Entrypoint nor Cmd');
+  const extraEnv = Array.isArray(options.env) ? options.env : Object.entries(options.env ?? {}).map(([k, v]) => `${k}=${v}`);
+  return {
+    args,
+    env: [...(imageConfig?.Env ?? []), ...extraEnv],
+    cwd: options.cwd ?? (imageConfig?.WorkingDir || '/'),
+    user: options.user ?? (imageConfig?.User || undefined),
+  };
+}
+
+/** A container made from an image, between its creation and its removal. */
+export interface ImageContainer {
+  record: ContainerRecord;
+  layout: OverlayLayout;
+  /** The merged root filesystem, mounted in this mount namespace until `started` or `startFailed`. */
+  rootfs: string;
+  process: { args: string[]; env: string[]; cwd: string; user: string | undefined };
+  started(pid: number): void;
+  startFailed(): Promise<void>;
+  exited(result: ExitResult): Promise<void>;
+}
+
+/**
+ * Creates the container's record and layers under the store lock, so that
+ * neither an `rmi` nor a garbage collection can take its image's layers
+ * away, then mounts its root filesystem.
+ */
+export async function createImageContainer(options: RunOptions & { image: string }, id: string, name: string, logger: Logger): Promise<ImageContainer> {
+  const root = storeRoot(options);
+  const containers = new ContainerStore(root);
+  const lock = storeLockFile(root);
+  // The store's modules (compression, tar) are loaded only for image containers.
+  const { Store } = await import('../storage/store');
+  const { record, layout, process } = await withFileLock(lock, 'exclusive', () => {
+    const image = Store.open(root, logger).resolve(options.image);
+    const process = imageProcess(image.config.config, options);
+    const record: ContainerRecord = {
+      id,
+      name,
+      created: new Date().toISOString(),
+      image: options.image,
+      imageId: image.id,
+      layers: image.layers.map((l) => l.diffID),
+      args: process.args,
+      env: process.env,
+      cwd: process.cwd,
+      user: process.user ?? '',
+      hostname: options.hostname,
+      hostConfig: { autoRemove: options.autoRemove ?? false, readOnly: options.readOnly ?? false, network: options.network ?? 'none' },
+      state: { status: 'created', pid: 0 },
+    };
+    containers.create(record);
+    try {
+      const hostname = options.uts === 'host' ? fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : (options.hostname ?? id.slice(0, 12));
+      const layout = createContainerLayers(root, id, image.layers.map((l) => l.link), { hostname, network: options.network ?? 'none' });
+      return { record, layout, process };
+    } catch (err) {
+      containers.remove(record);
+      throw err;
+    }
+  });
+
+  const remove = (): Promise<void> =>
+    withFileLock(lock, 'exclusive', () => {
+      removeContainerLayers(root, id);
+      containers.remove(record);
+    });
+  let mounted = false;
+  const unmount = (): void => {
+    if (mounted) detachOverlay(layout.merged);
+    mounted = false;
+  };
+
+  try {
+    mountOverlay(layout);
+    mounted = true;
+    createWorkingDir(layout.merged, process.cwd);
+  } catch (err) {
+    unmount();
+    await remove();
+    throw err;
+  }
+
+  return {
+    record,
+    layout,
+    rootfs: layout.merged,
+    process,
+    started(pid) {
+      // The container has its own copy of the mount; detaching the host's
+      // means nothing is left mounted when the container goes, however it goes.
+      unmount();
+      record.state = { status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, startedAt: new Date().toISOString() };
+      containers.save(record);
+    },
+    async startFailed() {
+      unmount();
+      if (options.autoRemove) await remove();
+    },
+    async exited(result) {
+      if (options.autoRemove) {
+        await remove();
+        return;
+      }
+      try {
+        containers.update(id, (r) => {
+          r.state = { ...r.state, status: 'exited', pid: 0, exitCode: result.exitCode, finishedAt: new Date().toISOString() };
+        });
+      } catch (err) {
+        // `tsrun rm -f` removed it while it ran.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+    },
+  };
+}
+
+/** Docker creates a missing working directory in the container's writable layer. */
+function createWorkingDir(rootfs: string, cwd: string): void {
+  if (!cwd.startsWith('/')) throw new ValidationError('cwd', `${JSON.stringify(cwd)} must be an absolute path`);
+  const target = resolveInRoot(rootfs, cwd);
+  try {
+    fs.mkdirSync(target, { recursive: true, mode: 0o755 });
+  } catch (err) {
+    throw syscallErrorFrom('workdir', err);
+  }
+}
