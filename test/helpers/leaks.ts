@@ -1,4 +1,6 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { hostTsrunCgroups } from './cgroups';
 
 /** What a container runtime can leave behind in the process and the kernel. */
 export interface KernelSnapshot {
@@ -7,6 +9,7 @@ export interface KernelSnapshot {
   threads: number;
   zombies: number[];
   children: number[];
+  cgroups: string[];
 }
 
 function children(): { pid: number; state: string }[] {
@@ -42,12 +45,15 @@ export function snapshot(): KernelSnapshot {
     threads: fs.readdirSync('/proc/self/task').length,
     zombies: kids.filter((c) => c.state === 'Z').map((c) => c.pid),
     children: kids.map((c) => c.pid),
+    // A parent cgroup may outlive its containers, as Docker's does; a container's may not.
+    cgroups: hostTsrunCgroups().filter((cg) => path.basename(path.dirname(cg)).includes('tsrun')),
   };
 }
 
-/** Fails the test if mounts, fds, zombies or child processes grew since `before`. */
+/** Fails the test if mounts, fds, zombies, child processes or tsrun cgroups grew since `before`. */
 export function expectNoLeaks(before: KernelSnapshot, after: KernelSnapshot = snapshot()): void {
   expect(after.mounts).toEqual(before.mounts);
+  expect(after.cgroups.filter((cg) => !before.cgroups.includes(cg))).toEqual([]);
   expect(after.zombies).toEqual([]);
   expect(after.children.filter((pid) => !before.children.includes(pid))).toEqual([]);
   expect(after.fds).toBeLessThanOrEqual(before.fds);
