@@ -103,12 +103,22 @@ export function parseTagReference(text: string): string {
   return `${reference.name}:${reference.tag}`;
 }
 
+/**
+ * A repository name in familiar form split into its registry and its path
+ * there: `busybox` -> docker.io + `library/busybox`,
+ * `127.0.0.1:5000/ns/app` -> 127.0.0.1:5000 + `ns/app`.
+ */
+export function splitRepository(name: string): { domain: string; path: string } {
+  const slash = name.indexOf('/');
+  const first = slash === -1 ? '' : name.slice(0, slash);
+  if (slash !== -1 && (/[.:]/.test(first) || first === 'localhost' || first.toLowerCase() !== first)) return { domain: first, path: name.slice(slash + 1) };
+  return { domain: DEFAULT_DOMAIN, path: slash === -1 ? `${OFFICIAL_REPOSITORY_PREFIX}${name}` : name };
+}
+
 /** `busybox:latest` -> `docker.io/library/busybox:latest`, the form containerd keeps names in. */
 export function fullyQualified(tagged: string): string {
-  const slash = tagged.indexOf('/');
-  const first = slash === -1 ? '' : tagged.slice(0, slash);
-  if (slash !== -1 && (/[.:]/.test(first) || first === 'localhost' || first.toLowerCase() !== first)) return tagged;
-  return slash === -1 ? `${DEFAULT_DOMAIN}/${OFFICIAL_REPOSITORY_PREFIX}${tagged}` : `${DEFAULT_DOMAIN}/${tagged}`;
+  const { domain, path } = splitRepository(tagged);
+  return `${domain}/${path}`;
 }
 
 /** `name:tag` -> [`name`, `tag`]. */
