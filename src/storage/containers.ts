@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
+import type { LinuxResources } from '../oci/runtime-spec';
 import { writeFileAtomic } from '../util/atomic-file';
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
@@ -21,15 +22,25 @@ export interface ContainerRecord {
   cwd: string;
   user: string;
   hostname?: string;
-  hostConfig: { autoRemove: boolean; readOnly: boolean; network: string };
+  hostConfig: {
+    autoRemove: boolean;
+    readOnly: boolean;
+    network: string;
+    /** The limits asked for at run, as `tsrun update` last changed them. */
+    resources?: LinuxResources;
+  };
   state: {
     status: ContainerStatus;
     pid: number;
     /** The init's start time (see linux/proc.ts), which tells a live init from a reused pid. */
     pidStartTime?: number;
+    /** The process that started the container and records its exit; while it lives, the container is looked after. */
+    owner?: { pid: number; startTime: number };
     startedAt?: string;
     finishedAt?: string;
     exitCode?: number;
+    /** Whether the OOM killer ended the container (recorded at exit). */
+    oomKilled?: boolean;
   };
 }
 

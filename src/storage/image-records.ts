@@ -13,7 +13,7 @@ export interface ImageRecord {
   created: string;
 }
 
-/** `images/tags.json`: `name:tag` -> image id. */
+/** `images/tags.json`: `name:tag` -> image id; `images/digests.json`: `name@digest` -> image id. */
 export type TagTable = Record<string, string>;
 
 /**
@@ -34,6 +34,10 @@ export class ImageRecords {
 
   private get tagsFile(): string {
     return path.join(this.dir, 'tags.json');
+  }
+
+  private get digestsFile(): string {
+    return path.join(this.dir, 'digests.json');
   }
 
   get(id: string): ImageRecord | undefined {
@@ -70,9 +74,26 @@ export class ImageRecords {
   }
 
   tags(): TagTable {
+    return this.readTable(this.tagsFile);
+  }
+
+  writeTags(tags: TagTable): void {
+    this.writeTable(this.tagsFile, tags);
+  }
+
+  /** `images/digests.json`: `name@sha256:...` -> image id, for images pulled from a registry (Docker's RepoDigests). */
+  digests(): TagTable {
+    return this.readTable(this.digestsFile);
+  }
+
+  writeDigests(digests: TagTable): void {
+    this.writeTable(this.digestsFile, digests);
+  }
+
+  private readTable(file: string): TagTable {
     let text: string;
     try {
-      text = fs.readFileSync(this.tagsFile, 'utf8');
+      text = fs.readFileSync(file, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
       throw err;
@@ -80,17 +101,17 @@ export class ImageRecords {
     try {
       return JSON.parse(text) as TagTable;
     } catch (err) {
-      throw new ContentError(this.tagsFile, `not valid JSON (${(err as Error).message})`);
+      throw new ContentError(file, `not valid JSON (${(err as Error).message})`);
     }
   }
 
-  writeTags(tags: TagTable): void {
+  private writeTable(file: string, table: TagTable): void {
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const sorted = Object.fromEntries(Object.entries(tags).sort(([a], [b]) => a.localeCompare(b)));
-    writeFileAtomic(this.tagsFile, `${JSON.stringify(sorted, null, 2)}\n`, { durable: true });
+    const sorted = Object.fromEntries(Object.entries(table).sort(([a], [b]) => a.localeCompare(b)));
+    writeFileAtomic(file, `${JSON.stringify(sorted, null, 2)}\n`, { durable: true });
   }
 
-  /** The tags of each image id. */
+  /** The tags (or repo digests) of each image id. */
   tagsById(tags: TagTable = this.tags()): Map<string, string[]> {
     const byId = new Map<string, string[]>();
     for (const [tag, id] of Object.entries(tags)) byId.set(id, [...(byId.get(id) ?? []), tag]);

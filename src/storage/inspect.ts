@@ -52,6 +52,8 @@ export interface InspectInput {
   manifest: string;
   config: ImageConfig;
   repoTags: string[];
+  /** `name@digest` references it was pulled by. */
+  repoDigests: string[];
   /** `overlay2/<hex>/diff` of each layer, lowest first. */
   layerDirs: string[];
   size: number;
@@ -104,7 +106,7 @@ export function inspectImage(image: InspectInput): ImageInspect {
   return {
     Id: image.id,
     RepoTags: image.repoTags,
-    RepoDigests: repositories.map((r) => `${r}@${image.manifest}`),
+    RepoDigests: [...new Set([...image.repoDigests, ...repositories.map((r) => `${r}@${image.manifest}`)])],
     Parent: '',
     Comment: typeof config.comment === 'string' ? config.comment : (lastComment ?? ''),
     Created: config.created ?? ZERO_TIME,

@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import { ContentError, DigestMismatchError, NotFoundError } from '../errors';
 import type { Logger } from '../logger';
 import { SHA256_DIGEST } from '../oci/image-spec';
@@ -82,10 +83,19 @@ export class LayerStore {
    * directory.
    */
   async stage(blobFile: string, blob: LayerRecord['blob'], stagingDir: string, name: string, expectedDiffID: string, logger: Logger): Promise<StagedLayer> {
+    return withReadStream(blobFile, (input) => this.stageStream(input, blob, stagingDir, name, expectedDiffID, logger));
+  }
+
+  /**
+   * `stage` from a stream of the blob, as it arrives from a registry: the
+   * caller verifies the blob's digest once the stream has ended, and
+   * publishes nothing before that.
+   */
+  async stageStream(input: Readable, blob: LayerRecord['blob'], stagingDir: string, name: string, expectedDiffID: string, logger: Logger): Promise<StagedLayer> {
     const dir = path.join(stagingDir, name);
     fs.mkdirSync(path.join(dir, 'diff'), { recursive: true, mode: 0o755 });
     const subject = `layer ${blob.digest}`;
-    const applied = await withReadStream(blobFile, (input) => applyLayer(input, path.join(dir, 'diff'), { subject, logger }));
+    const applied = await applyLayer(input, path.join(dir, 'diff'), { subject, logger });
     if (applied.diffID !== expectedDiffID) throw new DigestMismatchError(`${subject} (uncompressed)`, expectedDiffID, applied.diffID);
     const record: LayerRecord = { diffID: applied.diffID, blob, size: applied.size };
     fs.writeFileSync(path.join(dir, 'layer.json'), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });

@@ -35,6 +35,8 @@ export interface StagedImage {
   layers: StagedImageLayer[];
   /** `name:tag`s (familiar form). */
   names: string[];
+  /** `name@sha256:...`s it was pulled by (familiar form), which may be an index's digest rather than `manifest`'s. */
+  repoDigests?: string[];
 }
 
 /** Writes a small document (manifest, config) as a staged blob, fsynced. */

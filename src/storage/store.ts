@@ -15,12 +15,12 @@ import { directoryFiles, extractArchive } from './formats/source-files';
 import { GcResult, collectGarbage } from './gc';
 import { ImageRecord, ImageRecords } from './image-records';
 import { ImageInspect, inspectImage } from './inspect';
-import { StagedLayer, LayerStore } from './layers';
+import { LayerRecord, StagedLayer, LayerStore } from './layers';
 import { stageImages } from './load';
 import { stageNewImage } from './new-image';
 import { ImageReference, parseImageReference, parseTagReference, splitTagged } from './references';
 import { SavedImage, writeImageArchive } from './save';
-import type { StagedImage } from './staged-image';
+import { StagedBlob, StagedImage, stageDocument } from './staged-image';
 import { Staging } from './staging';
 
 /** One layer of a resolved image. */
@@ -44,6 +44,8 @@ export interface Image {
   /** Lowest first. */
   layers: ImageLayer[];
   repoTags: string[];
+  /** `name@sha256:...` it was pulled by (the registry's manifest or index digest). */
+  repoDigests: string[];
   /** When it was stored here. */
   stored: string;
 }
@@ -72,6 +74,28 @@ export interface LayerImageOptions {
   author?: string;
 }
 
+/**
+ * What a source of images outside the store (a registry) gets while it
+ * stages one: a directory in `<root>/tmp` for the blobs it writes, read
+ * access to what the store has, and layer application. The store shows
+ * nothing of it until `addImage` publishes the image the source staged.
+ */
+export interface ImageStaging {
+  /** The staging directory, removed however the operation ends. */
+  readonly dir: string;
+  hasBlob(digest: string): boolean;
+  /** A blob the store has (a manifest or config). */
+  readBlob(digest: string): Buffer;
+  /** Where a blob the store has is. */
+  blobPath(digest: string): string;
+  /** Whether the store has the layer `diffID` applied from the blob `blobDigest`, which is then known to be that layer. */
+  hasLayerFrom(diffID: string, blobDigest: string): boolean;
+  /** Applies a layer blob as it arrives (see LayerStore.stageStream); the caller verifies the blob's digest. */
+  stageLayer(input: Readable, blob: LayerRecord['blob'], diffID: string): Promise<StagedLayer>;
+  /** A small verified document (manifest, config) as a staged blob. */
+  stageDocument(digest: string, data: Buffer): StagedBlob;
+}
+
 export interface PruneResult {
   /** Image ids, then the diff IDs of the layers that went with them. */
   deleted: string[];
@@ -85,7 +109,7 @@ export interface PruneResult {
  *   tmp/                             staging (see staging.ts)
  *   blobs/sha256/<hex>               manifests, configs, layer blobs (blobs.ts)
  *   overlay2/<diffid-hex>/           image layers, and containers' layers (layers.ts)
- *   images/<config-hex>.json         image records; images/tags.json (image-records.ts)
+ *   images/<config-hex>.json         image records; images/{tags,digests}.json (image-records.ts)
  *   containers/<id>/container.json   containers, whose layers keep image layers alive (containers.ts)
  *
  * Writers do the long work (extracting, verifying, applying layers) in
@@ -210,6 +234,75 @@ export class Store {
   }
 
   /**
+   * Adds the image that `stage` prepares in a staging directory (a pull):
+   * published under the store lock once `stage` returns, not at all when
+   * it throws.
+   */
+  async addImage(purpose: string, stage: (staging: ImageStaging) => Promise<StagedImage>): Promise<Image> {
+    return this.withStaging(purpose, async (dir) => {
+      let layers = 0;
+      const staging: ImageStaging = {
+        dir,
+        hasBlob: (digest) => this.blobs.has(digest),
+        readBlob: (digest) => this.readBlob(digest, `blob ${digest}`),
+        blobPath: (digest) => this.blobs.path(digest),
+        hasLayerFrom: (diffID, blobDigest) => this.layers.has(diffID) && this.layerBlob(diffID) === blobDigest,
+        stageLayer: (input, blob, diffID) => this.layers.stageStream(input, blob, dir, `layer-${layers++}`, diffID, this.logger),
+        stageDocument: (digest, data) => stageDocument(dir, digest, data),
+      };
+      const staged = await stage(staging);
+      const [image] = await this.mutate(() => this.publish([staged], dir));
+      return image;
+    });
+  }
+
+  /** The blob a stored layer was applied from; undefined when the layer went meanwhile. */
+  private layerBlob(diffID: string): string | undefined {
+    try {
+      return this.layers.get(diffID).record.blob.digest;
+    } catch (err) {
+      if (err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * The image `reference` names, with its blobs open (for a push): they
+   * stay readable even if an rmi removes the image meanwhile. The caller
+   * closes it.
+   */
+  async openImage(reference: string): Promise<SavedImage> {
+    const parsed = parseImageReference(reference);
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    const [image] = await withFileLock(this.lockFile, 'shared', () => this.openForSave([{ text: reference, reference: parsed }]));
+    return image;
+  }
+
+  /**
+   * The repositories (familiar names, from tags and repo digests) of the
+   * images whose manifest lists the blob `digest`: where a push may mount
+   * it from.
+   */
+  repositoriesWithBlob(digest: string): string[] {
+    const tags = this.records.tagsById();
+    const digests = this.records.tagsById(this.records.digests());
+    const names = new Set<string>();
+    for (const record of this.records.list()) {
+      let manifest;
+      try {
+        manifest = parseManifest(this.blobs.read(record.manifest), `manifest ${record.manifest}`);
+      } catch (err) {
+        this.logger.debug({ image: record.id, err: (err as Error).message }, 'cannot read an image manifest');
+        continue;
+      }
+      if (manifest.config.digest !== digest && !manifest.layers.some((l) => l.digest === digest)) continue;
+      (tags.get(record.id) ?? []).forEach((t) => names.add(splitTagged(t)[0]));
+      (digests.get(record.id) ?? []).forEach((d) => names.add(d.slice(0, d.indexOf('@'))));
+    }
+    return [...names];
+  }
+
+  /**
    * Publishes staged images (the caller holds the lock): their blobs, then
    * their layers, then their records, then the tags, so that a crash
    * leaves at worst unreferenced blobs and layers for the garbage
@@ -250,7 +343,18 @@ export class Store {
       }
     }
     if (retagged) this.records.writeTags(tags);
-    return images.map((image) => this.imageOf(this.records.get(image.id) as ImageRecord, tags));
+    // A repo digest moves like a tag: an index digest names one image per platform, the last one pulled here.
+    const digests = this.records.digests();
+    let redigested = false;
+    for (const image of images) {
+      for (const reference of image.repoDigests ?? []) {
+        if (digests[reference] === image.id) continue;
+        digests[reference] = image.id;
+        redigested = true;
+      }
+    }
+    if (redigested) this.records.writeDigests(digests);
+    return images.map((image) => this.imageOf(this.records.get(image.id) as ImageRecord, tags, digests));
   }
 
   /**
@@ -290,8 +394,9 @@ export class Store {
   private openForSave(references: { text: string; reference: ImageReference }[]): SavedImage[] {
     const byId = new Map<string, { record: ImageRecord; tags: string[] }>();
     const tags = this.records.tags();
+    const digests = this.records.digests();
     for (const { text, reference } of references) {
-      const record = this.findRecord(reference, text, tags);
+      const record = this.findRecord(reference, text, tags, digests);
       const entry = byId.get(record.id) ?? { record, tags: [] };
       // Saved by name, an image carries that name; saved by id or digest, none (as docker save).
       if (reference.kind === 'tag' && tags[`${reference.name}:${reference.tag}`] === record.id) entry.tags.push(`${reference.name}:${reference.tag}`);
@@ -314,10 +419,11 @@ export class Store {
   /** Every image, newest first. */
   images(): ImageSummary[] {
     const byId = this.records.tagsById();
+    const digestsById = this.records.tagsById(this.records.digests());
     return this.records
       .list()
       .map((record) => {
-        const image = this.imageOf(record, byId);
+        const image = this.imageOf(record, byId, digestsById);
         return { id: image.id, repoTags: image.repoTags, created: image.config.created ?? image.stored, size: sizeOf(image) };
       })
       .sort((a, b) => b.created.localeCompare(a.created));
@@ -326,7 +432,8 @@ export class Store {
   /** The image `reference` names: `name[:tag]`, `name@sha256:...`, an id or a unique id prefix. */
   resolve(reference: string): Image {
     const tags = this.records.tags();
-    return this.imageOf(this.findRecord(parseImageReference(reference), reference, tags), tags);
+    const digests = this.records.digests();
+    return this.imageOf(this.findRecord(parseImageReference(reference), reference, tags, digests), tags, digests);
   }
 
   /** The image as `docker image inspect` shows it. */
@@ -341,7 +448,7 @@ export class Store {
     const reference = parseImageReference(source);
     await this.mutate(() => {
       const tags = this.records.tags();
-      tags[name] = this.findRecord(reference, source, tags).id;
+      tags[name] = this.findRecord(reference, source, tags, this.records.digests()).id;
       this.records.writeTags(tags);
     });
   }
@@ -357,7 +464,8 @@ export class Store {
     const parsed = parseImageReference(reference);
     return this.mutate(() => {
       const tags = this.records.tags();
-      const record = this.findRecord(parsed, reference, tags);
+      const digests = this.records.digests();
+      const record = this.findRecord(parsed, reference, tags, digests);
       const imageTags = this.records.tagsById(tags).get(record.id) ?? [];
       const named = parsed.kind === 'tag' && tags[`${parsed.name}:${parsed.tag}`] === record.id ? `${parsed.name}:${parsed.tag}` : undefined;
       if (named !== undefined && imageTags.length > 1) {
@@ -376,6 +484,11 @@ export class Store {
       }
       for (const tag of imageTags) delete tags[tag];
       this.records.writeTags(tags);
+      const imageDigests = Object.keys(digests).filter((d) => digests[d] === record.id);
+      if (imageDigests.length > 0) {
+        imageDigests.forEach((d) => delete digests[d]);
+        this.records.writeDigests(digests);
+      }
       this.records.remove(record.id);
       const gc = this.collectGarbage();
       return [...imageTags.map((t) => `Untagged: ${t}`), `Deleted: ${record.id}`, ...gc.layers.map((l) => `Deleted: ${l}`)];
@@ -386,8 +499,10 @@ export class Store {
   async prune(): Promise<PruneResult> {
     return this.mutate(() => {
       const tagged = this.records.tagsById();
+      // An image pulled by digest has no tag, but it is named: not dangling (as in Docker).
+      const digested = this.records.tagsById(this.records.digests());
       const used = new Set(this.containers.list().map((c) => c.imageId));
-      const dangling = this.records.list().filter((r) => !tagged.has(r.id) && !used.has(r.id));
+      const dangling = this.records.list().filter((r) => !tagged.has(r.id) && !digested.has(r.id) && !used.has(r.id));
       dangling.forEach((r) => this.records.remove(r.id));
       const gc = this.collectGarbage();
       return { deleted: [...dangling.map((r) => r.id), ...gc.layers], reclaimedBytes: gc.bytes };
@@ -416,7 +531,7 @@ export class Store {
     }
   }
 
-  private findRecord(reference: ImageReference, text: string, tags: Record<string, string>): ImageRecord {
+  private findRecord(reference: ImageReference, text: string, tags: Record<string, string>, digests: Record<string, string>): ImageRecord {
     const notFound = (): NotFoundError => new NotFoundError('image', text, `No such image: ${text}`);
     const byPrefix = (hex: string): ImageRecord | undefined => {
       const matches = this.records.list().filter((r) => r.id.startsWith(`sha256:${hex}`));
@@ -430,21 +545,24 @@ export class Store {
       const id = tags[`${reference.name}:${reference.tag}`];
       record = id !== undefined ? this.records.get(id) : reference.idPrefix !== undefined ? byPrefix(reference.idPrefix) : undefined;
     } else {
+      const pulledAs = digests[`${reference.name}@${reference.digest}`];
       const repositories = (id: string): string[] => Object.keys(tags).filter((t) => tags[t] === id).map((t) => splitTagged(t)[0]);
-      record = this.records.list().find((r) => r.manifest === reference.digest && repositories(r.id).includes(reference.name));
+      record = pulledAs !== undefined ? this.records.get(pulledAs) : this.records.list().find((r) => r.manifest === reference.digest && repositories(r.id).includes(reference.name));
     }
     if (!record) throw notFound();
     return record;
   }
 
-  private imageOf(record: ImageRecord, tags: Record<string, string> | Map<string, string[]>): Image {
+  private imageOf(record: ImageRecord, tags: Record<string, string> | Map<string, string[]>, digests: Record<string, string> | Map<string, string[]>): Image {
     const config = parseImageConfig(this.readBlob(record.id, `image ${record.id}`), `config ${record.id}`);
-    const repoTags = tags instanceof Map ? (tags.get(record.id) ?? []) : Object.keys(tags).filter((t) => tags[t] === record.id);
+    const namesOf = (table: Record<string, string> | Map<string, string[]>): string[] =>
+      table instanceof Map ? (table.get(record.id) ?? []) : Object.keys(table).filter((t) => table[t] === record.id);
+    const repoTags = namesOf(tags);
     const layers = config.rootfs.diff_ids.map((diffID) => {
       const layer = this.layers.get(diffID);
       return { diffID, dir: layer.dir, link: layer.link, size: layer.record.size };
     });
-    return { id: record.id, manifest: record.manifest, config, layers, repoTags: [...repoTags].sort(), stored: record.created };
+    return { id: record.id, manifest: record.manifest, config, layers, repoTags: [...repoTags].sort(), repoDigests: [...namesOf(digests)].sort(), stored: record.created };
   }
 }
 

@@ -17,6 +17,46 @@ export function tarOf(dir: string, options: string[] = []): Buffer {
   return execFileSync('tar', ['-C', dir, '--numeric-owner', '-cf', '-', ...options, '.'], { maxBuffer: 1 << 30 });
 }
 
+/** One entry for python's tarfile (an independent tar writer, and one that writes what it is told, `..` and all). */
+export interface PyEntry {
+  name: string;
+  type?: 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
+  data?: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: number;
+  linkname?: string;
+  major?: number;
+  minor?: number;
+  pax?: Record<string, string>;
+}
+
+const PY_WRITER = `
+import io, json, sys, tarfile
+types = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+         "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}
+t = tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT)
+for e in json.load(sys.stdin):
+    i = tarfile.TarInfo(e["name"])
+    i.type = types[e.get("type", "file")]
+    data = e.get("data", "").encode()
+    i.size = len(data)
+    i.mode = e.get("mode", 0o755 if i.type == tarfile.DIRTYPE else 0o644)
+    i.uid, i.gid = e.get("uid", 0), e.get("gid", 0)
+    i.mtime = e.get("mtime", 1600000000)
+    i.linkname = e.get("linkname", "")
+    i.devmajor, i.devminor = e.get("major", 0), e.get("minor", 0)
+    i.pax_headers = e.get("pax", {})
+    t.addfile(i, io.BytesIO(data))
+t.close()
+`;
+
+/** A tar of `entries` written by python's tarfile. */
+export function pyTar(entries: PyEntry[]): Buffer {
+  return execFileSync('python3', ['-c', PY_WRITER], { input: JSON.stringify(entries), maxBuffer: 1 << 28 });
+}
+
 /** A directory tree from `files` (path -> content), for building layers. */
 export function writeTree(dir: string, files: Record<string, string>): string {
   for (const [name, content] of Object.entries(files)) {
@@ -79,6 +119,33 @@ export function writeOciLayout(
     JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length, annotations }] }),
   );
   return { manifest: manifestDigest, config: configDigest, layers: layers.map((l) => l.digest), diffIDs };
+}
+
+/**
+ * An OCI image layout made by umoci at `dir`/umoci, tag `base`, of three
+ * layers: `rootfs` plus /data/{a,b}; then a whiteout of /etc/group; then
+ * /data made opaque, holding only c. skopeo's oci-archive and
+ * docker-archive of it are `dir`/oci.tar (busybox:oci) and `dir`/docker.tar
+ * (busybox:umoci).
+ */
+export function umociImage(dir: string, rootfs: string): { layout: string; ociArchive: string; dockerArchive: string; written: ReturnType<typeof layoutConfig> } {
+  const layout = path.join(dir, 'umoci');
+  const bundle = path.join(dir, 'umoci-bundle');
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync('umoci', ['init', '--layout', layout]);
+  execFileSync('umoci', ['new', '--image', `${layout}:base`]);
+  execFileSync('umoci', ['unpack', '--image', `${layout}:base`, bundle]);
+  execFileSync('cp', ['-a', `${rootfs}/.`, path.join(bundle, 'rootfs')]);
+  writeTree(path.join(bundle, 'rootfs'), { 'data/a': 'a\n', 'data/b': 'b\n' });
+  execFileSync('umoci', ['repack', '--image', `${layout}:base`, bundle]);
+  execFileSync('umoci', ['insert', '--image', `${layout}:base`, '--whiteout', '/etc/group']);
+  const opaque = writeTree(path.join(dir, 'umoci-opaque'), { c: 'c\n' });
+  execFileSync('umoci', ['insert', '--image', `${layout}:base`, '--opaque', opaque, '/data']);
+  const ociArchive = path.join(dir, 'oci.tar');
+  const dockerArchive = path.join(dir, 'docker.tar');
+  execFileSync('skopeo', ['copy', '-q', `oci:${layout}:base`, `docker-archive:${dockerArchive}:busybox:umoci`]);
+  execFileSync('skopeo', ['copy', '-q', `oci:${layout}:base`, `oci-archive:${ociArchive}:busybox:oci`]);
+  return { layout, ociArchive, dockerArchive, written: layoutConfig(layout, 'base') };
 }
 
 /** Every entry under `root` (but the lock file) with its type, mode, size and content hash or link target. */

@@ -1,4 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -8,8 +9,9 @@ import { loadNative } from '../../src/native/index';
 import { ContainerStore } from '../../src/storage/containers';
 import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
-import { hex, layoutConfig, readJson, sha256, storeSnapshot, tarOf, writeOciLayout, writeTree } from '../helpers/images';
+import { PyEntry, hex, layoutConfig, pyTar, readJson, sha256, storeSnapshot, tarOf, umociImage, writeOciLayout, writeTree } from '../helpers/images';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { tempPodman } from '../helpers/podman';
 
 const HOST_ARCH = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
 
@@ -27,20 +29,9 @@ describeAsRoot('image store: load, import, save, tag, rmi, prune', () => {
   beforeAll(() => {
     fs.mkdirSync(fixture(''), { recursive: true });
     fs.writeFileSync(fixture('busybox.tar'), tarOf(busyboxRootfs()));
-    const layout = fixture('umoci');
-    execFileSync('umoci', ['init', '--layout', layout]);
-    execFileSync('umoci', ['new', '--image', `${layout}:base`]);
-    execFileSync('umoci', ['unpack', '--image', `${layout}:base`, fixture('bundle')]);
-    execFileSync('cp', ['-a', `${busyboxRootfs()}/.`, fixture('bundle/rootfs')]);
-    writeTree(fixture('bundle/rootfs'), { 'data/a': 'a\n', 'data/b': 'b\n' });
-    execFileSync('umoci', ['repack', '--image', `${layout}:base`, fixture('bundle')]);
-    execFileSync('umoci', ['insert', '--image', `${layout}:base`, '--whiteout', '/etc/group']);
-    writeTree(fixture('opaque'), { c: 'c\n' });
-    execFileSync('umoci', ['insert', '--image', `${layout}:base`, '--opaque', fixture('opaque'), '/data']);
-    umoci = layoutConfig(layout, 'base');
+    // fixture('umoci'), fixture('oci.tar'), fixture('docker.tar').
+    umoci = umociImage(fixture(''), busyboxRootfs()).written;
     expect(umoci.diffIDs).toHaveLength(3);
-    execFileSync('skopeo', ['copy', '-q', `oci:${layout}:base`, `docker-archive:${fixture('docker.tar')}:busybox:umoci`]);
-    execFileSync('skopeo', ['copy', '-q', `oci:${layout}:base`, `oci-archive:${fixture('oci.tar')}:busybox:oci`]);
   });
 
   function layerDir(store: Store, diffID: string): string {
@@ -198,21 +189,14 @@ describeAsRoot('image store: load, import, save, tag, rmi, prune', () => {
     await store.importRootfs(fixture('busybox.tar'), 'tsrun/podman-test:v1', { changes: ['CMD ["echo", "hello"]'] });
     const archive = path.join(tmp(), 'for-podman.tar');
     await store.save(['tsrun/podman-test:v1'], archive);
-    const podmanRoot = path.join(tmp(), 'podman');
-    const podman = (...args: string[]): string =>
-      execFileSync(
-        'podman',
-        ['--root', path.join(podmanRoot, 'root'), '--runroot', path.join(podmanRoot, 'run'), '--tmpdir', path.join(podmanRoot, 'tmp'), '--storage-driver', 'vfs', '--events-backend', 'none', ...args],
-        { encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: path.join(podmanRoot, 'config') } },
-      );
+    const podman = tempPodman(path.join(tmp(), 'podman'));
     try {
-      expect(podman('load', '-i', archive)).toMatch(/Loaded image.*tsrun\/podman-test:v1/);
-      const [loaded] = JSON.parse(podman('image', 'inspect', 'tsrun/podman-test:v1'));
+      expect(podman.cli('load', '-i', archive)).toMatch(/Loaded image.*tsrun\/podman-test:v1/);
+      const [loaded] = JSON.parse(podman.cli('image', 'inspect', 'tsrun/podman-test:v1'));
       expect(loaded.RootFS.Layers).toEqual(store.inspect('tsrun/podman-test:v1').RootFS.Layers);
       expect(loaded.Config.Cmd).toEqual(['echo', 'hello']);
     } finally {
-      execFileSync('podman', ['--root', path.join(podmanRoot, 'root'), '--runroot', path.join(podmanRoot, 'run'), '--storage-driver', 'vfs', 'system', 'reset', '-f'], { stdio: 'ignore' });
-      fs.rmSync(podmanRoot, { recursive: true, force: true });
+      podman.dispose();
     }
   });
 
@@ -336,6 +320,15 @@ describeAsRoot('image store: load, import, save, tag, rmi, prune', () => {
       await refusedUnchanged(store, () => store.load(layout), ContentError, new RegExp(`layer ${written.layers[0]}`));
     });
 
+    test('a truncated gzip layer whose digest is right', async () => {
+      // Content the store does not have, so that the layer is applied (and cut short) rather than only hashed.
+      const tar = tarOf(writeTree(path.join(tmp(), 'truncated-content'), { big: randomBytes(1 << 20).toString('base64') }));
+      const gzipped = zlib.gzipSync(tar);
+      const layout = path.join(tmp(), 'truncated-gzip');
+      const written = writeOciLayout(layout, [gzipped.subarray(0, gzipped.length >> 1)], { gzip: false, refName: 'bad:truncated', diffIDs: [sha256(tar)] });
+      await refusedUnchanged(store, () => store.load(layout), ContentError, new RegExp(`^layer ${written.layers[0]}: corrupt gzip stream: unexpected end of file$`));
+    });
+
     test('a truncated archive', async () => {
       const data = fs.readFileSync(fixture('oci.tar'));
       const truncated = path.join(tmp(), 'truncated.tar');
@@ -365,16 +358,66 @@ describeAsRoot('image store: load, import, save, tag, rmi, prune', () => {
       await refusedUnchanged(store, () => store.load(layout), DigestMismatchError, new RegExp(`\\(uncompressed\\): digest mismatch: expected ${existing}`));
     });
 
-    test('a layer that escapes its root (made by Python tarfile)', async () => {
-      const tar = path.join(tmp(), 'escape.tar');
-      execFileSync('python3', [
-        '-c',
-        `import tarfile, io\nt = tarfile.open(${JSON.stringify(tar)}, 'w')\ni = tarfile.TarInfo('../../escaped'); i.size = 3\nt.addfile(i, io.BytesIO(b'bad'))\nt.close()`,
-      ]);
-      const layout = path.join(tmp(), 'escape');
-      writeOciLayout(layout, [fs.readFileSync(tar)], { refName: 'escape:1' });
-      await refusedUnchanged(store, () => store.load(layout), ContentError, /escape|outside|\.\./);
-      expect(fs.existsSync(path.join(store.root, '..', 'escaped'))).toBe(false);
+    describe('layers that aim outside their directory: refused, the host untouched', () => {
+      /** A name in the host's /etc that nothing else uses; an escape would create it. */
+      const planted = `tsrun-escape-test-${process.pid}`;
+      /** Enough `..` to reach / from any layer directory in the store. */
+      const toHostRoot = '../'.repeat(40);
+      afterAll(() => {
+        // Only if a test failed the way it must not.
+        fs.rmSync(path.join('/etc', planted), { force: true });
+      });
+
+      function hostState(): Record<string, unknown> {
+        const shadow = fs.statSync('/etc/shadow');
+        return {
+          planted: fs.existsSync(path.join('/etc', planted)),
+          shadow: { ino: shadow.ino, nlink: shadow.nlink, mode: shadow.mode, uid: shadow.uid, mtime: shadow.mtimeMs, content: sha256(fs.readFileSync('/etc/shadow')) },
+        };
+      }
+
+      const cases: [string, PyEntry[], RegExp][] = [
+        ['a file at ../../etc/x', [{ name: '../../etc/x', data: 'escaped' }], /: \.\.\/\.\.\/etc\/x: the path escapes the layer$/],
+        ["a file at ../ up to the host's /etc", [{ name: `${toHostRoot}etc/${planted}`, data: 'escaped' }], /: the path escapes the layer$/],
+        [
+          'an absolute symlink, then a write through it',
+          [
+            { name: 'etc', type: 'symlink', linkname: '/etc' },
+            { name: `etc/${planted}`, data: 'escaped' },
+          ],
+          new RegExp(`: etc/${planted}: its parent etc is a symlink: writing through it is refused$`),
+        ],
+        [
+          'a relative symlink up to the host root, then a write through it',
+          [
+            { name: 'up', type: 'symlink', linkname: toHostRoot },
+            { name: `up/etc/${planted}`, data: 'escaped' },
+          ],
+          /its parent up is a symlink: writing through it is refused$/,
+        ],
+        ['a hard link to /etc/shadow', [{ name: 'shadow', type: 'hardlink', linkname: '/etc/shadow' }], /: shadow: the hard link's target "\/etc\/shadow" is not an earlier entry of this layer$/],
+        ['a hard link to ../ up to /etc/shadow', [{ name: 'shadow', type: 'hardlink', linkname: `${toHostRoot}etc/shadow` }], /: shadow: the hard link's target ".*etc\/shadow" is outside the layer$/],
+        [
+          'a hard link to /etc/shadow through an absolute symlink',
+          [
+            { name: 'etc', type: 'symlink', linkname: '/etc' },
+            { name: 'shadow', type: 'hardlink', linkname: 'etc/shadow' },
+          ],
+          /: shadow: the hard link's target goes through the symlink etc$/,
+        ],
+      ];
+
+      test.each(cases)('%s: by load (an OCI layout) and by import', async (_name, entries, message) => {
+        const before = hostState();
+        const tar = pyTar(entries);
+        const layout = path.join(tmp(), `hostile-${Math.random().toString(36).slice(2)}`);
+        const written = writeOciLayout(layout, [tar], { refName: 'hostile:1' });
+        const loadError = await refusedUnchanged(store, () => store.load(layout), ContentError, message);
+        expect(loadError.message).toMatch(new RegExp(`^layer ${written.layers[0]}`));
+        expect(hostState()).toEqual(before);
+        await refusedUnchanged(store, () => store.importRootfs(Readable.from([tar]), 'hostile:2'), ContentError, message);
+        expect(hostState()).toEqual(before);
+      });
     });
 
     test('a missing blob, a manifest that is not JSON, not an archive at all', async () => {

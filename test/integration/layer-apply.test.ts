@@ -8,47 +8,8 @@ import { ContentError } from '../../src/errors';
 import { loadNative } from '../../src/native/index';
 import { ApplyResult, applyLayer } from '../../src/storage/apply';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
-import { tarOf } from '../helpers/images';
+import { PyEntry, pyTar, tarOf } from '../helpers/images';
 import { checkLeaksAfterEach } from '../helpers/leaks';
-
-/** One entry for python's tarfile (an independent tar writer, and one that writes what it is told, `..` and all). */
-interface PyEntry {
-  name: string;
-  type?: 'file' | 'dir' | 'symlink' | 'hardlink' | 'char' | 'block' | 'fifo';
-  data?: string;
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  mtime?: number;
-  linkname?: string;
-  major?: number;
-  minor?: number;
-  pax?: Record<string, string>;
-}
-
-const PY_WRITER = `
-import base64, io, json, sys, tarfile
-types = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
-         "char": tarfile.CHRTYPE, "block": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}
-t = tarfile.open(fileobj=sys.stdout.buffer, mode="w|", format=tarfile.PAX_FORMAT)
-for e in json.load(sys.stdin):
-    i = tarfile.TarInfo(e["name"])
-    i.type = types[e.get("type", "file")]
-    data = e.get("data", "").encode()
-    i.size = len(data)
-    i.mode = e.get("mode", 0o755 if i.type == tarfile.DIRTYPE else 0o644)
-    i.uid, i.gid = e.get("uid", 0), e.get("gid", 0)
-    i.mtime = e.get("mtime", 1600000000)
-    i.linkname = e.get("linkname", "")
-    i.devmajor, i.devminor = e.get("major", 0), e.get("minor", 0)
-    i.pax_headers = e.get("pax", {})
-    t.addfile(i, io.BytesIO(data))
-t.close()
-`;
-
-function pyTar(entries: PyEntry[]): Buffer {
-  return execFileSync('python3', ['-c', PY_WRITER], { input: JSON.stringify(entries), maxBuffer: 1 << 28 });
-}
 
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');

@@ -13,7 +13,7 @@ import {
   parseJson,
   parseManifest,
 } from '../../oci/image-spec';
-import { formatPlatform, hostPlatform, platformMatches } from '../../oci/platform';
+import { formatPlatform, hostPlatform, pickPlatformManifest, platformMatches } from '../../oci/platform';
 import { fullyQualified } from '../references';
 import type { SourceFiles } from './source-files';
 import { SourceImage, blobPath, findBlob, readDocument, readNamedFile, tagFromArchive } from './source-image';
@@ -49,17 +49,6 @@ function namesOf(descriptor: Descriptor, subject: string, logger: Logger): strin
   return tag === undefined ? [] : [tag];
 }
 
-/** The entry of an image index for this host; throws listing what the index has when none fits. */
-function pickPlatform(index: ImageIndex, subject: string): Descriptor {
-  const host = hostPlatform();
-  const candidates = index.manifests.filter((d) => d.platform && platformMatches(d.platform, host));
-  if (candidates.length > 0) return candidates.find((d) => d.platform?.variant === host.variant) ?? candidates[0];
-  // An index of one entry without a platform is an image wrapped in an index, not a choice.
-  if (index.manifests.length === 1 && !index.manifests[0].platform) return index.manifests[0];
-  const offered = index.manifests.map((d) => (d.platform ? formatPlatform(d.platform) : 'unknown'));
-  throw new ContentError(subject, `no image for ${formatPlatform(host)} (the index has ${offered.join(', ') || 'no images'})`);
-}
-
 /** Follows index entries down to the manifest for this host. */
 function resolveManifest(files: SourceFiles, descriptor: Descriptor, subject: string, depth: number): { descriptor: Descriptor; data: Buffer } {
   const what = `${subject}: manifest ${descriptor.digest}`;
@@ -67,7 +56,7 @@ function resolveManifest(files: SourceFiles, descriptor: Descriptor, subject: st
   const isIndex = isIndexMediaType(descriptor.mediaType) || (!isManifestMediaType(descriptor.mediaType) && isIndexDocument(parseJson(data, what)));
   if (!isIndex) return { descriptor, data };
   if (depth >= MAX_INDEX_DEPTH) throw new ContentError(what, `image indexes nested more than ${MAX_INDEX_DEPTH} deep`);
-  return resolveManifest(files, pickPlatform(parseIndex(data, what), what), subject, depth + 1);
+  return resolveManifest(files, pickPlatformManifest(parseIndex(data, what).manifests, hostPlatform(), what), subject, depth + 1);
 }
 
 /**
