@@ -121,3 +121,38 @@ export function syscallErrorFrom(step: string, err: unknown, detail?: string): u
   }
   return err;
 }
+
+/** What a registry error is about: the request, the HTTP status (none when no response came), the image, the distribution API's error code. */
+export interface RegistryErrorDetails {
+  url: string;
+  status?: number;
+  reference?: string;
+  /** `MANIFEST_UNKNOWN`, `BLOB_UNKNOWN`, `DENIED`... */
+  registryCode?: string;
+}
+
+/**
+ * A registry refused a request or could not be reached.
+ * Example message: `manifest for 127.0.0.1:5000/busybox:2 not found: manifest unknown`.
+ */
+export class RegistryError extends TsrunError {
+  readonly url: string;
+  readonly status?: number;
+  readonly reference?: string;
+  readonly registryCode?: string;
+
+  constructor(message: string, details: RegistryErrorDetails, options?: ErrorOptions, code = details.status === 404 ? 'ENOTFOUND' : 'EREGISTRY') {
+    super(message, code, options);
+    this.url = details.url;
+    this.status = details.status;
+    this.reference = details.reference;
+    this.registryCode = details.registryCode;
+  }
+}
+
+/** A registry or its token server refused the credentials, or asked for some and there were none (HTTP 401 or 403). */
+export class AuthError extends RegistryError {
+  constructor(message: string, details: RegistryErrorDetails & { status: number }, options?: ErrorOptions) {
+    super(message, details, options, 'EAUTH');
+  }
+}

@@ -9,6 +9,8 @@ export interface GlobalArgs {
   'log-format': LogFormat;
   log?: string;
   debug: boolean;
+  /** Docker's client config directory (registry credentials), from --config. */
+  config?: string;
   logger: Logger;
   /** Everything after `--`: for `run`, the container's command (see cli/argv.ts). */
   '--'?: (string | number)[];

@@ -1,4 +1,4 @@
-import { TsrunError } from '../errors';
+import { TsrunError, ValidationError } from '../errors';
 import { ExitCode } from '../runtime/exit-codes';
 
 /** A command line that yargs accepted but that makes no sense; exits 125 like docker's usage errors. */
@@ -33,4 +33,13 @@ export function reportError(err: unknown, debug: boolean, exitCode: number = Exi
   if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   if (err instanceof TsrunError && err.cleanupError) process.stderr.write(`tsrun: cleanup also failed: ${describeError(err.cleanupError)}\n`);
   return exitCode;
+}
+
+/**
+ * Docker's exit codes for a command on existing objects: 125 when the
+ * input itself is wrong (a bad flag value), 1 when the runtime refuses
+ * (no such container, not running).
+ */
+export function commandExitCode(err: unknown): number {
+  return err instanceof ValidationError ? ExitCode.RuntimeError : 1;
 }

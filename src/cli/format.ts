@@ -22,3 +22,24 @@ export function table(header: string[], rows: string[][]): string {
   const line = (cells: string[]): string => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('   ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
+
+/** Divides by `base` until below it, and prints `digits` significant digits with the unit reached. */
+function scaled(bytes: number, base: number, units: string[], digits: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= base && unit < units.length - 1) {
+    value /= base;
+    unit++;
+  }
+  return `${Number(value.toPrecision(digits))}${units[unit]}`;
+}
+
+/** Docker's sizes: decimal units, three significant digits (`4.26MB`, `856B`). */
+export function humanSize(bytes: number): string {
+  return scaled(bytes, 1000, ['B', 'kB', 'MB', 'GB', 'TB', 'PB'], 3);
+}
+
+/** Docker's memory sizes: binary units, four significant digits (`1.465MiB`, `31.27GiB`). */
+export function binarySize(bytes: number): string {
+  return scaled(bytes, 1024, ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'], 4);
+}

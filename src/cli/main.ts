@@ -2,9 +2,12 @@ import yargs from 'yargs/yargs';
 import type { Argv, Options } from 'yargs';
 import { findCommand, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
-import { commitCommand, diffCommand, psCommand, rmCommand } from './commands/containers';
+import { commitCommand, diffCommand, inspectContainerCommand, psCommand, rmCommand } from './commands/containers';
 import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images';
+import { statsCommand, updateCommand } from './commands/resources';
+import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { runCommand } from './commands/run';
+import { systemPruneCommand } from './commands/system';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
 
@@ -15,9 +18,32 @@ const GLOBAL_OPTIONS = {
   'log-format': { type: 'string', choices: ['json', 'text'], default: 'text' },
   log: { type: 'string', describe: 'write logs to this file instead of stderr' },
   debug: { type: 'boolean', default: false, describe: 'print stacks with errors' },
+  config: { type: 'string', requiresArg: true, describe: 'location of client config files: registry credentials (default $DOCKER_CONFIG or ~/.docker)' },
 } satisfies Record<string, Options>;
 
-const COMMANDS: CliCommand<never>[] = [runCommand, psCommand, rmCommand, commitCommand, diffCommand, imagesCommand, importCommand, inspectCommand, loadCommand, saveCommand, tagCommand, rmiCommand, pruneCommand];
+const COMMANDS: CliCommand<never>[] = [
+  runCommand,
+  psCommand,
+  rmCommand,
+  commitCommand,
+  diffCommand,
+  inspectContainerCommand,
+  statsCommand,
+  updateCommand,
+  imagesCommand,
+  importCommand,
+  inspectCommand,
+  loadCommand,
+  saveCommand,
+  tagCommand,
+  rmiCommand,
+  pruneCommand,
+  systemPruneCommand,
+  pullCommand,
+  pushCommand,
+  loginCommand,
+  logoutCommand,
+];
 
 function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
   return cli
@@ -31,13 +57,14 @@ function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
 
 /**
  * The parser for one subcommand: its own options plus the global ones, with
- * the subcommand's name removed. Registering subcommands with yargs would
+ * the subcommand's name removed. Docker's `--no-trunc`, `--no-stream` are
+ * options of their own, not negations of `--trunc`, `--stream`. Registering subcommands with yargs would
  * make it render and cache the whole help text on every run (~20 ms).
  */
 export function commandParser(command: CliCommand<never>, args: string[]): Argv<GlobalArgs> {
   const options = { ...GLOBAL_OPTIONS, ...command.options };
   const commandArgs = command.containerCommandAfter === undefined ? args : separateContainerCommand(args, options, command.containerCommandAfter);
-  return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ 'populate--': true, 'greedy-arrays': false }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
+  return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ 'populate--': true, 'greedy-arrays': false, 'boolean-negation': false }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
 }
 
 /** Command groups (`image`) and the subcommands they hold, for help and errors. */

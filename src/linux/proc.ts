@@ -24,3 +24,17 @@ export function isRunning(pid: number, startTime: number | undefined): boolean {
   const now = processStartTime(pid);
   return now !== null && (startTime === undefined || now === startTime);
 }
+
+/** A process as a pid and the start time that tells it from a later process with the same pid. */
+export interface ProcessIdentity {
+  pid: number;
+  startTime: number;
+}
+
+let self: ProcessIdentity | undefined;
+
+/** This process, for records that other processes check for liveness (see isRunning). */
+export function ownIdentity(): ProcessIdentity {
+  self ??= { pid: process.pid, startTime: processStartTime(process.pid) ?? 0 };
+  return self;
+}

@@ -60,8 +60,40 @@ export interface Device {
   gid?: number;
 }
 
+/**
+ * `linux.resources`: the container's cgroup limits, with the spec's value
+ * conventions: 0 or absent is "not set", -1 is "unlimited" for memory,
+ * swap, reservation, quota and pids. `memory.swap` is memory and swap
+ * together, as cgroup v1's memsw; a v2 driver converts it.
+ */
+export interface LinuxResources {
+  memory?: {
+    /** Bytes (memory.limit_in_bytes, memory.max). */
+    limit?: number;
+    /** Soft limit in bytes (memory.soft_limit_in_bytes, memory.low). */
+    reservation?: number;
+    /** Memory plus swap, bytes (memory.memsw.limit_in_bytes; v2: memory.swap.max = swap - limit). */
+    swap?: number;
+  };
+  cpu?: {
+    /** Relative weight, 2-262144, default 1024 (cpu.shares; v2: cpu.weight). */
+    shares?: number;
+    /** Microseconds of CPU time per period (cpu.cfs_quota_us; v2: cpu.max). */
+    quota?: number;
+    /** Microseconds, 1000-1000000 (cpu.cfs_period_us; v2: cpu.max). */
+    period?: number;
+    /** A cpu list such as "0-2,4" (cpuset.cpus). */
+    cpus?: string;
+    /** A memory node list (cpuset.mems). */
+    mems?: string;
+  };
+  pids?: { limit?: number };
+  blockIO?: { weight?: number };
+}
+
 export interface Linux {
   namespaces: Namespace[];
+  resources?: LinuxResources;
   uidMappings?: IdMapping[];
   gidMappings?: IdMapping[];
   devices?: Device[];

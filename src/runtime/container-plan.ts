@@ -27,6 +27,8 @@ export interface PlanOptions {
   dieWithParent: boolean;
   /** pivot_root, or MS_MOVE + chroot where pivot_root cannot work. */
   pivot: boolean;
+  /** The steps that move the child into its cgroup (CgroupDriver.joinSteps); the plan runs them first. */
+  cgroupJoin: PlanStep[];
 }
 
 /**
@@ -45,7 +47,8 @@ export function execCandidates(command: string, env: readonly string[]): string[
  * The whole sequence between clone and execve, in one place.
  *
  *   parent                           child
- *   clone(flags) ------------------> [user namespace only]
+ *   clone(flags) ------------------> join the cgroup: write 0 to each cgroup.procs
+ *                                     [user namespace only]
  *                <-- UserMapRequest
  *   write uid_map, gid_map
  *                UserMapDone ------>  setresuid(0): root in the namespace
@@ -59,7 +62,10 @@ export function execCandidates(command: string, env: readonly string[]): string[
  */
 export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerPlan {
   const userns = createsNamespace(spec, 'user');
-  const steps: PlanStep[] = [];
+  // First: the cgroup files belong to host root, out of reach once the
+  // child is root of a user namespace only; and the cgroup namespace,
+  // unshared below, takes the cgroup the child is in as its root.
+  const steps: PlanStep[] = [...options.cgroupJoin];
 
   if (userns) {
     steps.push(

@@ -12,6 +12,8 @@ export interface ExitResult {
   exitCode: number;
   /** The signal that killed the process, if one did. */
   signal: NodeJS.Signals | string | null;
+  /** Whether the kernel's OOM killer ended the container at its memory limit (set by run(), which owns the cgroup). */
+  oomKilled?: boolean;
 }
 
 export interface ContainerStdio {
@@ -22,8 +24,9 @@ export interface ContainerStdio {
 
 /**
  * A running container's init process. `wait()` settles once the process
- * has been reaped and its stdout/stderr pipes are drained, like
- * child_process's 'close' event.
+ * has been reaped, its stdout/stderr pipes are drained (like
+ * child_process's 'close' event) and `onExit` is done; what `onExit`
+ * returns, if anything, is the result `wait()` gives.
  */
 export class Container {
   readonly pid: number;
@@ -40,7 +43,7 @@ export class Container {
     readonly hostname: string | undefined,
     process: SpawnedProcess,
     stdio: ContainerStdio,
-    onExit: (result: ExitResult) => void | Promise<void>,
+    onExit: (result: ExitResult) => void | ExitResult | Promise<void | ExitResult>,
     private readonly _logger: Logger,
   ) {
     this.pid = process.pid;
@@ -64,8 +67,14 @@ export class Container {
         this._logger.debug({ id, ...result }, 'container exited');
         Promise.all(streamsClosed)
           .then(() => onExit(result))
-          .catch((err: unknown) => this._logger.warn({ id, err }, 'cleanup after exit failed'))
-          .then(() => resolve(result), reject);
+          .then(
+            (final) => final ?? result,
+            (err: unknown) => {
+              this._logger.warn({ id, err }, 'cleanup after exit failed');
+              return result;
+            },
+          )
+          .then(resolve, reject);
       });
     });
   }

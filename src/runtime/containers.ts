@@ -11,6 +11,9 @@ import { diffLayer, listChanges } from '../storage/diff';
 import { Store } from '../storage/store';
 import type { Image } from '../storage/store';
 import { withFileLock } from '../util/file-lock';
+import type { LinuxResources } from '../oci/runtime-spec';
+import { containerCgroup } from './container-cgroup';
+import { ContainerInspect, containerInspect } from './container-inspect';
 import { storeLockFile, storeRoot } from './image-container';
 import { DEFAULT_STATE_DIR } from './options';
 import { ContainerState, StateStore } from './state';
@@ -37,9 +40,13 @@ export interface ContainerSummary {
   startedAt?: string;
   finishedAt?: string;
   pid: number;
+  /** Whether the OOM killer ended it (exited containers). */
+  oomKilled: boolean;
+  /** Its limits, as asked for at run and changed by `tsrun update`. */
+  resources: LinuxResources;
 }
 
-type Found = { kind: 'image'; record: ContainerRecord } | { kind: 'rootfs'; state: ContainerState };
+export type Found = { kind: 'image'; record: ContainerRecord } | { kind: 'rootfs'; state: ContainerState };
 
 function stateStore(location: ContainerLocation): StateStore {
   return new StateStore(location.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
@@ -55,7 +62,7 @@ function liveStatus(status: string, pid: number, pidStartTime: number | undefine
   return { status: status === 'created' || status === 'creating' ? 'created' : 'exited', lost: false };
 }
 
-function summaryOf(found: Found): ContainerSummary {
+export function summaryOf(found: Found): ContainerSummary {
   if (found.kind === 'image') {
     const { record } = found;
     const live = liveStatus(record.state.status, record.state.pid, record.state.pidStartTime);
@@ -70,6 +77,8 @@ function summaryOf(found: Found): ContainerSummary {
       startedAt: record.state.startedAt,
       finishedAt: record.state.finishedAt,
       pid: live.status === 'running' ? record.state.pid : 0,
+      oomKilled: record.state.oomKilled ?? false,
+      resources: record.hostConfig.resources ?? {},
     };
   }
   const { state } = found;
@@ -85,20 +94,48 @@ function summaryOf(found: Found): ContainerSummary {
     startedAt: state.startedAt,
     finishedAt: state.finishedAt,
     pid: live.status === 'running' ? state.pid : 0,
+    oomKilled: state.oomKilled ?? false,
+    resources: state.resources ?? {},
   };
+}
+
+function allContainers(location: ContainerLocation): Found[] {
+  return [
+    ...new ContainerStore(storeRoot(location)).list().map((record) => ({ kind: 'image' as const, record })),
+    ...stateStore(location).list().map((state) => ({ kind: 'rootfs' as const, state })),
+  ];
 }
 
 /** Every container: those made from images and those on a plain root filesystem, newest first. */
 export function listContainers(location: ContainerLocation = {}): ContainerSummary[] {
-  const found: Found[] = [
-    ...new ContainerStore(storeRoot(location)).list().map((record) => ({ kind: 'image' as const, record })),
-    ...stateStore(location).list().map((state) => ({ kind: 'rootfs' as const, state })),
-  ];
-  return found.map(summaryOf).sort((a, b) => b.created.localeCompare(a.created));
+  return allContainers(location).map(summaryOf).sort((a, b) => b.created.localeCompare(a.created));
+}
+
+/**
+ * Whether no process looks after the container any more: it exited, or
+ * the process that started it (its owner, which records the exit) died
+ * while it was being created or ran. Its cgroup, if one is left, is a leftover.
+ */
+function abandoned(found: Found): boolean {
+  const { status, pid, pidStartTime, owner } = found.kind === 'image' ? found.record.state : found.state;
+  if (status === 'exited' || status === 'stopped') return true;
+  if (status === 'running' && isRunning(pid, pidStartTime)) return false;
+  // Being created, or its init exited a moment ago: the owner is on it, if it lives.
+  if (owner) return !isRunning(owner.pid, owner.startTime);
+  return status === 'running';
+}
+
+/** The ids of this location's containers that nothing looks after any more (see abandoned()). */
+export function abandonedContainerIds(location: ContainerLocation = {}): Set<string> {
+  return new Set(
+    allContainers(location)
+      .filter(abandoned)
+      .map((found) => (found.kind === 'image' ? found.record.id : found.state.id)),
+  );
 }
 
 /** By name, id or unique id prefix, among both kinds of containers. */
-function findContainer(reference: string, location: ContainerLocation): Found {
+export function findContainer(reference: string, location: ContainerLocation): Found {
   try {
     return { kind: 'image', record: new ContainerStore(storeRoot(location)).find(reference) };
   } catch (err) {
@@ -113,8 +150,36 @@ function findContainer(reference: string, location: ContainerLocation): Found {
   throw new NotFoundError('container', reference, `No such container: ${reference}`);
 }
 
-export function inspectContainer(reference: string, location: ContainerLocation = {}): ContainerSummary {
+/** One container by name, id or unique id prefix. */
+export function containerSummary(reference: string, location: ContainerLocation = {}): ContainerSummary {
   return summaryOf(findContainer(reference, location));
+}
+
+/** A container as `docker inspect` shows it. */
+export function inspectContainer(reference: string, location: ContainerLocation = {}): ContainerInspect {
+  const found = findContainer(reference, location);
+  const summary = summaryOf(found);
+  const common = { ...summary, args: summary.command };
+  if (found.kind === 'rootfs') return containerInspect({ ...common, imageId: '' });
+  const { record } = found;
+  return containerInspect({
+    ...common,
+    imageId: record.imageId,
+    process: { hostname: record.hostname, user: record.user, env: record.env, cwd: record.cwd },
+    hostConfig: record.hostConfig,
+  });
+}
+
+/** Replaces the limits a container's record keeps, once `tsrun update` has changed its cgroup. */
+export function saveContainerResources(found: Found, location: ContainerLocation, resources: LinuxResources): void {
+  if (found.kind === 'image') {
+    new ContainerStore(storeRoot(location)).update(found.record.id, (record) => {
+      record.hostConfig.resources = resources;
+    });
+    return;
+  }
+  const store = stateStore(location);
+  store.save({ ...store.load(found.state.id), resources });
 }
 
 /**
@@ -161,6 +226,8 @@ export async function removeContainer(reference: string, options: ContainerLocat
     const [pid, startTime] = found.kind === 'image' ? [found.record.state.pid, found.record.state.pidStartTime] : [found.state.pid, found.state.pidStartTime];
     await killAndWait(summary.id, pid, startTime);
   }
+  // Gone already when the tsrun that ran it saw it exit; left over when that tsrun was killed.
+  await containerCgroup(summary.id).destroy();
   if (found.kind === 'rootfs') {
     stateStore(options).remove(found.state);
     return summary.id;

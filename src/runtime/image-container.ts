@@ -2,9 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ValidationError, syscallErrorFrom } from '../errors';
 import type { Logger } from '../logger';
+import type { LinuxResources } from '../oci/runtime-spec';
 import { OverlayLayout, detachOverlay, mountOverlay } from '../linux/overlay';
 import { resolveInRoot } from '../linux/path-in-root';
-import { processStartTime } from '../linux/proc';
+import { ownIdentity, processStartTime } from '../linux/proc';
 import { createContainerLayers, removeContainerLayers } from '../storage/container-layers';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { withFileLock } from '../util/file-lock';
@@ -56,7 +57,13 @@ export interface ImageContainer {
  * neither an `rmi` nor a garbage collection can take its image's layers
  * away, then mounts its root filesystem.
  */
-export async function createImageContainer(options: RunOptions & { image: string }, id: string, name: string, logger: Logger): Promise<ImageContainer> {
+export async function createImageContainer(
+  options: RunOptions & { image: string },
+  id: string,
+  name: string,
+  resources: LinuxResources,
+  logger: Logger,
+): Promise<ImageContainer> {
   const root = storeRoot(options);
   const containers = new ContainerStore(root);
   const lock = storeLockFile(root);
@@ -77,8 +84,8 @@ export async function createImageContainer(options: RunOptions & { image: string
       cwd: process.cwd,
       user: process.user ?? '',
       hostname: options.hostname,
-      hostConfig: { autoRemove: options.autoRemove ?? false, readOnly: options.readOnly ?? false, network: options.network ?? 'none' },
-      state: { status: 'created', pid: 0 },
+      hostConfig: { autoRemove: options.autoRemove ?? false, readOnly: options.readOnly ?? false, network: options.network ?? 'none', resources },
+      state: { status: 'created', pid: 0, owner: ownIdentity() },
     };
     containers.create(record);
     try {
@@ -121,7 +128,7 @@ export async function createImageContainer(options: RunOptions & { image: string
       // The container has its own copy of the mount; detaching the host's
       // means nothing is left mounted when the container goes, however it goes.
       unmount();
-      record.state = { status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, startedAt: new Date().toISOString() };
+      record.state = { ...record.state, status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, startedAt: new Date().toISOString() };
       containers.save(record);
     },
     async startFailed() {
@@ -135,7 +142,7 @@ export async function createImageContainer(options: RunOptions & { image: string
       }
       try {
         containers.update(id, (r) => {
-          r.state = { ...r.state, status: 'exited', pid: 0, exitCode: result.exitCode, finishedAt: new Date().toISOString() };
+          r.state = { ...r.state, status: 'exited', pid: 0, exitCode: result.exitCode, oomKilled: result.oomKilled, finishedAt: new Date().toISOString() };
         });
       } catch (err) {
         // `tsrun rm -f` removed it while it ran.

@@ -1,17 +1,22 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ValidationError, syscallErrorFrom } from '../errors';
+import type { ResourceOptions } from '../linux/cgroups/resources';
 import { isMapped, validateIdMappings } from '../linux/idmap';
 import { validateNamespaces } from '../linux/namespaces';
 import { resolveUser } from '../linux/users';
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, OCI_VERSION, defaultMounts } from '../oci/defaults';
-import type { IdMapping, NamespaceType, Spec } from '../oci/runtime-spec';
+import type { IdMapping, LinuxResources, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
 
 /** Where a container's stdin, stdout or stderr goes. A number is an fd of this process. */
 export type StdioOption = 'inherit' | 'pipe' | 'ignore' | number;
 
-export interface RunOptions {
+/**
+ * How to run a container. The resource limits are `docker run`'s flags in
+ * camelCase (ResourceOptions: memory: '512m', cpus: 1.5, pidsLimit: 100...).
+ */
+export interface RunOptions extends ResourceOptions {
   /** Root filesystem directory of the container; or give `image`. */
   rootfs?: string;
   /** An image of the store at `root` (name[:tag], name@digest or id); the container gets its own layers over it. */
@@ -102,8 +107,12 @@ function namespaceList(options: RunOptions): NamespaceType[] {
   return options.idMappings ? ['user', ...list] : list;
 }
 
-/** Turns `run` options into the OCI spec the plan is built from. */
-export function buildSpec(options: RunOptions, id: string): Spec {
+/**
+ * Turns `run` options into the OCI spec the plan is built from. The limits
+ * come in already converted and checked (resourcesFromOptions), so that a
+ * bad one stops run() before it creates anything.
+ */
+export function buildSpec(options: RunOptions, id: string, resources: LinuxResources = {}): Spec {
   if (!Array.isArray(options.args) || options.args.length === 0 || options.args.some((a) => typeof a !== 'string')) {
     throw new ValidationError('args', 'a command is required');
   }
@@ -150,6 +159,7 @@ export function buildSpec(options: RunOptions, id: string): Spec {
       uidMappings: userns?.uid,
       gidMappings: userns?.gid,
       rootfsPropagation: 'rprivate',
+      resources,
     },
   };
   validateNamespaces(spec.linux.namespaces);

@@ -1,14 +1,14 @@
 import * as fs from 'node:fs';
 import { TsrunError, ValidationError } from '../errors';
+import type { CgroupDriver } from '../linux/cgroups';
 import { canPivotRoot } from '../linux/rootfs';
-import { processStartTime } from '../linux/proc';
+import { ownIdentity, processStartTime } from '../linux/proc';
 import { loadNative } from '../native';
-import { silentLogger } from '../logger';
+import { Logger, silentLogger } from '../logger';
 import { ContainerPlan, buildContainerPlan } from './container-plan';
 import { Container, ContainerStdio, ExitResult, pipeStream } from './container';
-import { createImageContainer } from './image-container';
 import { OCI_VERSION } from '../oci/defaults';
-import type { Spec } from '../oci/runtime-spec';
+import type { LinuxResources, Spec } from '../oci/runtime-spec';
 import { DEFAULT_STATE_DIR, RunOptions, StdioOption, buildSpec } from './options';
 import { spawnContainer } from './spawn';
 import { ContainerState, StateStore, newContainerId, validateName } from './state';
@@ -68,7 +68,7 @@ interface Lifecycle {
   exited(result: ExitResult): void | Promise<void>;
 }
 
-function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec): Lifecycle {
+function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec, resources: LinuxResources): Lifecycle {
   const store = new StateStore(options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
   const state: ContainerState = {
     ociVersion: OCI_VERSION,
@@ -76,10 +76,12 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
     name,
     status: 'creating',
     pid: 0,
+    owner: ownIdentity(),
     bundle: '',
     rootfs: options.rootfs ?? '',
     created: new Date().toISOString(),
     command: options.args ?? [],
+    resources,
   };
   // Taken before the start, so that a name in use stops it.
   store.create(state);
@@ -93,10 +95,28 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
       store.remove(state);
     },
     exited(result) {
-      if (options.autoRemove) store.remove(state);
-      else store.save({ ...state, status: 'stopped', pid: 0, exitCode: result.exitCode, finishedAt: new Date().toISOString() });
+      if (options.autoRemove) {
+        store.remove(state);
+        return;
+      }
+      // Read back: `tsrun update` may have changed the limits meanwhile.
+      let current: ContainerState;
+      try {
+        current = store.load(id);
+      } catch (err) {
+        // `tsrun rm -f` removed it while it ran.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw err;
+      }
+      store.save({ ...current, status: 'stopped', pid: 0, exitCode: result.exitCode, oomKilled: result.oomKilled, finishedAt: new Date().toISOString() });
     },
   };
+}
+
+/** The image store's code loads only for image containers, so that `run --rootfs` starts without it. */
+async function imageLifecycle(options: RunOptions & { image: string }, id: string, name: string, resources: LinuxResources, logger: Logger): Promise<Lifecycle> {
+  const { createImageContainer } = await import('./image-container');
+  return createImageContainer(options, id, name, resources, logger);
 }
 
 /**
@@ -111,29 +131,42 @@ export async function run(options: RunOptions): Promise<Container> {
   const logger = options.logger ?? silentLogger;
   options.signal?.throwIfAborted();
   if ((options.rootfs === undefined) === (options.image === undefined)) throw new ValidationError('rootfs', 'give either rootfs or image, not both or neither');
+  // Loaded here, not at the top, so that the CLI's other commands start without it.
+  const cgroups = await import('./container-cgroup');
+  // Before anything exists: a bad limit leaves nothing to clean up.
+  const resources = cgroups.resourcesFromOptions(options);
   const id = newContainerId();
   const name = options.name ?? id.slice(0, 12);
   validateName(name);
   const pivot = !options.noPivot && canPivotRoot();
   let spec: Spec | undefined;
+  // The record comes first: from then on a concurrent `tsrun ps` sees the
+  // container as being created, and leaves its cgroup alone.
   const lifecycle: Lifecycle =
-    options.image !== undefined ? await createImageContainer({ ...options, image: options.image }, id, name, logger) : rootfsLifecycle(options, id, name, () => spec as Spec);
+    options.image !== undefined
+      ? await imageLifecycle({ ...options, image: options.image }, id, name, resources, logger)
+      : rootfsLifecycle(options, id, name, () => spec as Spec, resources);
 
   let stdio: StdioFds | undefined;
+  let cgroup: CgroupDriver | undefined;
   let plan: ContainerPlan;
   let spawned;
   try {
-    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id);
+    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources);
     if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
     stdio = setupStdio(options.stdio);
-    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot });
+    cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
+    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps() });
     spawned = spawnContainer(spec, plan);
   } catch (err) {
     if (stdio) closeAll(stdio.parent);
-    try {
-      await lifecycle.startFailed();
-    } catch (cleanupError) {
-      if (err instanceof TsrunError) err.cleanupError = cleanupError;
+    const cleanups = [async () => cgroup?.destroy(), async () => lifecycle.startFailed()];
+    for (const cleanup of cleanups) {
+      try {
+        await cleanup();
+      } catch (cleanupError) {
+        if (err instanceof TsrunError) err.cleanupError ??= cleanupError;
+      }
     }
     throw err;
   } finally {
@@ -150,15 +183,20 @@ export async function run(options: RunOptions): Promise<Container> {
   const onAbort = (): void => {
     container.kill('SIGKILL');
   };
+  const containerCgroup = cgroup;
   const container = new Container(
     id,
     name,
     spec.hostname,
     spawned,
     streams,
-    (result) => {
+    async (reaped) => {
       options.signal?.removeEventListener('abort', onAbort);
-      return lifecycle.exited(result);
+      // The cgroup goes before the record says exited: a record that says
+      // so while its cgroup exists marks a leftover for `tsrun ps`.
+      const result = await cgroups.releaseContainerCgroup(containerCgroup, reaped, logger);
+      await lifecycle.exited(result);
+      return result;
     },
     logger,
   );

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConflictError, ValidationError } from '../errors';
+import type { ProcessIdentity } from '../linux/proc';
+import type { LinuxResources } from '../oci/runtime-spec';
 import { writeFileAtomic } from '../util/atomic-file';
 import { randomHex } from '../util/random';
 
@@ -15,13 +17,19 @@ export interface ContainerState {
   pid: number;
   /** The init's start time (see linux/proc.ts), which tells a live init from a reused pid. */
   pidStartTime?: number;
+  /** The process that started the container and records its exit; while it lives, the container is looked after. */
+  owner?: ProcessIdentity;
   bundle: string;
   rootfs: string;
   created: string;
   startedAt?: string;
   finishedAt?: string;
   exitCode?: number;
+  /** Whether the OOM killer ended the container (recorded at exit). */
+  oomKilled?: boolean;
   command: string[];
+  /** The limits asked for at run, as `tsrun update` last changed them. */
+  resources?: LinuxResources;
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

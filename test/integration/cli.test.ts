@@ -2,6 +2,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { hostTsrunCgroups } from '../helpers/cgroups';
 import { snapshot } from '../helpers/leaks';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
@@ -162,5 +163,10 @@ describeAsRoot('tsrun CLI', () => {
     await exit;
     await until(() => !processAlive(pid), `container init ${pid} to die`);
     expect(mountsUnder(busyboxRootfs())).toEqual([]);
+    // Its cgroup stays until the next tsrun command sees that nothing looks after it.
+    const cgroupsOf = (): string[] => hostTsrunCgroups().filter((dir) => path.basename(dir) === id);
+    expect(cgroupsOf()).not.toEqual([]);
+    expect(tsrun(['ps', '-a']).stdout).toMatch(/Exited \(-1\) .* orphan$/m);
+    expect(cgroupsOf()).toEqual([]);
   });
 });

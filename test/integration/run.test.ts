@@ -90,7 +90,7 @@ describeAsRoot('run: namespaces, root filesystem and process', () => {
     const c = await run({ rootfs: busyboxRootfs(), args: ['sleep', '30'], stdio: 'ignore', stateDir: state() });
     // PID 1 has no SIGTERM handler, so only SIGKILL ends it.
     expect(c.kill('SIGKILL')).toBe(true);
-    expect(await c.wait()).toEqual({ exitCode: 137, signal: 'SIGKILL' });
+    expect(await c.wait()).toEqual({ exitCode: 137, signal: 'SIGKILL', oomKilled: false });
     expect(c.kill('SIGTERM')).toBe(false);
   });
 

@@ -17,7 +17,7 @@ describeAsRoot('sequential runs from one process', () => {
     for (let i = 0; i < RUNS; i++) {
       if (i % 2 === 0) {
         const container = await run({ rootfs: busyboxRootfs(), args: ['true'], stdio: 'ignore', stateDir, autoRemove: true });
-        expect(await container.wait()).toEqual({ exitCode: 0, signal: null });
+        expect(await container.wait()).toEqual({ exitCode: 0, signal: null, oomKilled: false });
       } else {
         const result = await runCollect(['sh', '-c', 'echo $$'], { stateDir, autoRemove: true });
         expect(result.stdout).toBe('1\n');

@@ -153,18 +153,18 @@ describe('V1Driver on a fake cgroup v1 tree', () => {
     expect(fs.existsSync(path.join(root, 'pids', 'tsrun'))).toBe(true);
   });
 
-  test('joinSteps: one write of "0" to cgroup.procs per hierarchy, O_WRONLY, before anything else in the plan', () => {
+  test('joinSteps: one write of "0" per hierarchy, O_WRONLY: to v1 tasks (the thread alone, no global lock), to cgroup2 cgroup.procs', () => {
     fakeV1Tree(root, ID, { unified: true });
     const cg = new V1Driver(root, ID, { unifiedMount: path.join(root, 'unified') });
     const steps = cg.joinSteps();
     expect(steps.map((s) => path.relative(root, s.strs?.[0] ?? ''))).toEqual([
-      'cpu/tsrun/c0ffee/cgroup.procs',
-      'cpuacct/tsrun/c0ffee/cgroup.procs',
-      'cpuset/tsrun/c0ffee/cgroup.procs',
-      'memory/tsrun/c0ffee/cgroup.procs',
-      'pids/tsrun/c0ffee/cgroup.procs',
-      'blkio/tsrun/c0ffee/cgroup.procs',
-      'freezer/tsrun/c0ffee/cgroup.procs',
+      'cpu/tsrun/c0ffee/tasks',
+      'cpuacct/tsrun/c0ffee/tasks',
+      'cpuset/tsrun/c0ffee/tasks',
+      'memory/tsrun/c0ffee/tasks',
+      'pids/tsrun/c0ffee/tasks',
+      'blkio/tsrun/c0ffee/tasks',
+      'freezer/tsrun/c0ffee/tasks',
       'unified/tsrun/c0ffee/cgroup.procs',
     ]);
     for (const step of steps) {

@@ -6,14 +6,14 @@ import { loadNative } from '../../src/native';
 import type { Spec } from '../../src/oci/runtime-spec';
 import { PlanOptions, SyncMessage, buildContainerPlan, execCandidates } from '../../src/runtime/container-plan';
 import { RunOptions, buildSpec } from '../../src/runtime/options';
-import { serializePlan } from '../../src/runtime/plan';
+import { PlanStep, serializePlan } from '../../src/runtime/plan';
 import { StepFlag } from '../../src/runtime/plan-opcodes';
 import { useTempDir } from '../helpers/fixtures';
 import { DecodedPlan, decodePlan } from './plan-decoder';
 
 const ID = 'fedcba9876543210fedcba9876543210';
 const WIDE = [{ containerID: 0, hostID: 100000, size: 65536 }];
-const OPTIONS: PlanOptions = { stdio: [0, 1, 2], dieWithParent: true, pivot: true };
+const OPTIONS: PlanOptions = { stdio: [0, 1, 2], dieWithParent: true, pivot: true, cgroupJoin: [] };
 
 interface Built {
   plan: ReturnType<typeof buildContainerPlan>;
@@ -180,6 +180,23 @@ describe('buildContainerPlan', () => {
     const b = build(spec);
     expect(b.ops).toEqual(['Setgroups', 'Setresgid', 'Setresuid', 'Prctl', 'Chdir', 'Umask', 'Stdio', 'CloseFrom', 'Exec']);
     expect(b.plan.cloneFlags).toBe(CLONE_NEW.pid | CLONE_NEW.ipc);
+  });
+
+  test('the cgroup join comes first: before the user namespace sync, the namespace joins and the cgroup namespace', () => {
+    const join: PlanStep[] = ['/cg/memory/tsrun/x/cgroup.procs', '/cg/pids/tsrun/x/cgroup.procs'].map((file) => ({
+      op: 'WriteFile',
+      args: [fs.constants.O_WRONLY],
+      strs: [file, '0'],
+      phase: 'cgroups',
+      target: file,
+    }));
+    const spec = specFor({ idMappings: { uid: WIDE, gid: WIDE } });
+    spec.linux.namespaces = spec.linux.namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: '/proc/1/ns/net' } : ns));
+    const b = build(spec, { cgroupJoin: join });
+    expect(b.ops.slice(0, 8)).toEqual(['WriteFile', 'WriteFile', 'SyncSignal', 'SyncWait', 'Setresgid', 'Setresuid', 'Setns', 'Unshare']);
+    expect(strings(b, 0).slice(0, 2)).toEqual(['/cg/memory/tsrun/x/cgroup.procs', '0']);
+    expect(strings(b, 1).slice(0, 2)).toEqual(['/cg/pids/tsrun/x/cgroup.procs', '0']);
+    expect(b.decoded.steps[7].args[0]).toBe(BigInt(CLONE_NEW.cgroup));
   });
 
   test('a read-only root is remounted after the pivot; no death signal when not asked for', () => {

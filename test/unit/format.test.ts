@@ -1,4 +1,4 @@
-import { humanDuration, table } from '../../src/cli/format';
+import { binarySize, humanDuration, humanSize, table } from '../../src/cli/format';
 import { formatPlatform, platformMatches } from '../../src/oci/platform';
 
 describe('humanDuration (docker ps / images)', () => {
@@ -20,6 +20,29 @@ describe('humanDuration (docker ps / images)', () => {
     [2 * 365 * 24 * h, '2 years'],
   ])('%i ms is %j', (ms, text) => {
     expect(humanDuration(ms)).toBe(text);
+  });
+});
+
+describe('sizes (docker images, docker stats)', () => {
+  test.each<[number, string]>([
+    [0, '0B'],
+    [856, '856B'],
+    [4_260_000, '4.26MB'],
+    [1000, '1kB'],
+    [1_500_000_000, '1.5GB'],
+  ])('humanSize(%i) is %j', (bytes, text) => {
+    expect(humanSize(bytes)).toBe(text);
+  });
+
+  test.each<[number, string]>([
+    [0, '0B'],
+    [1023, '1023B'],
+    [1024, '1KiB'],
+    [1536 * 1024, '1.5MiB'],
+    [1_536_000, '1.465MiB'],
+    [32 * 1024 ** 3 - 780 * 1024 ** 2, '31.24GiB'],
+  ])('binarySize(%i) is %j', (bytes, text) => {
+    expect(binarySize(bytes)).toBe(text);
   });
 });
 

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { isRunning, processStartTime } from '../../src/linux/proc';
+import { isRunning, ownIdentity, processStartTime } from '../../src/linux/proc';
 import { loadNative } from '../../src/native';
 import { serializePlan } from '../../src/runtime/plan';
 
@@ -13,6 +13,12 @@ describe('processStartTime and isRunning', () => {
     expect(isRunning(process.pid, undefined)).toBe(true);
     // The same pid with another start time is another (reused) process.
     expect(isRunning(process.pid, (start as number) + 1)).toBe(false);
+  });
+
+  test('ownIdentity: this process, alive by isRunning', () => {
+    const own = ownIdentity();
+    expect(own).toEqual({ pid: process.pid, startTime: processStartTime(process.pid) });
+    expect(isRunning(own.pid, own.startTime)).toBe(true);
   });
 
   test('no such process', () => {

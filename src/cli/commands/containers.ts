@@ -1,6 +1,7 @@
+import { NotFoundError } from '../../errors';
 import type { ContainerSummary } from '../../runtime/containers';
 import type { CliCommand, GlobalArgs } from '../command';
-import { UsageError, reportError } from '../fail';
+import { UsageError, commandExitCode, reportError } from '../fail';
 import { humanDuration, table } from '../format';
 
 /** Loaded when a command runs, so that `tsrun run` never pays for the image store's modules. */
@@ -8,6 +9,20 @@ const containers = (): Promise<typeof import('../../runtime/containers')> => imp
 
 function location(argv: GlobalArgs): { root: string; stateDir: string; logger: GlobalArgs['logger'] } {
   return { root: argv.root, stateDir: argv.state, logger: argv.logger };
+}
+
+/**
+ * Cleans up after tsrun processes that were killed mid-run, on the way
+ * (see removeLeftoverContainerCgroups); a failure there must not stop the listing.
+ */
+async function removeLeftovers(argv: GlobalArgs): Promise<void> {
+  try {
+    const { removeLeftoverContainerCgroups } = await import('../../runtime/container-resources');
+    const { removed } = await removeLeftoverContainerCgroups(location(argv));
+    for (const id of removed) argv.logger.info({ id }, 'removed the cgroup of a container whose tsrun died');
+  } catch (err) {
+    argv.logger.warn({ err }, 'looking for leftover cgroups failed');
+  }
 }
 
 function statusText(c: ContainerSummary, now: number): string {
@@ -41,6 +56,7 @@ export const psCommand: CliCommand<PsArgs> = {
   },
   async execute(argv) {
     const { listContainers } = await containers();
+    await removeLeftovers(argv);
     const list = listContainers(location(argv)).filter((c) => argv.all || c.status === 'running');
     const id = (c: ContainerSummary): string => (argv['no-trunc'] ? c.id : c.id.slice(0, 12));
     if (argv.quiet) {
@@ -110,6 +126,45 @@ export const commitCommand: CliCommand<CommitArgs> = {
     const { commitContainer } = await containers();
     const image = await commitContainer(container, target, { ...location(argv), changes: argv.change, message: argv.message, author: argv.author });
     process.stdout.write(`${image.id}\n`);
+  },
+};
+
+/** A container by that name or id, else an image (as `docker inspect`). */
+async function inspectObject(reference: string, argv: GlobalArgs): Promise<unknown> {
+  const { inspectContainer } = await containers();
+  try {
+    return inspectContainer(reference, location(argv));
+  } catch (err) {
+    if (!(err instanceof NotFoundError)) throw err;
+  }
+  const { Store } = await import('../../storage/store');
+  try {
+    return Store.open(argv.root, argv.logger).inspect(reference);
+  } catch (err) {
+    if (err instanceof NotFoundError) throw new NotFoundError('object', reference, `No such object: ${reference}`);
+    throw err;
+  }
+}
+
+export const inspectContainerCommand: CliCommand = {
+  name: 'inspect',
+  aliases: ['container inspect'],
+  describe: 'Display detailed information on one or more containers (or images)',
+  usage: '$0 inspect CONTAINER|IMAGE [CONTAINER|IMAGE...]',
+  options: {},
+  async execute(argv) {
+    const references = argv._.map(String);
+    if (references.length === 0) throw new UsageError('"tsrun inspect" requires at least one container');
+    // As docker: the objects found are printed, each one not found is an error, and any error fails the command.
+    const found: unknown[] = [];
+    for (const reference of references) {
+      try {
+        found.push(await inspectObject(reference, argv));
+      } catch (err) {
+        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
+      }
+    }
+    process.stdout.write(`${JSON.stringify(found, null, 4)}\n`);
   },
 };
 

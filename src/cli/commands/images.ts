@@ -3,10 +3,10 @@ import { SUPPORTED_INSTRUCTIONS } from '../../oci/image-changes';
 import type { Store } from '../../storage/store';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
-import { humanDuration, table } from '../format';
+import { humanDuration, humanSize, table } from '../format';
 
 /** Loaded when a command runs, so that `tsrun run` never pays for the image store's modules. */
-async function openStore(argv: GlobalArgs): Promise<Store> {
+export async function openStore(argv: GlobalArgs): Promise<Store> {
   const { Store } = await import('../../storage/store');
   return Store.open(argv.root, argv.logger);
 }
@@ -25,7 +25,7 @@ function exitCodeFor(err: unknown): number {
  * code above. Usage errors go on to the dispatcher, which adds the
  * pointer to --help.
  */
-async function reporting(argv: GlobalArgs, body: () => Promise<void>): Promise<void> {
+export async function reporting(argv: GlobalArgs, body: () => Promise<void>): Promise<void> {
   try {
     await body();
   } catch (err) {
@@ -34,25 +34,13 @@ async function reporting(argv: GlobalArgs, body: () => Promise<void>): Promise<v
   }
 }
 
-/** Docker's sizes: decimal units, three significant digits (`4.26MB`, `856B`). */
-function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${Number(value.toPrecision(3))}${units[unit]}`;
-}
-
 function shortId(id: string): string {
   return id.replace(/^sha256:/, '').slice(0, 12);
 }
 
 interface ImportArgs extends GlobalArgs {
   /** A string, or an array when -c is repeated (see the option's comment). */
-  change?: string | string[];
+  change: string[];
   message?: string;
 }
 
@@ -62,9 +50,7 @@ export const importCommand: CliCommand<ImportArgs> = {
   describe: 'Import a root filesystem tarball as an image',
   usage: '$0 image import [options] FILE|- REPOSITORY[:TAG]',
   options: {
-    // Not `array: true`: yargs would then take the positionals after `-c X` as more changes.
-    // A repeated -c still gives an array.
-    change: { alias: 'c', type: 'string', requiresArg: true, describe: `apply a Dockerfile instruction (${SUPPORTED_INSTRUCTIONS.join(', ')})` },
+    change: { alias: 'c', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: `apply a Dockerfile instruction (${SUPPORTED_INSTRUCTIONS.join(', ')})` },
     message: { alias: 'm', type: 'string', requiresArg: true, describe: 'commit message for the imported image' },
   },
   async execute(argv) {
@@ -72,7 +58,7 @@ export const importCommand: CliCommand<ImportArgs> = {
       const [file, reference, ...extra] = argv._.map(String);
       if (file === undefined || reference === undefined || extra.length > 0) throw new UsageError('"tsrun image import" requires a file (or - for stdin) and an image name');
       const store = await openStore(argv);
-      const image = await store.importRootfs(file === '-' ? process.stdin : file, reference, { changes: ([] as string[]).concat(argv.change ?? []), message: argv.message });
+      const image = await store.importRootfs(file === '-' ? process.stdin : file, reference, { changes: argv.change, message: argv.message });
       process.stdout.write(`${image.id}\n`);
     });
   },

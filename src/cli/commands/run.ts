@@ -4,8 +4,9 @@ import { run } from '../../runtime/run';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
+import { RESOURCE_OPTIONS, ResourceArgs, nameTheFlag, resourceOptions } from '../resource-flags';
 
-interface RunArgs extends GlobalArgs {
+interface RunArgs extends GlobalArgs, ResourceArgs {
   rootfs?: string;
   entrypoint?: string;
   rm: boolean;
@@ -40,6 +41,7 @@ export const RUN_OPTIONS = {
   cgroupns: { type: 'string', choices: ['host', 'private'], describe: 'cgroup namespace to use' },
   'read-only': { type: 'boolean', default: false, describe: 'mount the root filesystem read-only' },
   'no-pivot': { type: 'boolean', default: false, describe: 'use MS_MOVE + chroot instead of pivot_root' },
+  ...RESOURCE_OPTIONS,
 } satisfies Record<string, Options>;
 
 /** Signals a foreground container gets from `tsrun run`, as docker run --sig-proxy does. */
@@ -107,13 +109,14 @@ export const runCommand: CliCommand<RunArgs> = {
         readOnly: argv['read-only'],
         noPivot: argv['no-pivot'],
         autoRemove: argv.rm,
+        ...resourceOptions(argv),
         stdio: 'inherit',
         stateDir: argv.state,
         logger: argv.logger,
       });
     } catch (err) {
       proxy.close();
-      process.exitCode = reportError(err, argv.debug, exitCodeForStartError(err));
+      process.exitCode = reportError(nameTheFlag(err), argv.debug, exitCodeForStartError(err));
       return;
     }
     proxy.attach(container);

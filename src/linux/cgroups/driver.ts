@@ -154,11 +154,15 @@ export function removeDirs(dirs: readonly string[], ops: CgroupOps): { dir: stri
  * up to the timeout.
  */
 export async function killAndRemove(
-  cgroup: Pick<CgroupDriver, 'killAll' | 'pids'>,
+  cgroup: Pick<CgroupDriver, 'killAll' | 'pids' | 'paths'>,
   dirs: () => string[],
   ops: CgroupOps,
   options: DestroyOptions = {},
 ): Promise<void> {
+  // The usual case, a container whose processes are all gone and that made
+  // no cgroups of its own: one rmdir per hierarchy, without reading
+  // cgroup.procs and listing the directories of each first.
+  if (removeDirs(cgroup.paths, ops).length === 0) return;
   const deadline = ops.now() + (options.timeoutMs ?? DEFAULT_DESTROY_TIMEOUT_MS);
   let delay = 2;
   for (;;) {

@@ -128,6 +128,8 @@ export function descendants(dir: string): string[] {
 
 /** mkdir(2) of one cgroup; false when it was already there. */
 export function mkdirCgroup(dir: string): boolean {
+  // The parent is there on every start but the first: a stat is cheaper than the EEXIST exception.
+  if (fs.existsSync(dir)) return false;
   try {
     fs.mkdirSync(dir);
     return true;
@@ -162,12 +164,12 @@ export function makeWithRetry(make: () => void): void {
 }
 
 /**
- * The child writes "0" to cgroup.procs: the kernel reads 0 as "the
- * writing process", which stays right in a new PID namespace, where the
- * child's own pid is 1 and its host pid is unknown to it.
+ * The child writes "0" to cgroup.procs (or v1's tasks): the kernel reads 0
+ * as "the writing process" (or thread), which stays right in a new PID
+ * namespace, where the child's own pid is 1 and its host pid is unknown to it.
  */
-export function joinStep(dir: string): PlanStep {
-  const file = path.join(dir, 'cgroup.procs');
+export function joinStep(dir: string, procsFile: 'cgroup.procs' | 'tasks'): PlanStep {
+  const file = path.join(dir, procsFile);
   // native/plan_exec.cc opens with these flags | O_CLOEXEC | O_NOCTTY and
   // writes the string in one write(2); no O_CREAT: the file must be the kernel's.
   return { op: 'WriteFile', args: [fs.constants.O_WRONLY], strs: [file, '0'], phase: 'cgroups', target: file, detail: 'joining the container\'s cgroup' };

@@ -1,4 +1,5 @@
 import { ValidationError } from '../../errors';
+import type { LinuxResources } from '../../oci/runtime-spec';
 import {
   BLKIO_WEIGHT_MAX,
   BLKIO_WEIGHT_MIN,
@@ -13,36 +14,11 @@ import {
 import { HostCpus, formatCpuList, parseCpuList, readHostCpus } from './cpu-list';
 
 /**
- * A container's resource limits, with the field names and value conventions
- * of the OCI runtime spec's `linux.resources` (so a bundle's config.json
- * maps over as is): 0 or absent is "not set", -1 is "unlimited" for
- * memory, swap, reservation, quota and pids. `memory.swap` is memory+swap
- * together, as cgroup v1's memsw; the v2 driver converts it.
+ * A container's resource limits: the OCI runtime spec's `linux.resources`
+ * (so a bundle's config.json maps over as is; see LinuxResources for the
+ * value conventions). Each driver converts them to its files.
  */
-export interface CgroupResources {
-  memory?: {
-    /** Bytes (memory.limit_in_bytes, memory.max). */
-    limit?: number;
-    /** Soft limit in bytes (memory.soft_limit_in_bytes, memory.low). */
-    reservation?: number;
-    /** Memory plus swap, bytes (memory.memsw.limit_in_bytes; v2: memory.swap.max = swap - limit). */
-    swap?: number;
-  };
-  cpu?: {
-    /** Relative weight, 2-262144, default 1024 (cpu.shares; v2: cpu.weight). */
-    shares?: number;
-    /** Microseconds of CPU time per period (cpu.cfs_quota_us; v2: cpu.max). */
-    quota?: number;
-    /** Microseconds, 1000-1000000 (cpu.cfs_period_us; v2: cpu.max). */
-    period?: number;
-    /** A cpu list such as "0-2,4" (cpuset.cpus). */
-    cpus?: string;
-    /** A memory node list (cpuset.mems). */
-    mems?: string;
-  };
-  pids?: { limit?: number };
-  blockIO?: { weight?: number };
-}
+export type CgroupResources = LinuxResources;
 
 /**
  * The `docker run` / `docker update` resource flags, as the CLI passes them

@@ -184,8 +184,15 @@ export class V1Driver implements CgroupDriver {
     return result;
   }
 
+  /**
+   * "0" written to a v1 `tasks` file moves the writing thread alone, which
+   * the kernel does without taking its global threadgroup lock; a write to
+   * cgroup.procs takes it, and waits for an RCU grace period (5-20 ms on
+   * the 6.18 host this was measured on). The child is single-threaded: its
+   * thread is the whole process. cgroup2 has no such file for domain cgroups.
+   */
   joinSteps(): PlanStep[] {
-    return this.paths.map((dir) => joinStep(dir));
+    return [...this._hierarchies.map((h) => joinStep(h.dir, 'tasks')), ...(this._unifiedDir ? [joinStep(this._unifiedDir, 'cgroup.procs')] : [])];
   }
 
   addProcess(pid: number): void {

@@ -183,7 +183,7 @@ export class V2Driver implements CgroupDriver {
   }
 
   joinSteps(): PlanStep[] {
-    return [joinStep(this.dir)];
+    return [joinStep(this.dir, 'cgroup.procs')];
   }
 
   addProcess(pid: number): void {
