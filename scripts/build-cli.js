@@ -19,6 +19,25 @@ const yargsAssertShim = {
     );
   },
 };
+/**
+ * yargs reads process.stdout.columns when it loads, and creating
+ * process.stdout costs every command a few milliseconds (the stream
+ * modules) even when it prints nothing, as `run` does with inherited stdio.
+ * The shim's stdColumns becomes a getter, read only when help is wrapped.
+ */
+const YARGS_EAGER_COLUMNS = 'stdColumns:void 0!==process.stdout.columns?process.stdout.columns:null';
+const yargsLazyColumns = {
+  name: 'yargs-lazy-columns',
+  setup(build) {
+    build.onLoad({ filter: /[\\/]node_modules[\\/]yargs[\\/]build[\\/]index\.cjs$/ }, (args) => {
+      const source = fs.readFileSync(args.path, 'utf8');
+      if (!source.includes(YARGS_EAGER_COLUMNS)) {
+        return { errors: [{ text: `yargs-lazy-columns: ${args.path} no longer holds "${YARGS_EAGER_COLUMNS}"; update the patch for this yargs version` }] };
+      }
+      return { contents: source.replace(YARGS_EAGER_COLUMNS, 'get stdColumns(){return void 0!==process.stdout.columns?process.stdout.columns:null}'), loader: 'js' };
+    });
+  },
+};
 const outfile = path.join(root, 'dist', 'cli', 'tsrun.js');
 // V8 checks a code cache against the source's length, not its content: a
 // cache left from the previous bundle must not outlive it (see bin/tsrun).
@@ -34,6 +53,6 @@ esbuild
     minify: true,
     sourcemap: true,
     logLevel: 'warning',
-    plugins: [yargsAssertShim],
+    plugins: [yargsAssertShim, yargsLazyColumns],
   })
   .catch(() => process.exit(1));
