@@ -23,11 +23,12 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 (( node_major >= 20 )) || die "Node.js >= 20 required, found $(node --version)"
 
 # Needed by the build and the tests (skopeo and umoci make and check images as
-# independent tools; docker-registry is the registry the pull and push tests
-# start, apache2-utils its htpasswd, openssl the token test's certificate);
-# the peers are only for benchmarks.
-required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd skopeo umoci docker-registry apache2-utils openssl)
-peers=(runc crun hyperfine podman mmdebstrap)
+# independent tools, podman with runc loads and runs the images tsrun saves;
+# docker-registry is the registry the pull and push tests start,
+# apache2-utils its htpasswd, openssl the token test's certificate); the
+# peers are only for benchmarks.
+required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd skopeo umoci podman runc docker-registry apache2-utils openssl)
+peers=(crun hyperfine mmdebstrap)
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]; }
 
