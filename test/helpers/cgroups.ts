@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { CGROUP_PARENT_ENV, defaultCgroupParent } from '../../src/linux/cgroups';
 import type { CgroupOps } from '../../src/linux/cgroups';
 
 /** Writes files (name -> content) into dir, making it first. */
@@ -38,7 +39,7 @@ const V1_FILES: Record<string, Record<string, string>> = {
  * cannot make them appear on mkdir); a new cpuset is empty, as in v1.
  */
 export function fakeV1Tree(root: string, id: string, options: { parent?: string; controllers?: string[]; unified?: boolean; files?: Record<string, Record<string, string>> } = {}): void {
-  const parent = options.parent ?? 'tsrun';
+  const parent = options.parent ?? defaultCgroupParent();
   const controllers = options.controllers ?? Object.keys(V1_FILES);
   for (const controller of controllers) {
     const files = { ...V1_FILES[controller], ...options.files?.[controller], 'cgroup.procs': '' };
@@ -81,7 +82,7 @@ const V2_FILES: Record<string, string> = {
 
 /** A fake unified (cgroup v2) tree: the root, `<parent>`, and `<parent>/<id>` with a new cgroup's files. */
 export function fakeV2Tree(root: string, id: string, options: { parent?: string; files?: Record<string, string>; omit?: string[] } = {}): void {
-  const parent = options.parent ?? 'tsrun';
+  const parent = options.parent ?? defaultCgroupParent();
   const files = { ...V2_FILES, ...options.files };
   for (const name of options.omit ?? []) delete files[name];
   setFixture(root, files);
@@ -141,10 +142,11 @@ export function fakeOps(root: string, immortal: number[] = []): CgroupOps & { ki
 }
 
 /**
- * Every tsrun cgroup on this host: the parents (a name containing "tsrun")
- * and the container cgroups in them, for the leak checks.
+ * This test run's parent cgroup (see global-setup.ts) in every hierarchy,
+ * and the container cgroups in it, for the leak checks.
  */
 export function hostTsrunCgroups(root = '/sys/fs/cgroup'): string[] {
+  const parent = defaultCgroupParent();
   const found: string[] = [];
   const walk = (dir: string, depth: number): void => {
     let entries: fs.Dirent[];
@@ -156,7 +158,7 @@ export function hostTsrunCgroups(root = '/sys/fs/cgroup'): string[] {
     for (const entry of entries) {
       if (!entry.isDirectory()) continue;
       const p = path.join(dir, entry.name);
-      if (entry.name.includes('tsrun')) {
+      if (entry.name === parent) {
         found.push(p);
         for (const child of fs.readdirSync(p, { withFileTypes: true })) if (child.isDirectory()) found.push(path.join(p, child.name));
       } else if (depth < 3) walk(p, depth + 1);
@@ -164,4 +166,18 @@ export function hostTsrunCgroups(root = '/sys/fs/cgroup'): string[] {
   };
   walk(root, 0);
   return found.sort();
+}
+
+/**
+ * For tests of the default parent ("tsrun") on fake trees: lifts this run's
+ * $TSRUN_CGROUP_PARENT (global-setup.ts) for the file, and puts it back.
+ */
+export function useBuiltInCgroupParent(): void {
+  const saved = process.env[CGROUP_PARENT_ENV];
+  beforeAll(() => {
+    delete process.env[CGROUP_PARENT_ENV];
+  });
+  afterAll(() => {
+    if (saved !== undefined) process.env[CGROUP_PARENT_ENV] = saved;
+  });
 }

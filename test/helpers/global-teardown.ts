@@ -5,8 +5,8 @@ import { FIXTURE_ENV } from './env';
 export default function globalTeardown(): void {
   const dir = process.env[FIXTURE_ENV];
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
-  // The CLI tests' containers use the default parent cgroup (tsrun/), which,
-  // like Docker's, outlives its containers; an empty one is removed here so
-  // the suite leaves no cgroup behind. One holding a container stays.
+  // The tests' containers use this run's parent cgroup (global-setup.ts),
+  // which, like Docker's, outlives its containers; it is removed here when
+  // empty so the suite leaves no cgroup behind. One holding a container stays.
   if (process.getuid?.() === 0) removeCgroupParent();
 }

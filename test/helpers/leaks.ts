@@ -1,5 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { defaultCgroupParent } from '../../src/linux/cgroups';
 import { hostTsrunCgroups } from './cgroups';
 
 /** What a container runtime can leave behind in the process and the kernel. */
@@ -46,7 +47,7 @@ export function snapshot(): KernelSnapshot {
     zombies: kids.filter((c) => c.state === 'Z').map((c) => c.pid),
     children: kids.map((c) => c.pid),
     // A parent cgroup may outlive its containers, as Docker's does; a container's may not.
-    cgroups: hostTsrunCgroups().filter((cg) => path.basename(path.dirname(cg)).includes('tsrun')),
+    cgroups: hostTsrunCgroups().filter((cg) => path.basename(path.dirname(cg)) === defaultCgroupParent()),
   };
 }
 

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Container, ValidationError, run } from '../../src';
 import type { RunOptions } from '../../src';
-import { readHostCpus, sampleStats } from '../../src/linux/cgroups';
+import { defaultCgroupParent, readHostCpus, sampleStats } from '../../src/linux/cgroups';
 import { containerCgroup } from '../../src/runtime/container-cgroup';
 import { inspectContainer } from '../../src/runtime/containers';
 import { Store } from '../../src/storage/store';
@@ -107,7 +107,7 @@ describeAsRoot('resource limits: run with limits, stats, update, and the cgroups
 
     const shared = await start(['cat', '/proc/self/cgroup'], { cgroupns: 'host' });
     await shared.container.wait();
-    expect(shared.output()).toContain(`:/tsrun/${shared.container.id}\n`);
+    expect(shared.output()).toContain(`:/${defaultCgroupParent()}/${shared.container.id}\n`);
   });
 
   test('every limit is in the cgroup: memory, swap, reservation, CPU quota, shares, cpuset, pids, blkio weight', async () => {

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TsrunError } from '../../src/errors';
 import { cgroupHostFrom, createCgroupDriver, detectCgroupHost, parseCgroupMounts, parseProcCgroup, V1Driver, V2Driver } from '../../src/linux/cgroups';
+import { useBuiltInCgroupParent } from '../helpers/cgroups';
 import { useTempDir } from '../helpers/fixtures';
 
 // This host's own files (Debian 12 booted with cgroup v1: systemd's hybrid layout).
@@ -56,6 +57,8 @@ const UNIFIED_MOUNTINFO = `22 1 254:1 / / rw,relatime shared:1 - ext4 /dev/vda1 
 27 23 0:26 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate,memory_recursiveprot
 `;
 const UNIFIED_CGROUP = '0::/user.slice/user-0.slice/session-1.scope\n';
+
+useBuiltInCgroupParent();
 
 describe('cgroup host detection', () => {
   test('this host\'s layout is hybrid: v1 controllers plus an empty cgroup2 mount', () => {

@@ -3,11 +3,13 @@ import * as path from 'node:path';
 import { SyscallError, TsrunError, ValidationError } from '../../src/errors';
 import { cgroupHostFrom, findLeftoverCgroups, listContainerCgroups, removeCgroupParent, removeLeftoverCgroups, V1Driver } from '../../src/linux/cgroups';
 import { serializePlan } from '../../src/runtime/plan';
-import { fakeOps, fakeV1Tree, readFixture, setFixture } from '../helpers/cgroups';
+import { fakeOps, fakeV1Tree, readFixture, setFixture, useBuiltInCgroupParent } from '../helpers/cgroups';
 import { useTempDir } from '../helpers/fixtures';
 
 const MiB = 1024 * 1024;
 const ID = 'c0ffee';
+
+useBuiltInCgroupParent();
 
 describe('V1Driver on a fake cgroup v1 tree', () => {
   const tmp = useTempDir('tsrun-cgv1-');

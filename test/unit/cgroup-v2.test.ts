@@ -2,11 +2,13 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SyscallError, TsrunError, ValidationError } from '../../src/errors';
 import { listContainerCgroups, removeCgroupParent, V2Driver } from '../../src/linux/cgroups';
-import { fakeOps, fakeV2Tree, readFixture, setFixture } from '../helpers/cgroups';
+import { fakeOps, fakeV2Tree, readFixture, setFixture, useBuiltInCgroupParent } from '../helpers/cgroups';
 import { useTempDir } from '../helpers/fixtures';
 
 const MiB = 1024 * 1024;
 const ID = 'beef01';
+
+useBuiltInCgroupParent();
 
 describe('V2Driver on a fake cgroup v2 tree', () => {
   const tmp = useTempDir('tsrun-cgv2-');

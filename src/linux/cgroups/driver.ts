@@ -3,8 +3,13 @@ import type { PlanStep } from '../../runtime/plan';
 import type { CgroupOps } from './files';
 import type { CgroupResources } from './resources';
 
-/** Where tsrun puts its containers' cgroups, under each hierarchy's root. */
-export const DEFAULT_CGROUP_PARENT = 'tsrun';
+/** Names the parent cgroup for containers that ask for none, as dockerd's `cgroup-parent` setting does. */
+export const CGROUP_PARENT_ENV = 'TSRUN_CGROUP_PARENT';
+
+/** Where tsrun puts its containers' cgroups, under each hierarchy's root: "tsrun", or $TSRUN_CGROUP_PARENT. */
+export function defaultCgroupParent(): string {
+  return process.env[CGROUP_PARENT_ENV] || 'tsrun';
+}
 
 /** How long destroy() keeps killing and retrying rmdir before it gives up. */
 export const DEFAULT_DESTROY_TIMEOUT_MS = 5000;

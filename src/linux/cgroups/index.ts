@@ -21,7 +21,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { syscallErrorFrom } from '../../errors';
-import { CgroupDriver, DEFAULT_CGROUP_PARENT } from './driver';
+import { CgroupDriver, defaultCgroupParent } from './driver';
 import { CgroupOps, checkCgroupNames, descendants, readProcs } from './files';
 import { CgroupHost, detectCgroupHost } from './host';
 import { V1Driver } from './v1';
@@ -87,7 +87,7 @@ export interface ContainerCgroup {
  */
 export function listContainerCgroups(options: Omit<CgroupDriverOptions, 'ops'> = {}): ContainerCgroup[] {
   const host = options.host ?? detectCgroupHost();
-  const parent = options.parent ?? DEFAULT_CGROUP_PARENT;
+  const parent = options.parent ?? defaultCgroupParent();
   checkCgroupNames('x', parent);
   const found = new Map<string, ContainerCgroup>();
   for (const root of hierarchyRoots(host)) {
@@ -152,7 +152,7 @@ export async function removeLeftoverCgroups(isActive: (id: string) => boolean, o
  */
 export function removeCgroupParent(options: CgroupDriverOptions = {}): boolean {
   const host = options.host ?? detectCgroupHost();
-  const parent = options.parent ?? DEFAULT_CGROUP_PARENT;
+  const parent = options.parent ?? defaultCgroupParent();
   checkCgroupNames('x', parent);
   const rmdir = options.ops?.rmdir ?? ((dir: string) => fs.rmdirSync(dir));
   let gone = true;

@@ -6,7 +6,7 @@ import { parseLimit } from './convert';
 import {
   CgroupDriver,
   CgroupStats,
-  DEFAULT_CGROUP_PARENT,
+  defaultCgroupParent,
   DestroyOptions,
   DriverOptions,
   MemoryEvents,
@@ -73,7 +73,7 @@ export class V1Driver implements CgroupDriver {
     readonly id: string,
     options: V1DriverOptions = {},
   ) {
-    this._parent = options.parent ?? DEFAULT_CGROUP_PARENT;
+    this._parent = options.parent ?? defaultCgroupParent();
     checkCgroupNames(id, this._parent);
     this._ops = withOps(options.ops);
     const byMount = new Map<string, V1Controller[]>();

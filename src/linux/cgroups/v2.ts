@@ -17,7 +17,7 @@ import {
 import {
   CgroupDriver,
   CgroupStats,
-  DEFAULT_CGROUP_PARENT,
+  defaultCgroupParent,
   DestroyOptions,
   DriverOptions,
   MemoryEvents,
@@ -63,7 +63,7 @@ export class V2Driver implements CgroupDriver {
     readonly id: string,
     options: DriverOptions = {},
   ) {
-    this._parent = options.parent ?? DEFAULT_CGROUP_PARENT;
+    this._parent = options.parent ?? defaultCgroupParent();
     checkCgroupNames(id, this._parent);
     this._ops = withOps(options.ops);
     this.dir = path.join(root, this._parent, id);
