@@ -90,13 +90,20 @@ export async function pullImage(store: Store, reference: string, options: PullOp
  * pulled: it names nothing in a registry.
  */
 export async function pullIfMissing(store: Store, reference: string, options: PullOptions & { onMissing?: (reference: string) => void } = {}): Promise<Image> {
+  const local = localImage(store, reference);
+  if (local) return local;
+  options.onMissing?.(reference);
+  return (await pullImage(store, reference, options)).image;
+}
+
+/** The store's image for `reference`, or undefined when a pull may fetch it; an image id is never pulled, so a missing one is an error. */
+export function localImage(store: Store, reference: string): Image | undefined {
   try {
     return store.resolve(reference);
   } catch (err) {
     if (!(err instanceof NotFoundError) || parseImageReference(reference).kind === 'id') throw err;
+    return undefined;
   }
-  options.onMissing?.(reference);
-  return (await pullImage(store, reference, options)).image;
 }
 
 function imageIdOf(store: Store, reference: string): string | undefined {

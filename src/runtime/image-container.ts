@@ -69,6 +69,8 @@ export async function createImageContainer(
   const lock = storeLockFile(root);
   // The store's modules (compression, tar) are loaded only for image containers.
   const { Store } = await import('../storage/store');
+  // A store that was never written to has no lock file yet, and no images: the lookup says so.
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
   const { record, layout, process } = await withFileLock(lock, 'exclusive', () => {
     const image = Store.open(root, logger).resolve(options.image);
     const process = imageProcess(image.config.config, options);

@@ -225,6 +225,26 @@ describeAsRoot('pull from a registry (docker-registry, seeded by skopeo)', () =>
     expect(tsrun('pull', '-q', 'Not/A/Reference')).toMatchObject({ status: 125, stderr: expect.stringContaining('invalid reference format') });
   });
 
+  test('tsrun run of an image the store lacks pulls it first (stderr), then runs it; --pull never and always', () => {
+    const root = path.join(tmp(), 'run-store');
+    const state = path.join(tmp(), 'run-state');
+    const reference = `${registry().host}/busybox:1`;
+    const tsrun = (...args: string[]): { status: number | null; stdout: string; stderr: string } => spawnSync(TSRUN, ['--root', root, '--state', state, ...args], { encoding: 'utf8', timeout: 60_000 });
+
+    expect(tsrun('run', '--rm', '--pull', 'never', reference)).toMatchObject({ status: 125, stdout: '', stderr: expect.stringContaining(`No such image: ${reference}`) });
+    const first = tsrun('run', '--rm', reference);
+    expect(first).toMatchObject({ status: 0, stdout: 'from the registry\n' });
+    const lines = first.stderr.trimEnd().split('\n');
+    expect(lines.slice(0, 2)).toEqual([`Unable to find image '${reference}' locally`, '1: Pulling from busybox']);
+    expect(lines.slice(-2)).toEqual([`Digest: ${busybox.manifest}`, `Status: Downloaded newer image for ${reference}`]);
+
+    expect(tsrun('run', '--rm', reference, 'echo', 'again')).toEqual(expect.objectContaining({ status: 0, stdout: 'again\n', stderr: '' }));
+    const always = tsrun('run', '--rm', '--pull', 'always', reference, 'true');
+    expect(always.status).toBe(0);
+    expect(always.stderr).toContain(`Status: Image is up to date for ${reference}`);
+    expect(tsrun('run', '--rm', `${registry().host}/nosuch:1`)).toMatchObject({ status: 125, stdout: '', stderr: expect.stringContaining(`manifest for ${registry().host}/nosuch:1 not found`) });
+  });
+
   test('a registry that serves HTTPS with a self-signed certificate: reached over TLS (loopback registries are insecure)', async () => {
     const secure = await startRegistry({ tls: true });
     try {

@@ -8,6 +8,7 @@ import { commitContainer } from '../../src/runtime/containers';
 import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { tempPodman } from '../helpers/podman';
 import { useRegistry, useRegistryProxy } from '../helpers/registry';
 
 const RETRY = { retries: 3, delayMs: 5 };
@@ -36,7 +37,7 @@ describeAsRoot('push to a registry (docker-registry, checked with skopeo and umo
     await commitContainer('writer', committed, { root: root(), stateDir: stateDir() });
   });
 
-  test('push a committed image (chunked and monolithic uploads); skopeo copies it back and umoci unpacks its files', async () => {
+  test('push a committed image (chunked and monolithic uploads); skopeo copies it back, umoci unpacks its files, podman loads and runs it', async () => {
     const store = Store.open(root());
     const image = store.resolve(committed);
     const result = await pushImage(store, committed, { retry: RETRY, chunkSize: CHUNK });
@@ -53,6 +54,18 @@ describeAsRoot('push to a registry (docker-registry, checked with skopeo and umo
     expect(fs.readFileSync(path.join(bundle, 'rootfs', 'data', 'x'), 'utf8')).toBe('x\n');
     expect(fs.statSync(path.join(bundle, 'rootfs', 'bin', 'busybox')).isFile()).toBe(true);
     fs.rmSync(bundle, { recursive: true, force: true });
+
+    // podman loads the layout skopeo wrote (as an oci-archive: the layout in a tar) and runs the image.
+    const archive = path.join(tmp(), 'copied.tar');
+    execFileSync('tar', ['-C', layout, '-cf', archive, '.']);
+    const podman = tempPodman(path.join(tmp(), 'podman'));
+    try {
+      const loaded = /Loaded image: (\S+)/.exec(podman.cli('load', '-i', archive))?.[1];
+      expect(loaded).toBeDefined();
+      expect(podman.run(loaded!, ['cat', '/hello', '/data/x'])).toMatchObject({ status: 0, stdout: 'committed\nx\n' });
+    } finally {
+      podman.dispose();
+    }
   });
 
   test('pushing again finds every blob there; another repository mounts them from the first', async () => {

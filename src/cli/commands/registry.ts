@@ -1,5 +1,7 @@
 import type { Options } from 'yargs';
 import type { RegistryOptions } from '../../registry/client';
+import type { PullOptions, PullResult } from '../../registry/pull';
+import type { Store } from '../../storage/store';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError } from '../fail';
 import { openStore, reporting } from './images';
@@ -39,28 +41,49 @@ export const pullCommand: CliCommand<PullArgs> = {
     await reporting(argv, async () => {
       const [reference, ...extra] = argv._.map(String);
       if (reference === undefined || extra.length > 0) throw new UsageError('"tsrun pull" requires exactly one image reference');
-      const [{ pullImage }, { parseRemoteReference, familiarRemote }, { progressRenderer }] = await Promise.all([import('../../registry/pull'), import('../../registry/reference'), import('../progress')]);
-      const remote = parseRemoteReference(reference);
-      const progress = argv.quiet ? undefined : progressRenderer(process.stdout);
-      if (!argv.quiet) {
-        if (remote.digest === undefined && !/:[^/]*$/.test(reference.split('@')[0])) process.stdout.write(`Using default tag: ${remote.tag}\n`);
-        process.stdout.write(`${remote.digest ?? remote.tag}: Pulling from ${remote.repository}\n`);
-      }
       const store = await openStore(argv);
-      try {
-        const result = await pullImage(store, reference, { ...registryOptions(argv), platform: argv.platform, onProgress: (p) => progress?.update(p) });
-        progress?.finish();
-        if (!argv.quiet) {
-          process.stdout.write(`Digest: ${result.digest}\n`);
-          process.stdout.write(`Status: ${result.upToDate ? 'Image is up to date' : 'Downloaded newer image'} for ${familiarRemote(remote)}\n`);
-        }
-        process.stdout.write(`${result.reference}\n`);
-      } finally {
-        progress?.finish();
-      }
+      const result = await pullWithProgress(store, reference, argv.quiet ? undefined : process.stdout, { ...registryOptions(argv), platform: argv.platform });
+      process.stdout.write(`${result.reference}\n`);
     });
   },
 };
+
+/** A pull as `docker pull` shows it on `out` (nothing when undefined): the layers' progress, then the digest and status. */
+async function pullWithProgress(store: Store, reference: string, out: NodeJS.WriteStream | undefined, options: PullOptions): Promise<PullResult> {
+  const [{ pullImage }, { parseRemoteReference, familiarRemote }, { progressRenderer }] = await Promise.all([import('../../registry/pull'), import('../../registry/reference'), import('../progress')]);
+  const remote = parseRemoteReference(reference);
+  if (out) {
+    if (remote.digest === undefined && !/:[^/]*$/.test(reference.split('@')[0])) out.write(`Using default tag: ${remote.tag}\n`);
+    out.write(`${remote.digest ?? remote.tag}: Pulling from ${remote.repository}\n`);
+  }
+  const progress = out ? progressRenderer(out) : undefined;
+  try {
+    const result = await pullImage(store, reference, { ...options, onProgress: (p) => progress?.update(p) });
+    progress?.finish();
+    out?.write(`Digest: ${result.digest}\nStatus: ${result.upToDate ? 'Image is up to date' : 'Downloaded newer image'} for ${familiarRemote(remote)}\n`);
+    return result;
+  } finally {
+    progress?.finish();
+  }
+}
+
+export type PullPolicy = 'missing' | 'always' | 'never';
+
+/**
+ * `docker run --pull`: with "missing", an image the store lacks is pulled
+ * after "Unable to find image ... locally"; with "always", it is pulled
+ * every time. Everything goes to stderr, as stdout is the container's.
+ */
+export async function pullForRun(argv: GlobalArgs, image: string, policy: PullPolicy, platform: string | undefined): Promise<void> {
+  if (policy === 'never') return;
+  const [{ localImage }, { parseRemoteReference, familiarRemote }] = await Promise.all([import('../../registry/pull'), import('../../registry/reference')]);
+  const store = await openStore(argv);
+  if (policy === 'missing') {
+    if (localImage(store, image)) return;
+    process.stderr.write(`Unable to find image '${familiarRemote(parseRemoteReference(image))}' locally\n`);
+  }
+  await pullWithProgress(store, image, process.stderr, { configDir: argv.config, insecureRegistries: [], logger: argv.logger, platform });
+}
 
 interface PushArgs extends RegistryArgs {
   quiet: boolean;

@@ -4,6 +4,7 @@ import { run } from '../../runtime/run';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
+import type { PullPolicy } from './registry';
 import { RESOURCE_OPTIONS, ResourceArgs, nameTheFlag, resourceOptions } from '../resource-flags';
 
 interface RunArgs extends GlobalArgs, ResourceArgs {
@@ -22,6 +23,8 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   cgroupns?: 'host' | 'private';
   'read-only': boolean;
   'no-pivot': boolean;
+  pull: PullPolicy;
+  platform?: string;
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -41,6 +44,8 @@ export const RUN_OPTIONS = {
   cgroupns: { type: 'string', choices: ['host', 'private'], describe: 'cgroup namespace to use' },
   'read-only': { type: 'boolean', default: false, describe: 'mount the root filesystem read-only' },
   'no-pivot': { type: 'boolean', default: false, describe: 'use MS_MOVE + chroot instead of pivot_root' },
+  pull: { type: 'string', choices: ['missing', 'always', 'never'], default: 'missing', describe: 'pull the image before running it' },
+  platform: { type: 'string', requiresArg: true, describe: 'os/arch[/variant] to pull from a multi-platform index (default: this host)' },
   ...RESOURCE_OPTIONS,
 } satisfies Record<string, Options>;
 
@@ -90,6 +95,7 @@ export const runCommand: CliCommand<RunArgs> = {
     const proxy = new SignalProxy();
     let container;
     try {
+      if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
       container = await run({
         rootfs: argv.rootfs,
         image,
