@@ -8,6 +8,7 @@ import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { runCommand } from './commands/run';
 import { systemPruneCommand } from './commands/system';
+import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumeRmCommand } from './commands/volumes';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
 
@@ -39,6 +40,10 @@ const COMMANDS: CliCommand<never>[] = [
   rmiCommand,
   pruneCommand,
   systemPruneCommand,
+  volumeCreateCommand,
+  volumeLsCommand,
+  volumeInspectCommand,
+  volumeRmCommand,
   pullCommand,
   pushCommand,
   loginCommand,

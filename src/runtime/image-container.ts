@@ -48,6 +48,7 @@ export interface ImageContainer {
   rootfs: string;
   process: { args: string[]; env: string[]; cwd: string; user: string | undefined };
   started(pid: number): void;
+  usesVolumes(names: string[]): void;
   startFailed(): Promise<void>;
   exited(result: ExitResult): Promise<void>;
 }
@@ -126,6 +127,9 @@ export async function createImageContainer(
     layout,
     rootfs: layout.merged,
     process,
+    usesVolumes(names) {
+      record.hostConfig.volumes = names;
+    },
     started(pid) {
       // The container has its own copy of the mount; detaching the host's
       // means nothing is left mounted when the container goes, however it goes.

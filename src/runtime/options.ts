@@ -6,8 +6,9 @@ import { isMapped, validateIdMappings } from '../linux/idmap';
 import { validateNamespaces } from '../linux/namespaces';
 import { resolveUser } from '../linux/users';
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, OCI_VERSION, defaultMounts } from '../oci/defaults';
-import type { IdMapping, LinuxResources, NamespaceType, Spec } from '../oci/runtime-spec';
+import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
+import { VolumeMount, rootPropagationFor } from './volumes';
 
 /** Where a container's stdin, stdout or stderr goes. A number is an fd of this process. */
 export type StdioOption = 'inherit' | 'pipe' | 'ignore' | number;
@@ -46,6 +47,8 @@ export interface RunOptions extends ResourceOptions {
   cgroupns?: 'host' | 'private';
   /** A user namespace with these maps (container id -> host id). */
   idMappings?: { uid: IdMapping[]; gid: IdMapping[] };
+  /** Bind mounts, volumes and tmpfs mounts (`-v`, `--mount`, `--tmpfs`; see parseVolumeFlag and friends), in this order. */
+  mounts?: VolumeMount[];
   /** Mount the root filesystem read-only. */
   readOnly?: boolean;
   /** One value for all three, or one per fd. Default: 'pipe'. */
@@ -112,7 +115,7 @@ function namespaceList(options: RunOptions): NamespaceType[] {
  * come in already converted and checked (resourcesFromOptions), so that a
  * bad one stops run() before it creates anything.
  */
-export function buildSpec(options: RunOptions, id: string, resources: LinuxResources = {}): Spec {
+export function buildSpec(options: RunOptions, id: string, resources: LinuxResources = {}, userMounts: Mount[] = []): Spec {
   if (!Array.isArray(options.args) || options.args.length === 0 || options.args.some((a) => typeof a !== 'string')) {
     throw new ValidationError('args', 'a command is required');
   }
@@ -148,6 +151,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
     // network namespace; bind the host's read-only instead, as runc does.
     mounts.push({ destination: '/sys', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
   }
+  mounts.push(...userMounts);
   const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: { args: [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } },
@@ -158,7 +162,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       namespaces: namespaces.map((type) => ({ type })),
       uidMappings: userns?.uid,
       gidMappings: userns?.gid,
-      rootfsPropagation: 'rprivate',
+      rootfsPropagation: rootPropagationFor(options.mounts ?? []),
       resources,
     },
   };

@@ -11,6 +11,8 @@ import { OCI_VERSION } from '../oci/defaults';
 import type { LinuxResources, Spec } from '../oci/runtime-spec';
 import { DEFAULT_STATE_DIR, RunOptions, StdioOption, buildSpec } from './options';
 import { spawnContainer } from './spawn';
+import type { ResolvedMounts } from './volumes';
+import { withFileLock } from '../util/file-lock';
 import { ContainerState, StateStore, newContainerId, validateName } from './state';
 
 interface StdioFds {
@@ -66,6 +68,8 @@ interface Lifecycle {
   started(pid: number): void;
   startFailed(): void | Promise<void>;
   exited(result: ExitResult): void | Promise<void>;
+  /** The named volumes the container mounts, kept in its record so that `volume rm` sees them in use. */
+  usesVolumes?(names: string[]): void;
 }
 
 function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec, resources: LinuxResources): Lifecycle {
@@ -119,6 +123,25 @@ async function imageLifecycle(options: RunOptions & { image: string }, id: strin
   return createImageContainer(options, id, name, resources, logger);
 }
 
+/** Named volumes live in the image store, so only a run that has some takes its lock. */
+async function resolveUserMounts(options: RunOptions, rootfs: string): Promise<ResolvedMounts> {
+  const mounts = options.mounts ?? [];
+  const { resolveMounts } = await import('./volumes');
+  if (!mounts.some((m) => m.type === 'volume')) return resolveMounts(mounts, rootfs, '');
+  const { storeLockFile, storeRoot } = await import('./image-container');
+  const root = storeRoot(options);
+  fs.mkdirSync(root, { recursive: true, mode: 0o700 });
+  return withFileLock(storeLockFile(root), 'exclusive', () => resolveMounts(mounts, rootfs, root));
+}
+
+async function removeAnonymousVolumes(options: RunOptions, names: string[]): Promise<void> {
+  if (names.length === 0) return;
+  const { storeLockFile, storeRoot } = await import('./image-container');
+  const { VolumeStore } = await import('../storage/volumes');
+  const root = storeRoot(options);
+  await withFileLock(storeLockFile(root), 'exclusive', () => names.forEach((name) => new VolumeStore(root).remove(name, [], true)));
+}
+
 /**
  * Starts a container and returns once its command has exec'd.
  *
@@ -151,8 +174,11 @@ export async function run(options: RunOptions): Promise<Container> {
   let cgroup: CgroupDriver | undefined;
   let plan: ContainerPlan;
   let spawned;
+  let userMounts: ResolvedMounts | undefined;
   try {
-    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources);
+    userMounts = await resolveUserMounts(options, lifecycle.rootfs);
+    lifecycle.usesVolumes?.(userMounts.volumes);
+    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources, userMounts.mounts);
     if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
     stdio = setupStdio(options.stdio);
     cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
@@ -160,7 +186,8 @@ export async function run(options: RunOptions): Promise<Container> {
     spawned = spawnContainer(spec, plan);
   } catch (err) {
     if (stdio) closeAll(stdio.parent);
-    const cleanups = [async () => cgroup?.destroy(), async () => lifecycle.startFailed()];
+    const anonymous = userMounts?.anonymous ?? [];
+    const cleanups = [async () => cgroup?.destroy(), async () => lifecycle.startFailed(), async () => removeAnonymousVolumes(options, anonymous)];
     for (const cleanup of cleanups) {
       try {
         await cleanup();
@@ -196,6 +223,7 @@ export async function run(options: RunOptions): Promise<Container> {
       // so while its cgroup exists marks a leftover for `tsrun ps`.
       const result = await cgroups.releaseContainerCgroup(containerCgroup, reaped, logger);
       await lifecycle.exited(result);
+      if (options.autoRemove) await removeAnonymousVolumes(options, userMounts?.anonymous ?? []);
       return result;
     },
     logger,

@@ -26,6 +26,8 @@ export interface ContainerRecord {
     autoRemove: boolean;
     readOnly: boolean;
     network: string;
+    /** Named volumes it mounts. */
+    volumes?: string[];
     /** The limits asked for at run, as `tsrun update` last changed them. */
     resources?: LinuxResources;
   };

@@ -5,6 +5,7 @@ import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
 import type { PullPolicy } from './registry';
+import type { VolumeMount } from '../../runtime/volumes';
 import { RESOURCE_OPTIONS, ResourceArgs, nameTheFlag, resourceOptions } from '../resource-flags';
 
 interface RunArgs extends GlobalArgs, ResourceArgs {
@@ -25,6 +26,9 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   'no-pivot': boolean;
   pull: PullPolicy;
   platform?: string;
+  volume: string[];
+  mount: string[];
+  tmpfs: string[];
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -46,6 +50,9 @@ export const RUN_OPTIONS = {
   'no-pivot': { type: 'boolean', default: false, describe: 'use MS_MOVE + chroot instead of pivot_root' },
   pull: { type: 'string', choices: ['missing', 'always', 'never'], default: 'missing', describe: 'pull the image before running it' },
   platform: { type: 'string', requiresArg: true, describe: 'os/arch[/variant] to pull from a multi-platform index (default: this host)' },
+  volume: { alias: 'v', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'bind mount or volume: [SOURCE:]TARGET[:ro|rw][,shared|slave|private|rshared|rslave|rprivate]' },
+  mount: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'type=bind|volume|tmpfs,source=...,target=...[,readonly]...' },
+  tmpfs: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'mount a tmpfs: PATH[:OPTIONS]' },
   ...RESOURCE_OPTIONS,
 } satisfies Record<string, Options>;
 
@@ -80,6 +87,12 @@ class SignalProxy {
   }
 }
 
+/** In Docker's order: -v, then --mount, then --tmpfs. */
+async function userMounts(argv: RunArgs): Promise<VolumeMount[]> {
+  const { parseMountFlag, parseTmpfsFlag, parseVolumeFlag } = await import('../../runtime/volumes');
+  return [...argv.volume.map(parseVolumeFlag), ...argv.mount.map(parseMountFlag), ...argv.tmpfs.map(parseTmpfsFlag)];
+}
+
 export const runCommand: CliCommand<RunArgs> = {
   name: 'run',
   describe: 'Run a command in a new container',
@@ -95,6 +108,7 @@ export const runCommand: CliCommand<RunArgs> = {
     const proxy = new SignalProxy();
     let container;
     try {
+      const mounts = await userMounts(argv);
       if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
       container = await run({
         rootfs: argv.rootfs,
@@ -112,6 +126,7 @@ export const runCommand: CliCommand<RunArgs> = {
         ipc: argv.ipc,
         uts: argv.uts,
         cgroupns: argv.cgroupns,
+        mounts,
         readOnly: argv['read-only'],
         noPivot: argv['no-pivot'],
         autoRemove: argv.rm,
