@@ -11,6 +11,7 @@
         "native/pidfd.cc",
         "native/plan_exec.cc",
         "native/plan_prepare.cc",
+        "native/pty.cc",
         "native/spawn.cc"
       ],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

@@ -13,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <termios.h>
 
 #include <cerrno>
 
@@ -157,6 +158,49 @@ long Stdio(const PreparedStep& step) {
   return 0;
 }
 
+// The terminal is allocated in the container's own devpts (its /dev/ptmx),
+// so that the process sees a /dev/pts/N that exists there; the master goes
+// to the runtime over the console socket (SCM_RIGHTS), as runc's
+// --console-socket does. TIOCGPTPEER opens the slave without a path lookup
+// (a container could have replaced /dev/pts/N). See: man 4 pts, man 2 ioctl_tty.
+long OpenPty(const PreparedStep& step) {
+  long master = sys::call(SYS_openat, AT_FDCWD, step.strs[0], O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (master < 0) return master;
+  int unlock = 0;
+  long ret = sys::call(SYS_ioctl, master, TIOCSPTLCK, &unlock);
+  struct winsize size = {static_cast<unsigned short>(step.args[1]), static_cast<unsigned short>(step.args[2]), 0, 0};
+  if (ret == 0 && size.ws_row > 0 && size.ws_col > 0) ret = sys::call(SYS_ioctl, master, TIOCSWINSZ, &size);
+  long slave = ret < 0 ? ret : sys::call(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (slave < 0) {
+    CloseFd(static_cast<int>(master));
+    return slave;
+  }
+  char byte = 'T';
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  for (size_t i = 0; i < sizeof control; i++) control[i] = 0;
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  int master_fd = static_cast<int>(master);
+  char* data = reinterpret_cast<char*>(CMSG_DATA(cmsg));
+  const char* from = reinterpret_cast<const char*>(&master_fd);
+  for (size_t i = 0; i < sizeof master_fd; i++) data[i] = from[i];
+  do {
+    ret = sys::call(SYS_sendmsg, step.args[0], &msg, MSG_NOSIGNAL);
+  } while (ret == -EINTR);
+  CloseFd(master_fd);
+  for (int fd = 0; ret >= 0 && fd < 3; fd++) ret = slave == fd ? 0 : sys::call(SYS_dup3, slave, fd, 0);
+  if (slave > 2) CloseFd(static_cast<int>(slave));
+  return ret < 0 ? ret : 0;
+}
+
 long RunStep(const ChildContext* ctx, const PreparedStep& s) {
   const int64_t* a = s.args;
   switch (s.op) {
@@ -221,6 +265,8 @@ long RunStep(const ChildContext* ctx, const PreparedStep& s) {
       return Touch(s);
     case Op::Stdio:
       return Stdio(s);
+    case Op::OpenPty:
+      return OpenPty(s);
     case Op::Setrlimit: {
       struct rlimit limit = {static_cast<rlim_t>(a[1]), static_cast<rlim_t>(a[2])};
       return sys::call(SYS_prlimit64, 0, a[0], &limit, nullptr);

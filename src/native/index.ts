@@ -47,6 +47,10 @@ export interface NativeBinding {
   llistxattr(path: string): string[];
   /** flock(fd, op | LOCK_NB): false when another holder has the lock. */
   flock(fd: number, operation: number): boolean;
+  /** The fd sent over a unix socket (SCM_RIGHTS), close-on-exec; null if the peer closed without sending. */
+  receiveFd(socket: number, timeoutMs: number): number | null;
+  /** TIOCSWINSZ on a terminal. */
+  setWindowSize(fd: number, rows: number, cols: number): void;
 }
 
 let binding: NativeBinding | undefined;

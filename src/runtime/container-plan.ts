@@ -1,4 +1,5 @@
 import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
+import { TerminalSize, terminalSteps } from '../linux/pty';
 import { rootfsSteps } from '../linux/rootfs';
 import type { Spec } from '../oci/runtime-spec';
 import type { PlanStep } from './plan';
@@ -29,6 +30,8 @@ export interface PlanOptions {
   pivot: boolean;
   /** The steps that move the child into its cgroup (CgroupDriver.joinSteps); the plan runs them first. */
   cgroupJoin: PlanStep[];
+  /** A terminal for the process: the master goes back on `consoleFd`, and fds 0-2 are its slave. */
+  terminal?: { consoleFd: number; size?: TerminalSize };
 }
 
 /**
@@ -56,6 +59,8 @@ export function execCandidates(command: string, env: readonly string[]): string[
  *                                     unshare(CLONE_NEWCGROUP)
  *                                     mounts, devices, pivot_root
  *                                     hostname, loopback
+ *                                     [terminal] setsid, open pty, send
+ *                <-- pty master       the master, TIOCSCTTY
  *                                     groups, gid, uid, cwd, umask
  *                                     stdio, close other fds
  *                                     execve  (closes the error channel)
@@ -89,6 +94,8 @@ function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
   const { user, cwd, args, env } = spec.process;
   const phase = 'process';
   const steps: PlanStep[] = [
+    // Before the uid change: the pty is opened as root of the container.
+    ...(options.terminal ? terminalSteps(options.terminal.consoleFd, options.terminal.size) : []),
     { op: 'Setgroups', lists: [(user.additionalGids ?? []).map(String)], phase, detail: 'supplementary groups' },
     { op: 'Setresgid', args: [user.gid, user.gid, user.gid], phase, target: `gid ${user.gid}` },
     { op: 'Setresuid', args: [user.uid, user.uid, user.uid], phase, target: `uid ${user.uid}` },

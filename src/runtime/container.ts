@@ -6,6 +6,7 @@ import type { ExitWatcher } from '../native';
 import type { Logger } from '../logger';
 import { signalName, signalNumber } from './signals';
 import type { SpawnedProcess } from './spawn';
+import type { Terminal } from './terminal';
 
 export interface ExitResult {
   /** The exit status, or 128 + N when signal N killed the process (as a shell reports it). */
@@ -45,6 +46,8 @@ export class Container {
     stdio: ContainerStdio,
     onExit: (result: ExitResult) => void | ExitResult | Promise<void | ExitResult>,
     private readonly _logger: Logger,
+    /** The pty master when the container runs with a terminal (then stdin and stdout are its stream). */
+    readonly terminal: Terminal | null = null,
   ) {
     this.pid = process.pid;
     this._pidfd = process.pidfd;
@@ -56,8 +59,9 @@ export class Container {
       this._watcher = new (loadNative().ExitWatcher)(this._pidfd, (status) => {
         fs.closeSync(this._pidfd);
         this._pidfd = -1;
-        // Nobody is left to read it; keeping it would leak the pipe.
-        this.stdin?.destroy();
+        // Nobody is left to read it; keeping it would leak the pipe. A
+        // terminal's is also its output, which ends by itself once drained.
+        if (this.stdin !== this.stdout) this.stdin?.destroy();
         if ('error' in status) {
           reject(new Error(`waiting for container ${this.id}: ${status.error}`));
           return;

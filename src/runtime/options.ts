@@ -9,6 +9,7 @@ import { DEFAULT_NAMESPACES, DEFAULT_PATH, OCI_VERSION, defaultMounts } from '..
 import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
 import { VolumeMount, rootPropagationFor } from './volumes';
+import type { TerminalSize } from '../linux/pty';
 
 /** Where a container's stdin, stdout or stderr goes. A number is an fd of this process. */
 export type StdioOption = 'inherit' | 'pipe' | 'ignore' | number;
@@ -51,6 +52,12 @@ export interface RunOptions extends ResourceOptions {
   mounts?: VolumeMount[];
   /** Mount the root filesystem read-only. */
   readOnly?: boolean;
+  /**
+   * Give the process a terminal (`-t`): fds 0, 1 and 2 are a pty of the
+   * container's devpts, and `container.terminal` is its master (stdio is
+   * then ignored). A size sets the window before the process starts.
+   */
+  tty?: boolean | TerminalSize;
   /** One value for all three, or one per fd. Default: 'pipe'. */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
   /** Aborting kills the container with SIGKILL. */

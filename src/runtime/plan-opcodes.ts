@@ -39,6 +39,7 @@ export const Op = {
   Touch: 27,
   Setrlimit: 28,
   Stdio: 29,
+  OpenPty: 30,
 } as const;
 
 export type OpName = keyof typeof Op;

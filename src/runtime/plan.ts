@@ -29,6 +29,7 @@ const SYSCALL_NAMES: Partial<Record<OpName, string>> = {
   Touch: 'open',
   Stdio: 'dup3',
   SetCtty: 'ioctl(TIOCSCTTY)',
+  OpenPty: 'open pty',
 };
 
 /** The syscall name a failed step reports, e.g. "pivot_root" or "mount". */

@@ -5,12 +5,13 @@ import { canPivotRoot } from '../linux/rootfs';
 import { ownIdentity, processStartTime } from '../linux/proc';
 import { loadNative } from '../native';
 import { Logger, silentLogger } from '../logger';
-import { ContainerPlan, buildContainerPlan } from './container-plan';
+import { ContainerPlan, PlanOptions, buildContainerPlan } from './container-plan';
+import { Terminal } from './terminal';
 import { Container, ContainerStdio, ExitResult, pipeStream } from './container';
 import { OCI_VERSION } from '../oci/defaults';
 import type { LinuxResources, Spec } from '../oci/runtime-spec';
 import { DEFAULT_STATE_DIR, RunOptions, StdioOption, buildSpec } from './options';
-import { spawnContainer } from './spawn';
+import { killAndReap, spawnContainer } from './spawn';
 import type { ResolvedMounts } from './volumes';
 import { withFileLock } from '../util/file-lock';
 import { ContainerState, StateStore, newContainerId, validateName } from './state';
@@ -123,6 +124,11 @@ async function imageLifecycle(options: RunOptions & { image: string }, id: strin
   return createImageContainer(options, id, name, resources, logger);
 }
 
+function terminalOption(tty: RunOptions['tty'], consoleFd: number | undefined): PlanOptions['terminal'] {
+  if (!tty || consoleFd === undefined) return undefined;
+  return { consoleFd, size: typeof tty === 'object' ? tty : undefined };
+}
+
 /** Named volumes live in the image store, so only a run that has some takes its lock. */
 async function resolveUserMounts(options: RunOptions, rootfs: string): Promise<ResolvedMounts> {
   const mounts = options.mounts ?? [];
@@ -175,16 +181,26 @@ export async function run(options: RunOptions): Promise<Container> {
   let plan: ContainerPlan;
   let spawned;
   let userMounts: ResolvedMounts | undefined;
+  // [runtime end, child end] of the socket the child sends its pty master on.
+  const consoleSocket: number[] = [];
+  let terminal: Terminal | undefined;
   try {
     userMounts = await resolveUserMounts(options, lifecycle.rootfs);
     lifecycle.usesVolumes?.(userMounts.volumes);
     spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources, userMounts.mounts);
     if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
-    stdio = setupStdio(options.stdio);
+    stdio = setupStdio(options.tty ? 'inherit' : options.stdio);
+    if (options.tty) consoleSocket.push(...loadNative().socketPair());
     cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
-    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps() });
+    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps(), terminal: terminalOption(options.tty, consoleSocket[1]) });
     spawned = spawnContainer(spec, plan);
+    if (options.tty) {
+      fs.closeSync(consoleSocket.pop() as number);
+      terminal = Terminal.receive(consoleSocket[0]);
+    }
   } catch (err) {
+    // Started, but its terminal could not be received: it must not run on.
+    if (spawned) killAndReap(spawned);
     if (stdio) closeAll(stdio.parent);
     const anonymous = userMounts?.anonymous ?? [];
     const cleanups = [async () => cgroup?.destroy(), async () => lifecycle.startFailed(), async () => removeAnonymousVolumes(options, anonymous)];
@@ -198,11 +214,12 @@ export async function run(options: RunOptions): Promise<Container> {
     throw err;
   } finally {
     if (stdio) closeAll(stdio.childEnds);
+    closeAll(consoleSocket);
   }
   logger.debug({ id, name, pid: spawned.pid, mode: plan.mode, steps: plan.steps.length }, 'container started');
   lifecycle.started(spawned.pid);
 
-  const streams: ContainerStdio = {
+  const streams: ContainerStdio = terminal ? { stdin: terminal.stream, stdout: terminal.stream, stderr: null } : {
     stdin: stdio.parent[0] >= 0 ? pipeStream(stdio.parent[0], 'write') : null,
     stdout: stdio.parent[1] >= 0 ? pipeStream(stdio.parent[1], 'read') : null,
     stderr: stdio.parent[2] >= 0 ? pipeStream(stdio.parent[2], 'read') : null,
@@ -227,6 +244,7 @@ export async function run(options: RunOptions): Promise<Container> {
       return result;
     },
     logger,
+    terminal ?? null,
   );
   options.signal?.addEventListener('abort', onAbort, { once: true });
   return container;

@@ -72,7 +72,7 @@ describeAsRoot('tsrun CLI', () => {
   });
 
   test('the container command keeps its own flags, and stdin, stdout and stderr are the terminal\'s', () => {
-    const result = runInBusybox(['sh', '-c', 'read line; echo "out:$line" "$@"; echo err >&2', 'sh', '-e', '--rm'], ['-e', 'A=1'], 'hello\n');
+    const result = runInBusybox(['sh', '-c', 'read line; echo "out:$line" "$@"; echo err >&2', 'sh', '-e', '--rm'], ['-i', '-e', 'A=1'], 'hello\n');
     expect(result).toMatchObject({ status: 0, stdout: 'out:hello -e --rm\n', stderr: 'err\n' });
   });
 

@@ -6,6 +6,7 @@ import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
 import type { PullPolicy } from './registry';
 import type { VolumeMount } from '../../runtime/volumes';
+import { connectTerminal, hostTerminalSize } from '../../runtime/terminal';
 import { RESOURCE_OPTIONS, ResourceArgs, nameTheFlag, resourceOptions } from '../resource-flags';
 
 interface RunArgs extends GlobalArgs, ResourceArgs {
@@ -26,6 +27,8 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   'no-pivot': boolean;
   pull: PullPolicy;
   platform?: string;
+  interactive: boolean;
+  tty: boolean;
   volume: string[];
   mount: string[];
   tmpfs: string[];
@@ -50,6 +53,8 @@ export const RUN_OPTIONS = {
   'no-pivot': { type: 'boolean', default: false, describe: 'use MS_MOVE + chroot instead of pivot_root' },
   pull: { type: 'string', choices: ['missing', 'always', 'never'], default: 'missing', describe: 'pull the image before running it' },
   platform: { type: 'string', requiresArg: true, describe: 'os/arch[/variant] to pull from a multi-platform index (default: this host)' },
+  interactive: { alias: 'i', type: 'boolean', default: false, describe: 'keep stdin open: the container reads tsrun\'s stdin (without it, /dev/null)' },
+  tty: { alias: 't', type: 'boolean', default: false, describe: 'allocate a pseudo-terminal' },
   volume: { alias: 'v', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'bind mount or volume: [SOURCE:]TARGET[:ro|rw][,shared|slave|private|rshared|rslave|rprivate]' },
   mount: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'type=bind|volume|tmpfs,source=...,target=...[,readonly]...' },
   tmpfs: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'mount a tmpfs: PATH[:OPTIONS]' },
@@ -68,13 +73,16 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', '
 class SignalProxy {
   private target: Container | undefined;
   private readonly held: NodeJS.Signals[] = [];
+  private readonly signals: NodeJS.Signals[];
   private readonly forward = (signal: NodeJS.Signals): void => {
     if (this.target) this.target.kill(signal);
     else this.held.push(signal);
   };
 
-  constructor() {
-    FORWARDED.forEach((s) => process.on(s, this.forward));
+  /** With a terminal, window changes reach the container as a resize of its pty, which signals it itself. */
+  constructor(tty: boolean) {
+    this.signals = FORWARDED.filter((s) => !(tty && s === 'SIGWINCH'));
+    this.signals.forEach((s) => process.on(s, this.forward));
   }
 
   attach(container: Container): void {
@@ -83,7 +91,7 @@ class SignalProxy {
   }
 
   close(): void {
-    FORWARDED.forEach((s) => process.off(s, this.forward));
+    this.signals.forEach((s) => process.off(s, this.forward));
   }
 }
 
@@ -105,7 +113,8 @@ export const runCommand: CliCommand<RunArgs> = {
     const image = argv.rootfs === undefined ? positionals.shift() : undefined;
     if (argv.rootfs === undefined && image === undefined) throw new UsageError('"tsrun run" requires an image (or --rootfs DIR) and a command');
     if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError('"tsrun run" requires a command to run');
-    const proxy = new SignalProxy();
+    if (argv.tty && argv.interactive && !process.stdin.isTTY) throw new UsageError('the input device is not a TTY');
+    const proxy = new SignalProxy(argv.tty);
     let container;
     try {
       const mounts = await userMounts(argv);
@@ -131,7 +140,8 @@ export const runCommand: CliCommand<RunArgs> = {
         noPivot: argv['no-pivot'],
         autoRemove: argv.rm,
         ...resourceOptions(argv),
-        stdio: 'inherit',
+        stdio: [argv.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+        tty: argv.tty ? (hostTerminalSize(process.stdout) ?? true) : undefined,
         stateDir: argv.state,
         logger: argv.logger,
       });
@@ -141,10 +151,12 @@ export const runCommand: CliCommand<RunArgs> = {
       return;
     }
     proxy.attach(container);
+    const disconnect = container.terminal ? connectTerminal(container.terminal, { stdin: process.stdin, stdout: process.stdout }, { input: argv.interactive }) : undefined;
     try {
       const { exitCode } = await container.wait();
       process.exitCode = exitCode;
     } finally {
+      disconnect?.();
       proxy.close();
     }
   },

@@ -1,0 +1,93 @@
+import type { Socket } from 'node:net';
+import type { ReadStream, WriteStream } from 'node:tty';
+import type { TerminalSize } from '../linux/pty';
+import { TsrunError } from '../errors';
+import { loadNative } from '../native';
+
+/** How long to wait for the child to send its pty master; it sends it before exec, so this is only a guard. */
+const RECEIVE_TIMEOUT_MS = 10_000;
+
+/**
+ * The runtime's end of a container's terminal: the pty master, as one
+ * duplex stream (what the process writes comes out, what is written goes
+ * in as typed input). Reading ends when every process holding the slave
+ * has exited (the kernel then reports EIO, which is the normal end here).
+ */
+export class Terminal {
+  readonly stream: Socket;
+
+  constructor(readonly fd: number) {
+    // A pty master is a TTY to libuv, which net.Socket refuses; tty.ReadStream
+    // wraps it in libuv's tty handle, which writes as well (as node-pty does).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const tty = require('node:tty') as typeof import('node:tty');
+    this.stream = new tty.ReadStream(fd);
+    this.stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EIO' && err.code !== 'EPIPE') throw err;
+      this.stream.destroy();
+    });
+  }
+
+  /** TIOCSWINSZ: the container's foreground process group gets SIGWINCH. */
+  resize(size: TerminalSize): void {
+    if (this.stream.destroyed) return;
+    loadNative().setWindowSize(this.fd, size.rows, size.cols);
+  }
+
+  /** Receives the master that the child's OpenPty step sent over `socket`. */
+  static receive(socket: number): Terminal {
+    const fd = loadNative().receiveFd(socket, RECEIVE_TIMEOUT_MS);
+    if (fd === null) throw new TsrunError('terminal: the container exited before it sent its terminal', 'EPIPE');
+    return new Terminal(fd);
+  }
+}
+
+/** The host side of `docker run -it` (and of exec -it, attach): where the terminal's traffic goes. */
+export interface HostTerminal {
+  stdin: NodeJS.ReadableStream & Partial<Pick<ReadStream, 'isTTY' | 'setRawMode'>>;
+  stdout: NodeJS.WritableStream & Partial<Pick<WriteStream, 'isTTY' | 'rows' | 'columns'>>;
+}
+
+/** The size of the host's terminal, if it has one. */
+export function hostTerminalSize(stdout: HostTerminal['stdout']): TerminalSize | undefined {
+  return stdout.isTTY && stdout.rows && stdout.columns ? { rows: stdout.rows, cols: stdout.columns } : undefined;
+}
+
+/**
+ * Connects a container's terminal to the host's: the container's output
+ * to `stdout`; with `input`, `stdin` in raw mode (keys, ^C included, go to
+ * the container) to the container; window size changes follow. Returns
+ * the function that undoes all of it; the host terminal's mode is also
+ * restored if this process exits without calling it.
+ */
+export function connectTerminal(terminal: Terminal, host: HostTerminal, options: { input: boolean }): () => void {
+  const { stdin, stdout } = host;
+  const raw = options.input && stdin.isTTY === true && typeof stdin.setRawMode === 'function';
+  const restore = (): void => {
+    if (raw) stdin.setRawMode?.(false);
+  };
+  const onData = (chunk: Buffer): void => {
+    stdout.write(chunk);
+  };
+  const onResize = (): void => {
+    const size = hostTerminalSize(stdout);
+    if (size) terminal.resize(size);
+  };
+  terminal.stream.on('data', onData);
+  if (stdout.isTTY) stdout.on('resize', onResize);
+  if (raw) {
+    stdin.setRawMode?.(true);
+    process.once('exit', restore);
+  }
+  if (options.input) stdin.pipe(terminal.stream, { end: false });
+  return () => {
+    if (options.input) {
+      stdin.unpipe(terminal.stream);
+      stdin.pause();
+    }
+    restore();
+    process.off('exit', restore);
+    stdout.off('resize', onResize);
+    terminal.stream.off('data', onData);
+  };
+}

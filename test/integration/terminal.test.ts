@@ -1,0 +1,82 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { checkLeaksAfterEach } from '../helpers/leaks';
+
+const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
+const hasTmux = spawnSync('tmux', ['-V']).status === 0;
+if (!hasTmux) console.warn('skipped the -it test: tmux is not installed (scripts/setup.sh installs it)');
+const withTmux = hasTmux ? test : test.skip;
+
+async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describeAsRoot('terminals: run -it, -i', () => {
+  const tmp = useTempDir('tsrun-tty-');
+  const state = () => path.join(tmp(), 'state');
+  checkLeaksAfterEach();
+
+  withTmux('run -it through a real terminal: window size, resize, /dev/pts tty, exit code; the host mode is restored', async () => {
+    const dir = tmp();
+    const socket = path.join(dir, 'tmux.sock');
+    const script = path.join(dir, 'session.sh');
+    // The pane's shell records its terminal mode around tsrun, then waits to be read.
+    fs.writeFileSync(
+      script,
+      [
+        `stty -g > ${dir}/mode-before`,
+        `${TSRUN} --state ${state()} run -it --rm --rootfs ${busyboxRootfs()} sh`,
+        `echo $? > ${dir}/exit-code`,
+        `stty -g > ${dir}/mode-after`,
+        'exec sleep 600',
+      ].join('\n'),
+    );
+    const tmux = (...args: string[]): string => {
+      const result = spawnSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
+      if (result.status !== 0) throw new Error(`tmux ${args.join(' ')}: ${result.stderr}`);
+      return result.stdout;
+    };
+    const screen = (): string => tmux('capture-pane', '-p', '-J');
+    tmux('new-session', '-d', '-x', '80', '-y', '24', `sh ${script}`);
+    try {
+      await until(() => (/# $/m.test(screen()) ? true : undefined), 'the container shell prompt');
+      tmux('send-keys', '-l', 'stty size; tty\r');
+      await until(() => (/^\/dev\/pts\/\d+$/m.test(screen()) ? true : undefined), 'the output of tty');
+      expect(screen()).toMatch(/^24 80$/m);
+      expect(screen()).toMatch(/^\/dev\/pts\/0$/m);
+
+      tmux('resize-window', '-x', '100', '-y', '30');
+      tmux('send-keys', '-l', 'stty size; exit 3\r');
+      const code = await until(() => (fs.existsSync(`${dir}/mode-after`) ? fs.readFileSync(`${dir}/exit-code`, 'utf8').trim() : undefined), 'tsrun to exit');
+      expect(screen()).toMatch(/^30 100$/m);
+      expect(code).toBe('3');
+      expect(fs.readFileSync(`${dir}/mode-after`, 'utf8')).toBe(fs.readFileSync(`${dir}/mode-before`, 'utf8'));
+    } finally {
+      spawnSync('tmux', ['-S', socket, 'kill-server']);
+    }
+  });
+
+  test('-i forwards stdin to its end of file; without -i the container reads /dev/null', () => {
+    const tsrun = (flags: string[]): ReturnType<typeof spawnSync> =>
+      spawnSync(TSRUN, ['--state', state(), 'run', '--rm', ...flags, '--rootfs', busyboxRootfs(), 'sh', '-c', 'cat; echo "[eof]"; [ -t 0 ] || echo "not a tty"'], { input: 'line 1\nline 2', encoding: 'utf8', timeout: 30_000 });
+    expect(tsrun(['-i'])).toMatchObject({ status: 0, stdout: 'line 1\nline 2[eof]\nnot a tty\n' });
+    expect(tsrun([])).toMatchObject({ status: 0, stdout: '[eof]\nnot a tty\n' });
+    const refused = tsrun(['-it']);
+    expect(refused.status).toBe(125);
+    expect(refused.stderr).toMatch(/the input device is not a TTY/);
+  });
+
+  test('-t without a host terminal still gives the container a pty, whose output comes back', () => {
+    const result = spawnSync(TSRUN, ['--state', state(), 'run', '--rm', '-t', '--rootfs', busyboxRootfs(), 'sh', '-c', 'tty; [ -t 1 ] && echo yes'], { encoding: 'utf8', timeout: 30_000 });
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe('/dev/pts/0\r\nyes\r\n');
+  });
+});
