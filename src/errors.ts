@@ -156,3 +156,21 @@ export class AuthError extends RegistryError {
     super(message, details, options, 'EAUTH');
   }
 }
+
+/**
+ * A CNI plugin failed (its error result, or its exit without one).
+ * Example message: `network tsrun-test: CNI ADD bridge: failed to allocate for range 0: no IP addresses available (code 11)`.
+ */
+export class NetworkError extends TsrunError {
+  constructor(
+    readonly network: string,
+    readonly command: string,
+    readonly plugin: string,
+    message: string,
+    /** The CNI error code (spec: 1-99), when the plugin reported one. */
+    readonly cniCode?: number,
+    options?: ErrorOptions,
+  ) {
+    super(`network ${network}: CNI ${command} ${plugin}: ${message}${cniCode !== undefined ? ` (code ${cniCode})` : ''}`, 'ENETWORK', options);
+  }
+}

@@ -8,6 +8,7 @@ import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { runCommand } from './commands/run';
 import { systemPruneCommand } from './commands/system';
+import { networkCreateCommand, networkInspectCommand, networkLsCommand, networkRmCommand } from './commands/networks';
 import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumeRmCommand } from './commands/volumes';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
@@ -40,6 +41,10 @@ const COMMANDS: CliCommand<never>[] = [
   rmiCommand,
   pruneCommand,
   systemPruneCommand,
+  networkCreateCommand,
+  networkLsCommand,
+  networkInspectCommand,
+  networkRmCommand,
   volumeCreateCommand,
   volumeLsCommand,
   volumeInspectCommand,

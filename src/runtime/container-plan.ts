@@ -12,6 +12,8 @@ const DEFAULT_UMASK = 0o022;
 export const SyncMessage = {
   UserMapRequest: 1,
   UserMapDone: 2,
+  NetworkRequest: 3,
+  NetworkDone: 4,
 } as const;
 
 export interface ContainerPlan {
@@ -30,6 +32,8 @@ export interface PlanOptions {
   pivot: boolean;
   /** The steps that move the child into its cgroup (CgroupDriver.joinSteps); the plan runs them first. */
   cgroupJoin: PlanStep[];
+  /** Stop after joining the cgroup until the parent has set up the network namespace (CNI ADD). */
+  networkSync?: boolean;
   /** A terminal for the process: the master goes back on `consoleFd`, and fds 0-2 are its slave. */
   terminal?: { consoleFd: number; size?: TerminalSize };
 }
@@ -51,6 +55,11 @@ export function execCandidates(command: string, env: readonly string[]): string[
  *
  *   parent                           child
  *   clone(flags) ------------------> join the cgroup: write 0 to each cgroup.procs
+ *                                     [CNI network only]
+ *                <-- NetworkRequest
+ *   bind its netns, CNI ADD,
+ *   write hosts, resolv.conf
+ *                NetworkDone ------>
  *                                     [user namespace only]
  *                <-- UserMapRequest
  *   write uid_map, gid_map
@@ -72,6 +81,12 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   // unshared below, takes the cgroup the child is in as its root.
   const steps: PlanStep[] = [...options.cgroupJoin];
 
+  if (options.networkSync) {
+    steps.push(
+      { op: 'SyncSignal', args: [SyncMessage.NetworkRequest], phase: 'network' },
+      { op: 'SyncWait', phase: 'network', detail: 'waiting for the network (CNI ADD)' },
+    );
+  }
   if (userns) {
     steps.push(
       { op: 'SyncSignal', args: [SyncMessage.UserMapRequest], phase: 'user namespace' },
@@ -87,7 +102,7 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   }
   steps.push(...namespaceSetupSteps(spec));
   steps.push(...processSteps(spec, options));
-  return { steps, cloneFlags: cloneFlags(spec), mode: userns ? 'fork' : 'vfork' };
+  return { steps, cloneFlags: cloneFlags(spec), mode: userns || options.networkSync ? 'fork' : 'vfork' };
 }
 
 function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {

@@ -6,7 +6,9 @@ import type { LinuxResources } from '../oci/runtime-spec';
 import { OverlayLayout, detachOverlay, mountOverlay } from '../linux/overlay';
 import { resolveInRoot } from '../linux/path-in-root';
 import { ownIdentity, processStartTime } from '../linux/proc';
-import { createContainerLayers, removeContainerLayers } from '../storage/container-layers';
+import { createContainerLayers, initLayerName, removeContainerLayers } from '../storage/container-layers';
+import { networkFiles } from '../storage/init-layer';
+import type { NetworkFiles } from './container-network';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { withFileLock } from '../util/file-lock';
 import type { ExitResult } from './container';
@@ -47,6 +49,7 @@ export interface ImageContainer {
   /** The merged root filesystem, mounted in this mount namespace until `started` or `startFailed`. */
   rootfs: string;
   process: { args: string[]; env: string[]; cwd: string; user: string | undefined };
+  networkFiles: NetworkFiles;
   started(pid: number): void;
   usesVolumes(names: string[]): void;
   startFailed(): Promise<void>;
@@ -72,7 +75,7 @@ export async function createImageContainer(
   const { Store } = await import('../storage/store');
   // A store that was never written to has no lock file yet, and no images: the lookup says so.
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });
-  const { record, layout, process } = await withFileLock(lock, 'exclusive', () => {
+  const { record, layout, process, exposedPorts } = await withFileLock(lock, 'exclusive', () => {
     const image = Store.open(root, logger).resolve(options.image);
     const process = imageProcess(image.config.config, options);
     const record: ContainerRecord = {
@@ -94,7 +97,7 @@ export async function createImageContainer(
     try {
       const hostname = options.uts === 'host' ? fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : (options.hostname ?? id.slice(0, 12));
       const layout = createContainerLayers(root, id, image.layers.map((l) => l.link), { hostname, network: options.network ?? 'none' });
-      return { record, layout, process };
+      return { record, layout, process, exposedPorts: image.config.config?.ExposedPorts };
     } catch (err) {
       containers.remove(record);
       throw err;
@@ -127,6 +130,7 @@ export async function createImageContainer(
     layout,
     rootfs: layout.merged,
     process,
+    networkFiles: { ...networkFiles(path.join(layout.base, initLayerName(id), 'diff')), exposedPorts },
     usesVolumes(names) {
       record.hostConfig.volumes = names;
     },

@@ -10,6 +10,7 @@ import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../o
 import type { Logger } from '../logger';
 import { VolumeMount, rootPropagationFor } from './volumes';
 import type { TerminalSize } from '../linux/pty';
+import type { PortMapping } from '../network/ports';
 
 /** Where a container's stdin, stdout or stderr goes. A number is an fd of this process. */
 export type StdioOption = 'inherit' | 'pipe' | 'ignore' | number;
@@ -39,8 +40,22 @@ export interface RunOptions extends ResourceOptions {
   hostname?: string;
   /** Unique among this state directory's containers (default: a short id). */
   name?: string;
-  /** `none` (own namespace with loopback only) or `host`. */
-  network?: 'none' | 'host';
+  /**
+   * `none` (own namespace with loopback only; the default), `host`,
+   * `container:NAME` (that container's namespace), `bridge` (the default
+   * CNI network) or the name of a network made with createNetwork.
+   * CNI networks need an image container.
+   */
+  network?: string;
+  /** `-p`: ports of the host forwarded to the container (CNI networks; see parsePublish). */
+  publish?: PortMapping[];
+  /** `-P`: every port the image EXPOSEs, each on a free host port. */
+  publishAll?: boolean;
+  /** `--dns`, `--dns-search`: replace the nameservers and search domains of the host's resolv.conf. */
+  dns?: string[];
+  dnsSearch?: string[];
+  /** `--add-host NAME:IP` lines for /etc/hosts. */
+  addHosts?: string[];
   /** `host` shares that namespace with the host, like Docker's `--pid host`. */
   pid?: 'host' | 'private';
   ipc?: 'host' | 'private';
@@ -105,6 +120,22 @@ function checkRootfs(rootfs: string): string {
   return fs.realpathSync.native(absolute);
 }
 
+export type NetworkMode = { kind: 'none' } | { kind: 'host' } | { kind: 'container'; container: string } | { kind: 'cni'; network: string };
+
+/** What `network` asks for; the name of a CNI network is checked when the network is looked up. */
+export function networkMode(network: string | undefined): NetworkMode {
+  if (network === undefined || network === 'none') return { kind: 'none' };
+  if (network === 'host') return { kind: 'host' };
+  if (typeof network !== 'string' || network === '') throw new ValidationError('network', `${JSON.stringify(network)} is not a network mode`);
+  if (network.startsWith('container:')) {
+    const container = network.slice('container:'.length);
+    if (!container) throw new ValidationError('network', 'container: needs a container name or id');
+    return { kind: 'container', container };
+  }
+  if (!/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/.test(network)) throw new ValidationError('network', `${JSON.stringify(network)} is not none, host, container:NAME or a network name`);
+  return { kind: 'cni', network };
+}
+
 function namespaceList(options: RunOptions): NamespaceType[] {
   const shared: Partial<Record<NamespaceType, boolean>> = {
     network: options.network === 'host',
@@ -122,14 +153,13 @@ function namespaceList(options: RunOptions): NamespaceType[] {
  * come in already converted and checked (resourcesFromOptions), so that a
  * bad one stops run() before it creates anything.
  */
-export function buildSpec(options: RunOptions, id: string, resources: LinuxResources = {}, userMounts: Mount[] = []): Spec {
+export function buildSpec(options: RunOptions, id: string, resources: LinuxResources = {}, userMounts: Mount[] = [], joinNetwork?: string): Spec {
   if (!Array.isArray(options.args) || options.args.length === 0 || options.args.some((a) => typeof a !== 'string')) {
     throw new ValidationError('args', 'a command is required');
   }
   if (options.args[0] === '') throw new ValidationError('args[0]', 'the command is empty');
-  if (options.network !== undefined && options.network !== 'none' && options.network !== 'host') {
-    throw new ValidationError('network', `${JSON.stringify(options.network)} is not supported (none, host)`);
-  }
+  const network = networkMode(options.network);
+  if (network.kind === 'container' && !joinNetwork) throw new ValidationError('network', `the namespace of container ${network.container} was not resolved`);
   const rootfs = checkRootfs(options.rootfs ?? '');
   const namespaces = namespaceList(options);
   const ownUts = namespaces.includes('uts');
@@ -151,7 +181,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
   const hostname = ownUts ? (options.hostname ?? id.slice(0, 12)) : undefined;
   const defaults = [`PATH=${DEFAULT_PATH}`, ...(hostname ? [`HOSTNAME=${hostname}`] : []), `HOME=${user.home}`];
   const env = mergeEnv(defaults, envList(options.env));
-  const ownNetwork = namespaces.includes('network');
+  const ownNetwork = namespaces.includes('network') && !joinNetwork;
   const mounts = defaultMounts({ devptsGid: !userns || isMapped(userns.gid, 5), sysfs: !userns || ownNetwork });
   if (userns && !ownNetwork) {
     // sysfs cannot be mounted from a user namespace that does not own the
@@ -166,7 +196,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
     hostname,
     mounts,
     linux: {
-      namespaces: namespaces.map((type) => ({ type })),
+      namespaces: namespaces.map((type) => (type === 'network' && joinNetwork ? { type, path: joinNetwork } : { type })),
       uidMappings: userns?.uid,
       gidMappings: userns?.gid,
       rootfsPropagation: rootPropagationFor(options.mounts ?? []),

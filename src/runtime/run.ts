@@ -7,6 +7,7 @@ import { loadNative } from '../native';
 import { Logger, silentLogger } from '../logger';
 import { ContainerPlan, PlanOptions, buildContainerPlan } from './container-plan';
 import { Terminal } from './terminal';
+import type { ContainerNetwork, NetworkFiles } from './container-network';
 import { Container, ContainerStdio, ExitResult, pipeStream } from './container';
 import { OCI_VERSION } from '../oci/defaults';
 import type { LinuxResources, Spec } from '../oci/runtime-spec';
@@ -71,6 +72,8 @@ interface Lifecycle {
   exited(result: ExitResult): void | Promise<void>;
   /** The named volumes the container mounts, kept in its record so that `volume rm` sees them in use. */
   usesVolumes?(names: string[]): void;
+  /** Where a CNI network writes the container's hosts and resolv.conf (image containers only). */
+  networkFiles?: NetworkFiles;
 }
 
 function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec, resources: LinuxResources): Lifecycle {
@@ -184,16 +187,24 @@ export async function run(options: RunOptions): Promise<Container> {
   // [runtime end, child end] of the socket the child sends its pty master on.
   const consoleSocket: number[] = [];
   let terminal: Terminal | undefined;
+  let network: ContainerNetwork = {};
   try {
     userMounts = await resolveUserMounts(options, lifecycle.rootfs);
     lifecycle.usesVolumes?.(userMounts.volumes);
-    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources, userMounts.mounts);
+    if ((options.network ?? 'none') !== 'none' || (options.publish ?? []).length > 0 || options.publishAll) {
+      const { prepareContainerNetwork } = await import('./container-network');
+      network = await prepareContainerNetwork(options, { id, name, hostname: options.hostname ?? id.slice(0, 12) }, lifecycle.networkFiles, logger);
+    }
+    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources, userMounts.mounts, network.joinPath);
     if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
     stdio = setupStdio(options.tty ? 'inherit' : options.stdio);
     if (options.tty) consoleSocket.push(...loadNative().socketPair());
     cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
-    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps(), terminal: terminalOption(options.tty, consoleSocket[1]) });
-    spawned = spawnContainer(spec, plan);
+    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps(), terminal: terminalOption(options.tty, consoleSocket[1]),
+      networkSync: network.attachment !== undefined,
+    });
+    const attachment = network.attachment;
+    spawned = spawnContainer(spec, plan, { network: attachment ? (pid) => attachment.attach(pid) : undefined });
     if (options.tty) {
       fs.closeSync(consoleSocket.pop() as number);
       terminal = Terminal.receive(consoleSocket[0]);
@@ -203,7 +214,7 @@ export async function run(options: RunOptions): Promise<Container> {
     if (spawned) killAndReap(spawned);
     if (stdio) closeAll(stdio.parent);
     const anonymous = userMounts?.anonymous ?? [];
-    const cleanups = [async () => cgroup?.destroy(), async () => lifecycle.startFailed(), async () => removeAnonymousVolumes(options, anonymous)];
+    const cleanups = [async () => network.attachment?.detach(), async () => cgroup?.destroy(), async () => lifecycle.startFailed(), async () => removeAnonymousVolumes(options, anonymous)];
     for (const cleanup of cleanups) {
       try {
         await cleanup();
@@ -218,6 +229,11 @@ export async function run(options: RunOptions): Promise<Container> {
   }
   logger.debug({ id, name, pid: spawned.pid, mode: plan.mode, steps: plan.steps.length }, 'container started');
   lifecycle.started(spawned.pid);
+  try {
+    await network.attachment?.started(spawned.pid);
+  } catch (err) {
+    logger.warn({ id, err }, 'could not tell the network\'s other containers about this one');
+  }
 
   const streams: ContainerStdio = terminal ? { stdin: terminal.stream, stdout: terminal.stream, stderr: null } : {
     stdin: stdio.parent[0] >= 0 ? pipeStream(stdio.parent[0], 'write') : null,
@@ -239,6 +255,11 @@ export async function run(options: RunOptions): Promise<Container> {
       // The cgroup goes before the record says exited: a record that says
       // so while its cgroup exists marks a leftover for `tsrun ps`.
       const result = await cgroups.releaseContainerCgroup(containerCgroup, reaped, logger);
+      try {
+        await network.attachment?.detach();
+      } catch (err) {
+        logger.warn({ id, err }, 'CNI DEL failed; `tsrun system prune` retries it');
+      }
       await lifecycle.exited(result);
       if (options.autoRemove) await removeAnonymousVolumes(options, userMounts?.anonymous ?? []);
       return result;

@@ -9,6 +9,12 @@ import { childFailure, serializePlan } from './plan';
 /** How long the parent waits for the child to reach a sync point. */
 const SYNC_TIMEOUT_MS = 10_000;
 
+/** The parent's work at the child's sync points, besides the uid/gid maps. */
+export interface SpawnHooks {
+  /** The child waits in its new network namespace: set it up (synchronously). */
+  network?(pid: number): void;
+}
+
 export interface SpawnedProcess {
   pid: number;
   pidfd: number;
@@ -34,7 +40,7 @@ export function killAndReap(process: SpawnedProcess): void {
  * once the container's process has exec'd. If any step fails the child is
  * reaped and the error names the step, the syscall, the path and errno.
  */
-export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess {
+export function spawnContainer(spec: Spec, plan: ContainerPlan, hooks: SpawnHooks = {}): SpawnedProcess {
   const native = loadNative();
   const buffer = serializePlan(plan.steps);
   // [parent end, child end]; the child end is closed once the child has it.
@@ -44,7 +50,7 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess 
     spawned = native.spawn(buffer, { cloneFlags: plan.cloneFlags, mode: plan.mode, syncFd: sync[1] });
     if (sync.length > 0) {
       fs.closeSync(sync.pop() as number);
-      runParentSide(spec, spawned.pid, sync[0]);
+      runParentSide(spec, spawned.pid, sync[0], hooks);
     }
   } catch (err) {
     if (spawned) {
@@ -65,7 +71,7 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess 
   return { pid: spawned.pid, pidfd: spawned.pidfd };
 }
 
-function runParentSide(spec: Spec, pid: number, fd: number): void {
+function runParentSide(spec: Spec, pid: number, fd: number, hooks: SpawnHooks): void {
   const native = loadNative();
   for (;;) {
     const message = native.syncWait(fd, SYNC_TIMEOUT_MS);
@@ -76,6 +82,11 @@ function runParentSide(spec: Spec, pid: number, fd: number): void {
       case SyncMessage.UserMapRequest:
         writeIdMaps(pid, spec.linux.uidMappings ?? [], spec.linux.gidMappings ?? []);
         native.syncRelease(fd, SyncMessage.UserMapDone);
+        break;
+      case SyncMessage.NetworkRequest:
+        if (!hooks.network) throw new TsrunError('spawn: the child asked for a network, and none was prepared', 'EPROTO');
+        hooks.network(pid);
+        native.syncRelease(fd, SyncMessage.NetworkDone);
         break;
       default:
         throw new TsrunError(`spawn: unexpected sync message ${message} from the child`, 'EPROTO');

@@ -3,8 +3,8 @@ import * as path from 'node:path';
 
 export interface InitLayerOptions {
   hostname: string;
-  /** `host` copies the host's hosts and resolv.conf as they are. */
-  network: 'none' | 'host';
+  /** `host` copies the host's hosts and resolv.conf as they are; a bridge network rewrites them once the container has its address (networkFiles). */
+  network: string;
   /** The host's files, for tests. */
   hostResolvConf?: string;
   hostHosts?: string;
@@ -13,7 +13,7 @@ export interface InitLayerOptions {
 /** Docker's fallback when the host has only loopback resolvers, which a container cannot reach. */
 const FALLBACK_NAMESERVERS = ['8.8.8.8', '8.8.4.4', '2001:4860:4860::8888', '2001:4860:4860::8844'];
 
-const LOCAL_HOSTS = [
+export const LOCAL_HOSTS = [
   '127.0.0.1\tlocalhost',
   '::1\tlocalhost ip6-localhost ip6-loopback',
   'fe00::0\tip6-localnet',
@@ -64,4 +64,9 @@ export function writeInitLayer(dir: string, options: InitLayerOptions): void {
   fs.writeFileSync(path.join(dir, 'etc', 'hosts'), hosts, { mode: 0o644 });
   fs.writeFileSync(path.join(dir, 'etc', 'resolv.conf'), options.network === 'host' ? resolv : containerResolvConf(resolv), { mode: 0o644 });
   fs.symlinkSync('/proc/mounts', path.join(dir, 'etc', 'mtab'));
+}
+
+/** The files of the init layer that a network attachment fills in. */
+export function networkFiles(dir: string): { hosts: string; resolvConf: string } {
+  return { hosts: path.join(dir, 'etc', 'hosts'), resolvConf: path.join(dir, 'etc', 'resolv.conf') };
 }

@@ -17,4 +17,8 @@ export default function globalSetup(): void {
   // One parent cgroup per test run, so that the leak checks of two runs on
   // one host (CI next to a developer's run) do not see each other's containers.
   process.env[CGROUP_PARENT_ENV] = `tsrun-test-${process.pid}`;
+  // The CLI's default network is Docker's, a bridge on the host; tests get
+  // none unless they ask, and the network tests build theirs in a network
+  // namespace of their own.
+  process.env.TSRUN_NETWORK = 'none';
 }

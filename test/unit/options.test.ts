@@ -60,7 +60,8 @@ describe('buildSpec', () => {
     });
 
     test('an unsupported network, a relative cwd', () => {
-      expect(fieldOf({ network: 'bridge' as 'none' })).toBe('network');
+      expect(fieldOf({ network: 'no such/network' })).toBe('network');
+      expect(fieldOf({ network: 'container:' })).toBe('network');
       expect(fieldOf({ cwd: 'tmp' })).toBe('cwd');
     });
 

@@ -20,6 +20,9 @@ async function removeLeftovers(argv: GlobalArgs): Promise<void> {
     const { removeLeftoverContainerCgroups } = await import('../../runtime/container-resources');
     const { removed } = await removeLeftoverContainerCgroups(location(argv));
     for (const id of removed) argv.logger.info({ id }, 'removed the cgroup of a container whose tsrun died');
+    const { removeLeftoverAttachments } = await import('../../network/attachments');
+    const networks = await removeLeftoverAttachments(argv.root, argv.logger);
+    for (const id of networks.removed) argv.logger.info({ id }, 'detached a container whose tsrun died from its network');
   } catch (err) {
     argv.logger.warn({ err }, 'looking for leftover cgroups failed');
   }
@@ -101,6 +104,8 @@ export const rmCommand: CliCommand<RmArgs> = {
         process.exitCode = reportError(err, argv.debug, 1);
       }
     }
+    // A removed container whose tsrun was killed still holds its network attachment.
+    await removeLeftovers(argv);
   },
 };
 

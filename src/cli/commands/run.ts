@@ -18,7 +18,12 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   env: string[];
   workdir?: string;
   user?: string;
-  network: 'none' | 'host';
+  network?: string;
+  publish: string[];
+  'publish-all': boolean;
+  dns: string[];
+  'dns-search': string[];
+  'add-host': string[];
   pid?: 'host' | 'private';
   ipc?: 'host' | 'private';
   uts?: 'host' | 'private';
@@ -44,7 +49,12 @@ export const RUN_OPTIONS = {
   env: { alias: 'e', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'set environment variables (KEY=VALUE)' },
   workdir: { alias: 'w', type: 'string', requiresArg: true, describe: 'working directory inside the container' },
   user: { alias: 'u', type: 'string', requiresArg: true, describe: 'name|uid[:group|gid]' },
-  network: { alias: 'net', type: 'string', choices: ['none', 'host'], default: 'none', describe: 'network mode' },
+  network: { alias: 'net', type: 'string', requiresArg: true, describe: 'bridge (default for images; $TSRUN_NETWORK), none (default with --rootfs), host, container:NAME or a network name' },
+  publish: { alias: 'p', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: "publish a container's port: [IP:]HOST:CONTAINER[/tcp|udp]" },
+  'publish-all': { alias: 'P', type: 'boolean', default: false, describe: 'publish every EXPOSEd port on a free host port' },
+  dns: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'nameserver for the container\'s resolv.conf' },
+  'dns-search': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'search domain for the container\'s resolv.conf' },
+  'add-host': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'add a line to /etc/hosts: HOST:IP' },
   pid: { type: 'string', choices: ['host', 'private'], describe: 'PID namespace to use' },
   ipc: { type: 'string', choices: ['host', 'private'], describe: 'IPC namespace to use' },
   uts: { type: 'string', choices: ['host', 'private'], describe: 'UTS namespace to use' },
@@ -118,6 +128,8 @@ export const runCommand: CliCommand<RunArgs> = {
     let container;
     try {
       const mounts = await userMounts(argv);
+      const { parsePublish } = await import('../../network/ports');
+      const publish = argv.publish.map(parsePublish);
       if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
       container = await run({
         rootfs: argv.rootfs,
@@ -130,7 +142,12 @@ export const runCommand: CliCommand<RunArgs> = {
         user: argv.user,
         hostname: argv.hostname,
         name: argv.name,
-        network: argv.network,
+        network: argv.network ?? process.env.TSRUN_NETWORK ?? (argv.rootfs === undefined ? 'bridge' : 'none'),
+        publish,
+        publishAll: argv['publish-all'],
+        dns: argv.dns,
+        dnsSearch: argv['dns-search'],
+        addHosts: argv['add-host'],
         pid: argv.pid,
         ipc: argv.ipc,
         uts: argv.uts,

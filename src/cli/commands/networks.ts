@@ -1,0 +1,85 @@
+import type { CliCommand, GlobalArgs } from '../command';
+import { UsageError, commandExitCode, reportError } from '../fail';
+import { table } from '../format';
+
+const manage = (): Promise<typeof import('../../network/manage')> => import('../../network/manage');
+
+interface CreateArgs extends GlobalArgs {
+  subnet?: string;
+  driver: string;
+}
+
+export const networkCreateCommand: CliCommand<CreateArgs> = {
+  name: 'network create',
+  describe: 'Create a network (a CNI bridge network whose containers reach each other by name)',
+  usage: '$0 network create [--subnet CIDR] NAME',
+  options: {
+    subnet: { type: 'string', requiresArg: true, describe: 'IPv4 subnet, e.g. 10.90.0.0/24 (default: the next free /24 of 10.89.0.0/16)' },
+    driver: { alias: 'd', type: 'string', choices: ['bridge'], default: 'bridge', describe: 'network driver' },
+  },
+  async execute(argv) {
+    const names = argv._.map(String);
+    if (names.length !== 1) throw new UsageError('"tsrun network create" requires exactly one name');
+    const network = await (await manage()).createNetwork(names[0], { root: argv.root, subnet: argv.subnet, logger: argv.logger });
+    process.stdout.write(`${network.Id}\n`);
+  },
+};
+
+interface LsArgs extends GlobalArgs {
+  quiet: boolean;
+}
+
+export const networkLsCommand: CliCommand<LsArgs> = {
+  name: 'network ls',
+  aliases: ['network list'],
+  describe: 'List networks',
+  usage: '$0 network ls [-q]',
+  options: { quiet: { alias: 'q', type: 'boolean', default: false, describe: 'only display network ids' } },
+  async execute(argv) {
+    const list = await (await manage()).listNetworks({ root: argv.root, logger: argv.logger });
+    if (argv.quiet) process.stdout.write(list.map((n) => `${n.Id.slice(0, 12)}\n`).join(''));
+    else process.stdout.write(table(['NETWORK ID', 'NAME', 'DRIVER', 'SUBNET'], list.map((n) => [n.Id.slice(0, 12), n.Name, n.Driver, n.IPAM.Config[0].Subnet])));
+  },
+};
+
+export const networkInspectCommand: CliCommand = {
+  name: 'network inspect',
+  describe: 'Display detailed information on one or more networks',
+  usage: '$0 network inspect NETWORK [NETWORK...]',
+  options: {},
+  async execute(argv) {
+    const names = argv._.map(String);
+    if (names.length === 0) throw new UsageError('"tsrun network inspect" requires at least one network');
+    const { inspectNetwork } = await manage();
+    const found: unknown[] = [];
+    for (const name of names) {
+      try {
+        found.push(await inspectNetwork(name, { root: argv.root, logger: argv.logger }));
+      } catch (err) {
+        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
+      }
+    }
+    process.stdout.write(`${JSON.stringify(found, null, 4)}\n`);
+  },
+};
+
+export const networkRmCommand: CliCommand = {
+  name: 'network rm',
+  aliases: ['network remove'],
+  describe: 'Remove one or more networks',
+  usage: '$0 network rm NETWORK [NETWORK...]',
+  options: {},
+  async execute(argv) {
+    const names = argv._.map(String);
+    if (names.length === 0) throw new UsageError('"tsrun network rm" requires at least one network');
+    const { removeNetwork } = await manage();
+    for (const name of names) {
+      try {
+        await removeNetwork(name, { root: argv.root, logger: argv.logger });
+        process.stdout.write(`${name}\n`);
+      } catch (err) {
+        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
+      }
+    }
+  },
+};

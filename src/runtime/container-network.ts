@@ -1,0 +1,71 @@
+import * as fs from 'node:fs';
+import { ConflictError, ValidationError } from '../errors';
+import type { Logger } from '../logger';
+import type { NetworkAttachment } from '../network/attachments';
+import { DEFAULT_STATE_DIR, RunOptions, networkMode } from './options';
+
+/** The init-layer files a CNI network rewrites, and what `-P` publishes: what only an image container has. */
+export interface NetworkFiles {
+  hosts: string;
+  resolvConf: string;
+  exposedPorts?: Record<string, unknown> | null;
+}
+
+export interface ContainerNetwork {
+  /** `container:NAME`: the network namespace to join. */
+  joinPath?: string;
+  /** A CNI network: attached at the child's sync point, detached when it exits. */
+  attachment?: NetworkAttachment;
+}
+
+/**
+ * Resolves the container's network before anything starts: the namespace
+ * of another container, or a CNI network (the default one made on first
+ * use) with its ports, DNS and extra hosts checked. Nothing exists on the
+ * host until attach() runs at the child's sync point.
+ */
+export async function prepareContainerNetwork(
+  options: RunOptions,
+  container: { id: string; name: string; hostname: string },
+  files: NetworkFiles | undefined,
+  logger: Logger,
+): Promise<ContainerNetwork> {
+  const mode = networkMode(options.network);
+  if (mode.kind !== 'cni' && ((options.publish ?? []).length > 0 || options.publishAll)) {
+    throw new ValidationError('publish', `ports cannot be published with --network ${options.network ?? 'none'}: they need a bridge network`);
+  }
+  const { storeRoot } = await import('./image-container');
+  const root = storeRoot(options);
+  if (mode.kind === 'container') return { joinPath: await containerNamespace(mode.container, options, files) };
+  if (mode.kind !== 'cni') return {};
+  if (!files) {
+    throw new ValidationError('network', `${mode.network}: a CNI network needs a container made from an image (its /etc/hosts and resolv.conf are in the -init layer); with --rootfs use none, host or container:NAME`);
+  }
+  const { exposedPorts, pickHostPorts } = await import('../network/ports');
+  const publish = await pickHostPorts([...(options.publish ?? []), ...(options.publishAll ? exposedPorts(files.exposedPorts) : [])]);
+  const { NetworkAttachment } = await import('../network/attachments');
+  const stateDir = options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR;
+  const attachment = await NetworkAttachment.prepare(
+    root,
+    stateDir,
+    { ...container, hostsFile: files.hosts, resolvConfFile: files.resolvConf },
+    { network: mode.network, publish, dns: options.dns, dnsSearch: options.dnsSearch, addHosts: options.addHosts },
+    logger,
+  );
+  return { attachment };
+}
+
+/** `container:NAME`: its held namespace (or its init's), and a copy of its hosts and resolv.conf, as Docker shares them. */
+async function containerNamespace(reference: string, options: RunOptions, files: NetworkFiles | undefined): Promise<string> {
+  const { findContainer, summaryOf } = await import('./containers');
+  const { findAttachment } = await import('../network/attachments');
+  const { storeRoot } = await import('./image-container');
+  const summary = summaryOf(findContainer(reference, options));
+  if (summary.status !== 'running') throw new ConflictError(`cannot join the network of container ${reference}: it is not running`);
+  const attachment = findAttachment(storeRoot(options), summary.id);
+  if (attachment && files) {
+    fs.copyFileSync(attachment.hostsFile, files.hosts);
+    fs.copyFileSync(attachment.resolvConfFile, files.resolvConf);
+  }
+  return attachment?.netns ?? `/proc/${summary.pid}/ns/net`;
+}
