@@ -17,7 +17,7 @@ export type { TerminalSize } from './linux/pty';
 export { parseVolumeFlag, parseMountFlag, parseTmpfsFlag, createVolume, listVolumes, inspectVolume, removeVolume } from './runtime/volumes';
 export type { VolumeMount, Propagation } from './runtime/volumes';
 export type { VolumeRecord } from './storage/volumes';
-export { createNetwork, listNetworks, inspectNetwork, removeNetwork } from './network/manage';
+export { createNetwork, listNetworks, inspectNetwork, removeNetwork, checkContainerNetwork } from './network/manage';
 export type { NetworkInspect, NetworkLocation } from './network/manage';
 export { removeLeftoverAttachments } from './network/attachments';
 export { parsePublish } from './network/ports';

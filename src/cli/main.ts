@@ -8,7 +8,7 @@ import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { runCommand } from './commands/run';
 import { systemPruneCommand } from './commands/system';
-import { networkCreateCommand, networkInspectCommand, networkLsCommand, networkRmCommand } from './commands/networks';
+import { networkCheckCommand, networkCreateCommand, networkInspectCommand, networkLsCommand, networkRmCommand } from './commands/networks';
 import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumeRmCommand } from './commands/volumes';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
@@ -45,6 +45,7 @@ const COMMANDS: CliCommand<never>[] = [
   networkLsCommand,
   networkInspectCommand,
   networkRmCommand,
+  networkCheckCommand,
   volumeCreateCommand,
   volumeLsCommand,
   volumeInspectCommand,

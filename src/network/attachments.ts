@@ -150,13 +150,29 @@ function readOr(file: string, fallback: string): string {
   }
 }
 
-/** In place (same inode): the file sits in a lower layer of a mounted overlay, which reads through to it. */
+/**
+ * In place (same inode): the file sits in a lower layer of a mounted
+ * overlay, which reads through to it. A running container may be reading
+ * it, so an unchanged file is left alone, and a changed one is never
+ * empty in between (overwritten, then cut to length).
+ */
 function rewrite(file: string, content: string): void {
-  fs.writeFileSync(file, content);
+  const data = Buffer.from(content);
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const current = fs.readFileSync(fd);
+    if (current.equals(data)) return;
+    fs.writeSync(fd, data, 0, data.length, 0);
+    fs.ftruncateSync(fd, data.length);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 function members(root: string, network: string): AttachmentRecord[] {
-  return listAttachments(root).filter((r) => r.network === network && r.result);
+  return listAttachments(root)
+    .filter((r) => r.network === network && r.result)
+    .sort((a, b) => a.containerName.localeCompare(b.containerName));
 }
 
 async function refreshNetworkHosts(root: string, network: string, logger: Logger): Promise<void> {
@@ -202,6 +218,12 @@ export async function detachRecord(root: string, record: AttachmentRecord, logge
     fs.rmSync(record.netns, { force: true });
   }
   await refreshNetworkHosts(root, record.network, logger);
+}
+
+/** CNI CHECK: each plugin confirms that the container's network is still as its ADD left it; throws the first complaint. */
+export function checkAttachment(record: AttachmentRecord): void {
+  if (!record.result) throw new ValidationError('network', `container ${record.containerName} has no network result to check`);
+  checkNetworkList(record.config, target(record, record.netns), record.result);
 }
 
 /** A container's place on a network, from before its process starts until after it exits. */
@@ -268,12 +290,6 @@ export class NetworkAttachment {
     Object.assign(this.record, { pid, pidStartTime: processStartTime(pid) ?? undefined });
     save(this.root, this.record);
     await refreshNetworkHosts(this.root, this.record.network, this.logger);
-  }
-
-  /** CNI CHECK: the plugins confirm that the container's network is as ADD left it. */
-  check(): void {
-    if (!this.record.result) throw new ValidationError('network', 'the container is not attached');
-    checkNetworkList(this.record.config, target(this.record, this.record.netns), this.record.result);
   }
 
   async detach(): Promise<void> {

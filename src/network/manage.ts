@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConflictError } from '../errors';
+import { ConflictError, NotFoundError } from '../errors';
 import { Logger, silentLogger } from '../logger';
 import { withFileLock } from '../util/file-lock';
-import { attachmentAddress, listAttachments, removeLeftoverAttachments } from './attachments';
+import { attachmentAddress, checkAttachment, findAttachment, listAttachments, removeLeftoverAttachments } from './attachments';
 import { DEFAULT_NETWORK, Network, NetworkStore } from './networks';
 
 export interface NetworkLocation {
@@ -88,4 +88,13 @@ export async function removeNetwork(name: string, options: NetworkLocation = {})
       (options.logger ?? silentLogger).warn({ bridge: network.info.bridge, stderr: deleted.stderr.trim() }, 'could not delete the bridge');
     }
   });
+}
+
+/** CNI CHECK of a running container's network (by container name or id); throws the plugin's complaint. */
+export async function checkContainerNetwork(reference: string, options: NetworkLocation & { stateDir?: string } = {}): Promise<void> {
+  const { findContainer, summaryOf } = await import('../runtime/containers');
+  const summary = summaryOf(findContainer(reference, options));
+  const record = findAttachment(rootOf(options), summary.id);
+  if (!record || summary.status !== 'running') throw new NotFoundError('network attachment', reference, `container ${reference} is not running on a CNI network`);
+  checkAttachment(record);
 }

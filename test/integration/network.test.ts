@@ -81,7 +81,7 @@ describeNetwork('networks: CNI bridge, -p, names, teardown', () => {
   beforeAll(async () => {
     const tar = path.join(tmp(), 'busybox.tar');
     spawnSync('tar', ['-C', busyboxRootfs(), '-cf', tar, '.']);
-    await Store.open(root()).importRootfs(tar, 'busybox:net');
+    await Store.open(root()).importRootfs(tar, 'busybox:net', { changes: ['EXPOSE 8080/tcp'] });
     fs.mkdirSync(path.join(tmp(), 'www'));
     fs.writeFileSync(path.join(tmp(), 'www', 'index.html'), 'hello from web\n');
     runNetnsWasMount = spawnSync('mountpoint', ['-q', '/run/netns']).status === 0;
@@ -145,7 +145,7 @@ describeNetwork('networks: CNI bridge, -p, names, teardown', () => {
     tsrun(['rm', '-f', ...tsrun(['ps', '-aq']).stdout.split('\n').filter(Boolean)]);
   });
 
-  test('--dns, --dns-search and --add-host fill resolv.conf and hosts; container:NAME shares the namespace', async () => {
+  test('--dns, --dns-search and --add-host fill resolv.conf and hosts; container:NAME shares the namespace; CHECK notices a changed interface', async () => {
     const first = tsrunInBackground(['run', '--rm', '--name', 'first', '--network', 'bridge', '--dns', '192.0.2.53', '--dns-search', 'example.test', '--add-host', 'db.internal:192.0.2.10', 'busybox:net', 'sh', '-c', 'ip -4 -o addr show eth0 > /dev/shm/x; sleep 600']);
     await until(() => (tsrun(['ps']).stdout.includes('first') ? true : undefined), 'the first container');
     const second = tsrun(['run', '--rm', '--network', 'container:first', 'busybox:net', 'sh', '-c', 'cat /etc/resolv.conf; grep db.internal /etc/hosts; ip -4 -o addr show eth0 | wc -l']);
@@ -153,9 +153,33 @@ describeNetwork('networks: CNI bridge, -p, names, teardown', () => {
     expect(second.stdout).toMatch(/^nameserver 192\.0\.2\.53\nsearch example\.test\n/);
     expect(second.stdout).toContain('192.0.2.10\tdb.internal\n');
     expect(second.stdout.trim().split('\n').pop()).toBe('1');
+
+    // Without -p: Debian's portmap 1.1.1 fails CHECK on IPv4-only containers (containernetworking/plugins#819).
+    expect(tsrun(['network', 'check', 'first'])).toMatchObject({ status: 0, stdout: 'first\n' });
+    // A changed MAC address: what CHECK compares with the ADD's result, while DEL still finds the interface and its address.
+    const [held] = fs.readdirSync(path.join(state(), 'netns'));
+    expect(spawnSync('nsenter', [`--net=${path.join(state(), 'netns', held)}`, 'ip', 'link', 'set', 'eth0', 'address', '02:00:00:00:00:01']).status).toBe(0);
+    const check = tsrun(['network', 'check', 'first']);
+    expect(check.status).not.toBe(0);
+    expect(check.stderr).toMatch(/CNI CHECK bridge/);
     expect(tsrun(['rm', '-f', 'first']).status).toBe(0);
     await first.exit;
     expect(attachments()).toEqual([]);
+    expect(containerRules()).toEqual([]);
+  });
+
+  test('-P publishes the EXPOSEd port on a free host port', async () => {
+    const web = tsrunInBackground(['run', '--rm', '--name', 'exposed', '-P', '--network', 'bridge', '-v', `${path.join(tmp(), 'www')}:/www:ro`, 'busybox:net', 'httpd', '-f', '-p', '8080', '-h', '/www']);
+    const file = await until(() => (fs.existsSync(path.join(root(), 'networks', 'attachments')) ? attachments()[0] : undefined), 'the attachment');
+    const record = JSON.parse(fs.readFileSync(path.join(root(), 'networks', 'attachments', file), 'utf8')) as { runtimeConfig: { portMappings: { hostPort: number; containerPort: number }[] } };
+    const [mapping] = record.runtimeConfig.portMappings;
+    expect(mapping.containerPort).toBe(8080);
+    expect(mapping.hostPort).toBeGreaterThan(0);
+    await until(() => (fetchFromHost(`http://127.0.0.1:${mapping.hostPort}/`).stdout === 'hello from web\n' ? true : undefined), 'the published port');
+    expect(tsrun(['rm', '-f', 'exposed']).status).toBe(0);
+    await web.exit;
+    expect(attachments()).toEqual([]);
+    expect(containerRules()).toEqual([]);
   });
 
   test('bad requests fail before anything is made', () => {

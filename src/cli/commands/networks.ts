@@ -83,3 +83,23 @@ export const networkRmCommand: CliCommand = {
     }
   },
 };
+
+export const networkCheckCommand: CliCommand = {
+  name: 'network check',
+  describe: "Run CNI CHECK on running containers' networks: each plugin verifies that what its ADD set up is still there",
+  usage: '$0 network check CONTAINER [CONTAINER...]',
+  options: {},
+  async execute(argv) {
+    const references = argv._.map(String);
+    if (references.length === 0) throw new UsageError('"tsrun network check" requires at least one container');
+    const { checkContainerNetwork } = await manage();
+    for (const reference of references) {
+      try {
+        await checkContainerNetwork(reference, { root: argv.root, stateDir: argv.state, logger: argv.logger });
+        process.stdout.write(`${reference}\n`);
+      } catch (err) {
+        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
+      }
+    }
+  },
+};
