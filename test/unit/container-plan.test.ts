@@ -161,6 +161,23 @@ describe('buildContainerPlan', () => {
     expect(b.ops[b.ops.length - 1]).toBe('Exec');
   });
 
+  test('a CNI network: the child asks for it right after the cgroup join and waits; the plan is fork-style', () => {
+    const b = build(specFor(), { networkSync: true, cgroupJoin: [{ op: 'WriteFile', args: [1], strs: ['/x/cgroup.procs', '0'], phase: 'cgroup' }] });
+    expect(b.ops.slice(0, 3)).toEqual(['WriteFile', 'SyncSignal', 'SyncWait']);
+    expect(b.decoded.steps[1].args[0]).toBe(BigInt(SyncMessage.NetworkRequest));
+    expect(b.plan.mode).toBe('fork');
+    expect(build(specFor()).plan.mode).toBe('vfork');
+  });
+
+  test('a terminal: setsid, the pty from the container\'s /dev/ptmx with the window size, TIOCSCTTY, all after the pivot and before the uid change', () => {
+    const b = build(specFor({ user: 'app' }), { terminal: { consoleFd: 7, size: { rows: 30, cols: 100 } } });
+    const at = b.ops.indexOf('OpenPty');
+    expect(b.ops.slice(at - 1, at + 2)).toEqual(['Setsid', 'OpenPty', 'SetCtty']);
+    expect(b.decoded.steps[at].args).toEqual([7n, 30n, 100n]);
+    expect(b.ops.indexOf('PivotRoot')).toBeLessThan(at);
+    expect(b.ops.indexOf('Setresuid')).toBeGreaterThan(at);
+  });
+
   test('joined namespaces: setns by path first, and no clone flag for them', () => {
     const spec = specFor();
     spec.linux.namespaces = spec.linux.namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: '/proc/1/ns/net' } : ns));
