@@ -2,13 +2,13 @@
 // (did the exec happen, or which step failed with which errno) and the
 // sync channel (the child waits while the parent writes its uid/gid maps).
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "errors.h"
+#include "poll_in.h"
 #include "fd.h"
 #include "plan.h"
 
@@ -48,11 +48,7 @@ Napi::Value SyncWait(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0, usage);
   if (info.Length() < 2 || !info[1].IsNumber()) ThrowUsage(env, usage);
   int timeout = info[1].As<Napi::Number>().Int32Value();
-  struct pollfd pfd = {fd, POLLIN, 0};
-  int ready;
-  do {
-    ready = poll(&pfd, 1, timeout);
-  } while (ready < 0 && errno == EINTR);
+  int ready = PollIn(fd, timeout);
   if (ready < 0) ThrowErrno(env, "poll", errno);
   if (ready == 0) ThrowErrno(env, "sync wait", ETIMEDOUT);
   unsigned char byte;

@@ -1,7 +1,6 @@
 // The runtime's side of a container's terminal: receiving the master the
 // child allocated (plan_exec.cc, Op::OpenPty) and resizing it.
 // See: man 4 pts, man 2 ioctl_tty, man 7 unix (SCM_RIGHTS).
-#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <termios.h>
@@ -10,6 +9,7 @@
 #include <cstring>
 
 #include "errors.h"
+#include "poll_in.h"
 
 namespace tsrun {
 
@@ -21,11 +21,7 @@ Napi::Value ReceiveFd(const Napi::CallbackInfo& info) {
   if (info.Length() != 2 || !info[0].IsNumber() || !info[1].IsNumber()) ThrowUsage(env, usage);
   int sock = info[0].As<Napi::Number>().Int32Value();
   int timeout = info[1].As<Napi::Number>().Int32Value();
-  struct pollfd pfd = {sock, POLLIN, 0};
-  int ready;
-  do {
-    ready = poll(&pfd, 1, timeout);
-  } while (ready < 0 && errno == EINTR);
+  int ready = PollIn(sock, timeout);
   if (ready < 0) ThrowErrno(env, "poll", errno);
   if (ready == 0) ThrowErrno(env, "receive terminal", ETIMEDOUT);
 

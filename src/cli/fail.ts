@@ -43,3 +43,20 @@ export function reportError(err: unknown, debug: boolean, exitCode: number = Exi
 export function commandExitCode(err: unknown): number {
   return err instanceof ValidationError ? ExitCode.RuntimeError : 1;
 }
+
+/**
+ * Runs `body` for each operand, as docker does for `rm A B`, `inspect A B`:
+ * each failure is reported and sets the exit code, and the others still run.
+ * Returns what the successful calls returned.
+ */
+export async function eachReported<T>(operands: string[], debug: boolean, body: (operand: string) => Promise<T>): Promise<T[]> {
+  const results: T[] = [];
+  for (const operand of operands) {
+    try {
+      results.push(await body(operand));
+    } catch (err) {
+      process.exitCode = reportError(err, debug, commandExitCode(err));
+    }
+  }
+  return results;
+}

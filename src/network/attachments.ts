@@ -8,6 +8,7 @@ import { loadNative } from '../native';
 import { LOCAL_HOSTS, containerResolvConf } from '../storage/init-layer';
 import { writeFileAtomic } from '../util/atomic-file';
 import { withFileLock } from '../util/file-lock';
+import { listDir, readJsonOrNull } from '../util/json-files';
 import { CniResult, NetworkConfigList, RuntimeTarget, addNetworkList, checkNetworkList, deleteNetworkList } from './cni';
 import { DEFAULT_NETWORK, NetworkStore } from './networks';
 import type { PortMapping } from './ports';
@@ -76,33 +77,16 @@ function save(root: string, record: AttachmentRecord): void {
   writeFileAtomic(recordFile(root, record.containerId), `${JSON.stringify(record, null, 2)}\n`, { durable: false });
 }
 
+/** Every attachment; one removed by its owner while we list is left out. */
 export function listAttachments(root: string): AttachmentRecord[] {
-  let entries: string[];
-  try {
-    entries = fs.readdirSync(attachmentsDir(root));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  const records: AttachmentRecord[] = [];
-  for (const entry of entries.filter((e) => e.endsWith('.json'))) {
-    try {
-      records.push(JSON.parse(fs.readFileSync(path.join(attachmentsDir(root), entry), 'utf8')) as AttachmentRecord);
-    } catch (err) {
-      // Removed by its owner while we listed.
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-  return records;
+  return listDir(attachmentsDir(root))
+    .filter((e) => e.endsWith('.json'))
+    .map((e) => readJsonOrNull<AttachmentRecord>(path.join(attachmentsDir(root), e)))
+    .filter((r): r is AttachmentRecord => r !== null);
 }
 
 export function findAttachment(root: string, containerId: string): AttachmentRecord | null {
-  try {
-    return JSON.parse(fs.readFileSync(recordFile(root, containerId), 'utf8')) as AttachmentRecord;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+  return readJsonOrNull<AttachmentRecord>(recordFile(root, containerId));
 }
 
 /** The container's IPv4 address on its network, without the prefix length. */

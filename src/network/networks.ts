@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { writeFileAtomic } from '../util/atomic-file';
+import { listDir, readJsonOrNull } from '../util/json-files';
 import { randomHex } from '../util/random';
 import { CNI_VERSION, NetworkConfigList } from './cni';
 
@@ -108,14 +109,9 @@ export class NetworkStore {
   }
 
   get(name: string): Network | null {
-    let text: string;
-    try {
-      text = fs.readFileSync(this.file(name), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw err;
-    }
-    const { tsrun, ...config } = JSON.parse(text) as NetworkConfigList & { tsrun: NetworkInfo };
+    const stored = readJsonOrNull<NetworkConfigList & { tsrun: NetworkInfo }>(this.file(name));
+    if (!stored) return null;
+    const { tsrun, ...config } = stored;
     return { name, info: tsrun, config, file: this.file(name) };
   }
 
@@ -127,14 +123,7 @@ export class NetworkStore {
   }
 
   list(): Network[] {
-    let entries: string[];
-    try {
-      entries = fs.readdirSync(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    return entries
+    return listDir(this.dir)
       .filter((e) => e.endsWith('.conflist'))
       .map((e) => this.get(e.slice(0, -'.conflist'.length)))
       .filter((n): n is Network => n !== null)

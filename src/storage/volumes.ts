@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { writeFileAtomic } from '../util/atomic-file';
+import { listDir, readJsonOrNull } from '../util/json-files';
 
 /** What `<root>/volumes/<name>/volume.json` holds; the data is in `<root>/volumes/<name>/_data`. */
 export interface VolumeRecord {
@@ -72,13 +73,7 @@ export class VolumeStore {
   }
 
   get(name: string): VolumeRecord | null {
-    try {
-      return JSON.parse(fs.readFileSync(this.recordFile(name), 'utf8')) as VolumeRecord;
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return null;
-      throw err;
-    }
+    return readJsonOrNull<VolumeRecord>(this.recordFile(name));
   }
 
   inspect(name: string): VolumeRecord {
@@ -88,14 +83,7 @@ export class VolumeStore {
   }
 
   list(): VolumeRecord[] {
-    let entries: string[];
-    try {
-      entries = fs.readdirSync(this.dir);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    return entries
+    return listDir(this.dir)
       .filter((e) => NAME.test(e))
       .map((e) => this.get(e))
       .filter((r): r is VolumeRecord => r !== null)

@@ -5,6 +5,7 @@ import { pluginDirs } from '../../src/network/cni';
 import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { until } from '../helpers/until';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
 const PLUGINS = ['bridge', 'host-local', 'portmap', 'firewall'];
@@ -20,16 +21,6 @@ const SHARED_CHAINS = /^CNI-(ADMIN|FORWARD|HOSTPORT-DNAT|HOSTPORT-MASQ|HOSTPORT-
 
 function hostVeths(): string[] {
   return spawnSync('ip', ['-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-}
-
-async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 /**

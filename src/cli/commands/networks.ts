@@ -1,5 +1,5 @@
 import type { CliCommand, GlobalArgs } from '../command';
-import { UsageError, commandExitCode, reportError } from '../fail';
+import { UsageError, eachReported } from '../fail';
 import { table } from '../format';
 
 const manage = (): Promise<typeof import('../../network/manage')> => import('../../network/manage');
@@ -51,14 +51,7 @@ export const networkInspectCommand: CliCommand = {
     const names = argv._.map(String);
     if (names.length === 0) throw new UsageError('"tsrun network inspect" requires at least one network');
     const { inspectNetwork } = await manage();
-    const found: unknown[] = [];
-    for (const name of names) {
-      try {
-        found.push(await inspectNetwork(name, { root: argv.root, logger: argv.logger }));
-      } catch (err) {
-        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
-      }
-    }
+    const found = await eachReported(names, argv.debug, (name) => inspectNetwork(name, { root: argv.root, logger: argv.logger }));
     process.stdout.write(`${JSON.stringify(found, null, 4)}\n`);
   },
 };
@@ -73,14 +66,10 @@ export const networkRmCommand: CliCommand = {
     const names = argv._.map(String);
     if (names.length === 0) throw new UsageError('"tsrun network rm" requires at least one network');
     const { removeNetwork } = await manage();
-    for (const name of names) {
-      try {
-        await removeNetwork(name, { root: argv.root, logger: argv.logger });
-        process.stdout.write(`${name}\n`);
-      } catch (err) {
-        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
-      }
-    }
+    await eachReported(names, argv.debug, async (name) => {
+      await removeNetwork(name, { root: argv.root, logger: argv.logger });
+      process.stdout.write(`${name}\n`);
+    });
   },
 };
 
@@ -93,13 +82,9 @@ export const networkCheckCommand: CliCommand = {
     const references = argv._.map(String);
     if (references.length === 0) throw new UsageError('"tsrun network check" requires at least one container');
     const { checkContainerNetwork } = await manage();
-    for (const reference of references) {
-      try {
-        await checkContainerNetwork(reference, { root: argv.root, stateDir: argv.state, logger: argv.logger });
-        process.stdout.write(`${reference}\n`);
-      } catch (err) {
-        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
-      }
-    }
+    await eachReported(references, argv.debug, async (reference) => {
+      await checkContainerNetwork(reference, { root: argv.root, stateDir: argv.state, logger: argv.logger });
+      process.stdout.write(`${reference}\n`);
+    });
   },
 };

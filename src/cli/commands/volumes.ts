@@ -1,5 +1,5 @@
 import type { CliCommand, GlobalArgs } from '../command';
-import { UsageError, commandExitCode, reportError } from '../fail';
+import { UsageError, eachReported } from '../fail';
 import { table } from '../format';
 
 const volumes = (): Promise<typeof import('../../runtime/volumes')> => import('../../runtime/volumes');
@@ -53,14 +53,7 @@ export const volumeInspectCommand: CliCommand = {
     const names = argv._.map(String);
     if (names.length === 0) throw new UsageError('"tsrun volume inspect" requires at least one volume');
     const { inspectVolume } = await volumes();
-    const found: unknown[] = [];
-    for (const name of names) {
-      try {
-        found.push(await inspectVolume(name, { root: argv.root }));
-      } catch (err) {
-        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
-      }
-    }
+    const found = await eachReported(names, argv.debug, (name) => inspectVolume(name, { root: argv.root }));
     process.stdout.write(`${JSON.stringify(found, null, 4)}\n`);
   },
 };
@@ -79,13 +72,9 @@ export const volumeRmCommand: CliCommand<RmArgs> = {
     const names = argv._.map(String);
     if (names.length === 0) throw new UsageError('"tsrun volume rm" requires at least one volume');
     const { removeVolume } = await volumes();
-    for (const name of names) {
-      try {
-        await removeVolume(name, { root: argv.root, force: argv.force });
-        process.stdout.write(`${name}\n`);
-      } catch (err) {
-        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
-      }
-    }
+    await eachReported(names, argv.debug, async (name) => {
+      await removeVolume(name, { root: argv.root, force: argv.force });
+      process.stdout.write(`${name}\n`);
+    });
   },
 };
