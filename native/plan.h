@@ -59,8 +59,9 @@ enum class Op : uint32_t {
   Touch = 27,         // strs: path; args[0]: mode (creates a bind target)
   Setrlimit = 28,     // args: resource, soft, hard
   Stdio = 29,         // args: source fds for 0, 1, 2 (-1 keeps the fd)
-  OpenPty = 30,       // strs: ptmx path; args: console socket fd, rows, cols;
-                      // sends the master over the socket, makes the slave 0, 1, 2
+  OpenPty = 30,       // strs: ptmx path; args: console socket fd, rows << 16 | cols,
+                      // owner uid (-1: keep); sends the master over the
+                      // socket, makes the slave 0, 1, 2
 };
 
 // Step flags.

@@ -168,12 +168,21 @@ long OpenPty(const PreparedStep& step) {
   if (master < 0) return master;
   int unlock = 0;
   long ret = sys::call(SYS_ioctl, master, TIOCSPTLCK, &unlock);
-  struct winsize size = {static_cast<unsigned short>(step.args[1]), static_cast<unsigned short>(step.args[2]), 0, 0};
+  struct winsize size = {static_cast<unsigned short>(step.args[1] >> 16), static_cast<unsigned short>(step.args[1] & 0xffff), 0, 0};
   if (ret == 0 && size.ws_row > 0 && size.ws_col > 0) ret = sys::call(SYS_ioctl, master, TIOCSWINSZ, &size);
   long slave = ret < 0 ? ret : sys::call(SYS_ioctl, master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
   if (slave < 0) {
     CloseFd(static_cast<int>(master));
     return slave;
+  }
+  // The process's user owns its terminal, as with a login; the group stays devpts's tty.
+  if (step.args[2] >= 0) {
+    ret = sys::call(SYS_fchown, slave, step.args[2], -1);
+    if (ret < 0) {
+      CloseFd(static_cast<int>(master));
+      CloseFd(static_cast<int>(slave));
+      return ret;
+    }
   }
   char byte = 'T';
   struct iovec iov = {&byte, 1};

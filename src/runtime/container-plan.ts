@@ -110,7 +110,7 @@ function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
   const phase = 'process';
   const steps: PlanStep[] = [
     // Before the uid change: the pty is opened as root of the container.
-    ...(options.terminal ? terminalSteps(options.terminal.consoleFd, options.terminal.size) : []),
+    ...(options.terminal ? terminalSteps(options.terminal.consoleFd, options.terminal.size, user.uid) : []),
     { op: 'Setgroups', lists: [(user.additionalGids ?? []).map(String)], phase, detail: 'supplementary groups' },
     { op: 'Setresgid', args: [user.gid, user.gid, user.gid], phase, target: `gid ${user.gid}` },
     { op: 'Setresuid', args: [user.uid, user.uid, user.uid], phase, target: `uid ${user.uid}` },

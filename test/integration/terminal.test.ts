@@ -65,9 +65,9 @@ describeAsRoot('terminals: run -it, -i', () => {
     expect(refused.stderr).toMatch(/the input device is not a TTY/);
   });
 
-  test('-t without a host terminal still gives the container a pty, whose output comes back', () => {
-    const result = spawnSync(TSRUN, ['--state', state(), 'run', '--rm', '-t', '--rootfs', busyboxRootfs(), 'sh', '-c', 'tty; [ -t 1 ] && echo yes'], { encoding: 'utf8', timeout: 30_000 });
+  test('-t without a host terminal still gives the container a pty, whose output comes back, owned by the process\'s user', () => {
+    const result = spawnSync(TSRUN, ['--state', state(), 'run', '--rm', '-t', '-u', '1000:1000', '--rootfs', busyboxRootfs(), 'sh', '-c', 'tty; [ -t 1 ] && echo yes; stat -c "%u %g %a" $(tty)'], { encoding: 'utf8', timeout: 30_000 });
     expect(result.status).toBe(0);
-    expect(result.stdout).toBe('/dev/pts/0\r\nyes\r\n');
+    expect(result.stdout).toBe('/dev/pts/0\r\nyes\r\n1000 5 620\r\n');
   });
 });

@@ -173,7 +173,7 @@ describe('buildContainerPlan', () => {
     const b = build(specFor({ user: 'app' }), { terminal: { consoleFd: 7, size: { rows: 30, cols: 100 } } });
     const at = b.ops.indexOf('OpenPty');
     expect(b.ops.slice(at - 1, at + 2)).toEqual(['Setsid', 'OpenPty', 'SetCtty']);
-    expect(b.decoded.steps[at].args).toEqual([7n, 30n, 100n]);
+    expect(b.decoded.steps[at].args).toEqual([7n, BigInt((30 << 16) | 100), 1000n]);
     expect(b.ops.indexOf('PivotRoot')).toBeLessThan(at);
     expect(b.ops.indexOf('Setresuid')).toBeGreaterThan(at);
   });
