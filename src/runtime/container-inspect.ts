@@ -47,6 +47,22 @@ export interface ContainerInspect {
   Name: string;
   HostConfig: HostConfigLimits & { AutoRemove?: boolean; ReadonlyRootfs?: boolean; NetworkMode?: string };
   Config: { Image: string; Hostname?: string; User?: string; Env?: string[]; WorkingDir?: string };
+  /** While the container is on a CNI network. */
+  NetworkSettings?: {
+    IPAddress: string;
+    Gateway: string;
+    Ports: Record<string, { HostIp: string; HostPort: string }[]>;
+    Networks: Record<string, { IPAddress: string; Gateway: string; IPPrefixLen: number }>;
+  };
+}
+
+/** A container's place on its CNI network, for inspect. */
+export interface InspectNetwork {
+  name: string;
+  /** CIDR, as the CNI result gives it. */
+  address: string;
+  gateway: string;
+  ports: { hostIP?: string; hostPort: number; containerPort: number; protocol: string }[];
 }
 
 /** What a container's record or state says, in the terms inspect needs. */
@@ -68,6 +84,14 @@ export interface InspectInput {
   /** Only image containers keep these. */
   process?: { hostname?: string; user: string; env: string[]; cwd: string };
   hostConfig?: { autoRemove: boolean; readOnly: boolean; network: string };
+  network?: InspectNetwork;
+}
+
+function networkSettings(network: InspectNetwork): NonNullable<ContainerInspect['NetworkSettings']> {
+  const [ip, prefix] = network.address.split('/');
+  const ports: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const p of network.ports) (ports[`${p.containerPort}/${p.protocol}`] ??= []).push({ HostIp: p.hostIP || '0.0.0.0', HostPort: String(p.hostPort) });
+  return { IPAddress: ip, Gateway: network.gateway, Ports: ports, Networks: { [network.name]: { IPAddress: ip, Gateway: network.gateway, IPPrefixLen: Number(prefix) } } };
 }
 
 /** OCI limits (-1 unlimited, absent not set) in Docker's HostConfig terms. */
@@ -121,5 +145,6 @@ export function containerInspect(input: InspectInput): ContainerInspect {
       Image: input.image,
       ...(process ? { Hostname: process.hostname ?? input.id.slice(0, 12), User: process.user, Env: process.env, WorkingDir: process.cwd } : {}),
     },
+    ...(input.network ? { NetworkSettings: networkSettings(input.network) } : {}),
   };
 }

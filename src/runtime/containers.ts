@@ -5,6 +5,7 @@ import type { Logger } from '../logger';
 import { silentLogger } from '../logger';
 import { loadNative } from '../native/index';
 import { isRunning } from '../linux/proc';
+import { findAttachment } from '../network/attachments';
 import { overlayRoot, removeContainerLayers } from '../storage/container-layers';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { diffLayer, listChanges } from '../storage/diff';
@@ -162,11 +163,14 @@ export function inspectContainer(reference: string, location: ContainerLocation 
   const common = { ...summary, args: summary.command };
   if (found.kind === 'rootfs') return containerInspect({ ...common, imageId: '' });
   const { record } = found;
+  const attachment = summary.status === 'running' ? findAttachment(storeRoot(location), record.id) : null;
+  const ip = attachment?.result?.ips?.find((i) => i.address.includes('.'));
   return containerInspect({
     ...common,
     imageId: record.imageId,
     process: { hostname: record.hostname, user: record.user, env: record.env, cwd: record.cwd },
     hostConfig: record.hostConfig,
+    network: attachment && ip ? { name: attachment.network, address: ip.address, gateway: ip.gateway ?? '', ports: attachment.runtimeConfig.portMappings } : undefined,
   });
 }
 

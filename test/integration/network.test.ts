@@ -166,6 +166,10 @@ describeNetwork('networks: CNI bridge, -p, names, teardown', () => {
     const [mapping] = record.runtimeConfig.portMappings;
     expect(mapping.containerPort).toBe(8080);
     expect(mapping.hostPort).toBeGreaterThan(0);
+    const [inspected] = JSON.parse(await until(() => { const r = tsrun(['inspect', 'exposed']); return r.status === 0 && r.stdout.includes('NetworkSettings') ? r.stdout : undefined; }, 'inspect')) as { NetworkSettings: { IPAddress: string; Ports: unknown; Networks: Record<string, unknown> } }[];
+    expect(inspected.NetworkSettings.Ports).toEqual({ '8080/tcp': [{ HostIp: '0.0.0.0', HostPort: String(mapping.hostPort) }] });
+    expect(inspected.NetworkSettings.IPAddress).toMatch(/^10\.89\.0\.\d+$/);
+    expect(Object.keys(inspected.NetworkSettings.Networks)).toEqual(['bridge']);
     await until(() => (fetchFromHost(`http://127.0.0.1:${mapping.hostPort}/`).stdout === 'hello from web\n' ? true : undefined), 'the published port');
     expect(tsrun(['rm', '-f', 'exposed']).status).toBe(0);
     await web.exit;
