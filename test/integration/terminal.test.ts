@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { run } from '../../src';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
 import { until } from '../helpers/until';
@@ -69,5 +70,19 @@ describeAsRoot('terminals: run -it, -i', () => {
     const result = spawnSync(TSRUN, ['--state', state(), 'run', '--rm', '-t', '-u', '1000:1000', '--rootfs', busyboxRootfs(), 'sh', '-c', 'tty; [ -t 1 ] && echo yes; stat -c "%u %g %a" $(tty)'], { encoding: 'utf8', timeout: 30_000 });
     expect(result.status).toBe(0);
     expect(result.stdout).toBe('/dev/pts/0\r\nyes\r\n1000 5 620\r\n');
+  });
+
+  test('library: tty gives a terminal of the asked size; resize() reaches the process; the stream ends with it', async () => {
+    const container = await run({ rootfs: busyboxRootfs(), stateDir: state(), tty: { rows: 10, cols: 40 }, args: ['sh', '-c', 'stty size; read line; stty size; exit 4'] });
+    expect(container.terminal).not.toBeNull();
+    expect(container.stdin).toBe(container.terminal?.stream);
+    let output = '';
+    container.terminal?.stream.setEncoding('utf8').on('data', (d: string) => (output += d));
+    await until(() => (output.includes('10 40') ? true : undefined), 'the first size');
+    container.terminal?.resize({ rows: 20, cols: 50 });
+    container.terminal?.stream.write('go\r');
+    expect(await container.wait()).toMatchObject({ exitCode: 4 });
+    expect(output).toMatch(/10 40\r\ngo\r\n20 50\r\n$/);
+    expect(container.terminal?.stream.destroyed).toBe(true);
   });
 });
