@@ -5,6 +5,7 @@ import type { Logger } from '../logger';
 import { silentLogger } from '../logger';
 import { loadNative } from '../native/index';
 import { isRunning } from '../linux/proc';
+import { VolumeStore } from '../storage/volumes';
 import { findAttachment } from '../network/attachments';
 import { overlayRoot, removeContainerLayers } from '../storage/container-layers';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
@@ -220,7 +221,7 @@ async function killAndWait(id: string, pid: number, pidStartTime: number | undef
  * running one is refused unless `force`, which kills it first (`docker rm -f`).
  * Returns the container's id.
  */
-export async function removeContainer(reference: string, options: ContainerLocation & { force?: boolean } = {}): Promise<string> {
+export async function removeContainer(reference: string, options: ContainerLocation & { force?: boolean; volumes?: boolean } = {}): Promise<string> {
   const found = findContainer(reference, options);
   const summary = summaryOf(found);
   if (summary.status === 'running') {
@@ -240,8 +241,15 @@ export async function removeContainer(reference: string, options: ContainerLocat
   await withFileLock(storeLockFile(root), 'exclusive', () => {
     removeContainerLayers(root, found.record.id);
     new ContainerStore(root).remove(found.record);
+    if (options.volumes) removeAnonymousVolumes(root, found.record.hostConfig.volumes ?? []);
   });
   return summary.id;
+}
+
+/** `rm -v`: the anonymous volumes a removed container made (named ones stay, as with Docker). */
+function removeAnonymousVolumes(root: string, names: string[]): void {
+  const volumes = new VolumeStore(root);
+  for (const name of names) if (volumes.get(name)?.Anonymous) volumes.remove(name, []);
 }
 
 function imageContainer(reference: string, location: ContainerLocation, what: string): ContainerRecord {

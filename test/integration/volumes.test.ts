@@ -122,12 +122,17 @@ describeAsRoot('volumes: -v, --mount, --tmpfs, tsrun volume', () => {
     expect(tsrun(['volume', 'inspect', 'data1']).stderr).toMatch(/No such volume: data1/);
   });
 
-  test('an anonymous volume (-v /path) goes with its --rm container; volume create makes an empty one', () => {
+  test('an anonymous volume (-v /path) goes with its --rm container, or with rm -v; volume create makes an empty one', () => {
     expect(tsrun(['run', '--rm', '-v', '/srv/seed', 'busybox:vol', 'cat', '/srv/seed/from-image'])).toMatchObject({ status: 0, stdout: 'seeded\n' });
     expect(tsrun(['volume', 'ls', '-q']).stdout).toBe('');
     expect(tsrun(['volume', 'create', 'made']).stdout).toBe('made\n');
     expect(tsrun(['run', '--rm', '-v', 'made:/srv/seed:nocopy', 'busybox:vol', 'ls', '/srv/seed']).stdout).toBe('');
     expect(tsrun(['volume', 'rm', 'made']).status).toBe(0);
+
+    expect(tsrun(['run', '--name', 'keeps-anon', '-v', '/srv/seed', 'busybox:vol', 'true']).status).toBe(0);
+    expect(tsrun(['volume', 'ls', '-q']).stdout).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(tsrun(['rm', '-v', 'keeps-anon']).status).toBe(0);
+    expect(tsrun(['volume', 'ls', '-q']).stdout).toBe('');
   });
 
   test('--tmpfs and --mount type=tmpfs: size, mode and noexec as asked', () => {

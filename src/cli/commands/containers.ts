@@ -83,6 +83,7 @@ export const psCommand: CliCommand<PsArgs> = {
 
 interface RmArgs extends GlobalArgs {
   force: boolean;
+  volumes: boolean;
 }
 
 export const rmCommand: CliCommand<RmArgs> = {
@@ -90,7 +91,10 @@ export const rmCommand: CliCommand<RmArgs> = {
   aliases: ['container rm'],
   describe: 'Remove one or more containers',
   usage: '$0 rm [options] CONTAINER [CONTAINER...]',
-  options: { force: { alias: 'f', type: 'boolean', default: false, describe: 'kill a running container first' } },
+  options: {
+    force: { alias: 'f', type: 'boolean', default: false, describe: 'kill a running container first' },
+    volumes: { alias: 'v', type: 'boolean', default: false, describe: 'remove the anonymous volumes of the container' },
+  },
   async execute(argv) {
     const references = argv._.map(String);
     if (references.length === 0) throw new UsageError('"tsrun rm" requires at least one container');
@@ -98,7 +102,7 @@ export const rmCommand: CliCommand<RmArgs> = {
     // Like docker rm: each is tried, each failure reported, and the exit code says whether all went.
     for (const reference of references) {
       try {
-        await removeContainer(reference, { ...location(argv), force: argv.force });
+        await removeContainer(reference, { ...location(argv), force: argv.force, volumes: argv.volumes });
         process.stdout.write(`${reference}\n`);
       } catch (err) {
         process.exitCode = reportError(err, argv.debug, 1);
