@@ -1,4 +1,4 @@
-import type { LinuxResources } from '../oci/runtime-spec';
+import type { LinuxResources, Mount } from '../oci/runtime-spec';
 
 /** Go's zero time, which Docker prints for "never". */
 const ZERO_TIME = '0001-01-01T00:00:00Z';
@@ -47,6 +47,8 @@ export interface ContainerInspect {
   Name: string;
   HostConfig: HostConfigLimits & { AutoRemove?: boolean; ReadonlyRootfs?: boolean; NetworkMode?: string };
   Config: { Image: string; Hostname?: string; User?: string; Env?: string[]; WorkingDir?: string };
+  /** Its -v, --mount and --tmpfs mounts. */
+  Mounts?: { Type: 'bind' | 'volume' | 'tmpfs'; Name?: string; Source: string; Destination: string; Mode: string; RW: boolean; Propagation: string }[];
   /** While the container is on a CNI network. */
   NetworkSettings?: {
     IPAddress: string;
@@ -83,8 +85,24 @@ export interface InspectInput {
   image: string;
   /** Only image containers keep these. */
   process?: { hostname?: string; user: string; env: string[]; cwd: string };
-  hostConfig?: { autoRemove: boolean; readOnly: boolean; network: string };
+  hostConfig?: { autoRemove: boolean; readOnly: boolean; network: string; mounts?: Mount[] };
   network?: InspectNetwork;
+}
+
+/** A volume's source is `<root>/volumes/<name>/_data`. */
+const VOLUME_SOURCE = /\/volumes\/([^/]+)\/_data$/;
+
+function mountsOf(mounts: Mount[]): NonNullable<ContainerInspect['Mounts']> {
+  return mounts.map((m) => {
+    const options = m.options ?? [];
+    const rw = !options.includes('ro');
+    if (m.type === 'tmpfs') return { Type: 'tmpfs', Source: '', Destination: m.destination, Mode: options.join(','), RW: rw, Propagation: '' };
+    const volume = VOLUME_SOURCE.exec(m.source ?? '');
+    const propagation = options.find((o) => /^r?(shared|slave|private)$/.test(o)) ?? 'rprivate';
+    return volume
+      ? { Type: 'volume', Name: volume[1], Source: m.source ?? '', Destination: m.destination, Mode: rw ? '' : 'ro', RW: rw, Propagation: '' }
+      : { Type: 'bind', Source: m.source ?? '', Destination: m.destination, Mode: rw ? '' : 'ro', RW: rw, Propagation: propagation };
+  });
 }
 
 function networkSettings(network: InspectNetwork): NonNullable<ContainerInspect['NetworkSettings']> {
@@ -145,6 +163,7 @@ export function containerInspect(input: InspectInput): ContainerInspect {
       Image: input.image,
       ...(process ? { Hostname: process.hostname ?? input.id.slice(0, 12), User: process.user, Env: process.env, WorkingDir: process.cwd } : {}),
     },
+    ...(hostConfig?.mounts ? { Mounts: mountsOf(hostConfig.mounts) } : {}),
     ...(input.network ? { NetworkSettings: networkSettings(input.network) } : {}),
   };
 }

@@ -9,6 +9,7 @@ import { ownIdentity, processStartTime } from '../linux/proc';
 import { createContainerLayers, initLayerName, removeContainerLayers } from '../storage/container-layers';
 import { networkFiles } from '../storage/init-layer';
 import type { NetworkFiles } from './container-network';
+import type { ResolvedMounts } from './volumes';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { withFileLock } from '../util/file-lock';
 import type { ExitResult } from './container';
@@ -51,7 +52,7 @@ export interface ImageContainer {
   process: { args: string[]; env: string[]; cwd: string; user: string | undefined };
   networkFiles: NetworkFiles;
   started(pid: number): void;
-  usesVolumes(names: string[]): void;
+  usesMounts(mounts: ResolvedMounts): void;
   startFailed(): Promise<void>;
   exited(result: ExitResult): Promise<void>;
 }
@@ -131,8 +132,9 @@ export async function createImageContainer(
     rootfs: layout.merged,
     process,
     networkFiles: { ...networkFiles(path.join(layout.base, initLayerName(id), 'diff')), exposedPorts },
-    usesVolumes(names) {
-      record.hostConfig.volumes = names;
+    usesMounts(mounts) {
+      record.hostConfig.volumes = mounts.volumes;
+      record.hostConfig.mounts = mounts.mounts;
     },
     started(pid) {
       // The container has its own copy of the mount; detaching the host's

@@ -70,8 +70,8 @@ interface Lifecycle {
   started(pid: number): void;
   startFailed(): void | Promise<void>;
   exited(result: ExitResult): void | Promise<void>;
-  /** The named volumes the container mounts, kept in its record so that `volume rm` sees them in use. */
-  usesVolumes?(names: string[]): void;
+  /** The container's -v/--mount/--tmpfs mounts, kept in its record for inspect and for `volume rm`'s in-use check. */
+  usesMounts?(mounts: ResolvedMounts): void;
   /** Where a CNI network writes the container's hosts and resolv.conf (image containers only). */
   networkFiles?: NetworkFiles;
 }
@@ -190,7 +190,7 @@ export async function run(options: RunOptions): Promise<Container> {
   let network: ContainerNetwork = {};
   try {
     userMounts = await resolveUserMounts(options, lifecycle.rootfs);
-    lifecycle.usesVolumes?.(userMounts.volumes);
+    lifecycle.usesMounts?.(userMounts);
     if ((options.network ?? 'none') !== 'none' || (options.publish ?? []).length > 0 || options.publishAll) {
       const { prepareContainerNetwork } = await import('./container-network');
       network = await prepareContainerNetwork(options, { id, name, hostname: options.hostname ?? id.slice(0, 12) }, lifecycle.networkFiles, logger);

@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
-import type { LinuxResources } from '../oci/runtime-spec';
+import type { LinuxResources, Mount } from '../oci/runtime-spec';
 import { writeFileAtomic } from '../util/atomic-file';
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
@@ -28,6 +28,8 @@ export interface ContainerRecord {
     network: string;
     /** Named volumes it mounts. */
     volumes?: string[];
+    /** Its -v/--mount/--tmpfs mounts, as OCI mounts (a volume's source is its _data directory). */
+    mounts?: Mount[];
     /** The limits asked for at run, as `tsrun update` last changed them. */
     resources?: LinuxResources;
   };

@@ -110,6 +110,8 @@ describeAsRoot('volumes: -v, --mount, --tmpfs, tsrun volume', () => {
     const info = JSON.parse(tsrun(['volume', 'inspect', 'data1']).stdout) as { Name: string; Mountpoint: string }[];
     expect(info[0]).toMatchObject({ Name: 'data1', Mountpoint: path.join(root(), 'volumes', 'data1', '_data') });
     expect(fs.readFileSync(path.join(info[0].Mountpoint, 'added'), 'utf8')).toBe('more\n');
+    const [inspected] = JSON.parse(tsrun(['inspect', 'vol-user']).stdout) as { Mounts: unknown[] }[];
+    expect(inspected.Mounts).toEqual([{ Type: 'volume', Name: 'data1', Source: info[0].Mountpoint, Destination: '/srv/seed', Mode: '', RW: true, Propagation: '' }]);
 
     const second = tsrun(['run', '--rm', '--mount', 'type=volume,source=data1,target=/other,readonly', 'busybox:vol', 'sh', '-c', 'cat /other/added; touch /other/x 2>/dev/null || echo ro']);
     expect(second.stdout).toBe('more\nro\n');

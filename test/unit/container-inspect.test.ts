@@ -84,4 +84,36 @@ describe('docker inspect for containers', () => {
     expect(inspect.Config).toEqual({ Image: 'rootfs:/srv/box' });
     expect(inspect.HostConfig).not.toHaveProperty('AutoRemove');
   });
+
+  test('mounts and network settings in Docker\'s terms', () => {
+    const inspect = containerInspect({
+      ...base,
+      status: 'running',
+      pid: 7,
+      imageId: 'sha256:' + 'cd'.repeat(32),
+      image: 'busybox:latest',
+      hostConfig: {
+        autoRemove: false,
+        readOnly: false,
+        network: 'web-net',
+        mounts: [
+          { destination: '/data', type: 'bind', source: '/srv/data', options: ['rbind', 'ro', 'rshared'] },
+          { destination: '/cache', type: 'bind', source: '/var/lib/tsrun/volumes/cache/_data', options: ['rbind', 'rw', 'rprivate'] },
+          { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['noexec', 'nosuid', 'nodev', 'rw'] },
+        ],
+      },
+      network: { name: 'web-net', address: '10.89.1.2/24', gateway: '10.89.1.1', ports: [{ hostIP: '127.0.0.1', hostPort: 18080, containerPort: 8080, protocol: 'tcp' }] },
+    });
+    expect(inspect.Mounts).toEqual([
+      { Type: 'bind', Source: '/srv/data', Destination: '/data', Mode: 'ro', RW: false, Propagation: 'rshared' },
+      { Type: 'volume', Name: 'cache', Source: '/var/lib/tsrun/volumes/cache/_data', Destination: '/cache', Mode: '', RW: true, Propagation: '' },
+      { Type: 'tmpfs', Source: '', Destination: '/tmp', Mode: 'noexec,nosuid,nodev,rw', RW: true, Propagation: '' },
+    ]);
+    expect(inspect.NetworkSettings).toEqual({
+      IPAddress: '10.89.1.2',
+      Gateway: '10.89.1.1',
+      Ports: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '18080' }] },
+      Networks: { 'web-net': { IPAddress: '10.89.1.2', Gateway: '10.89.1.1', IPPrefixLen: 24 } },
+    });
+  });
 });
