@@ -12,6 +12,7 @@ export type { RunOptions, StdioOption } from './runtime/options';
 export type { ResourceOptions } from './linux/cgroups/resources';
 export { Container } from './runtime/container';
 export { Terminal, connectTerminal, hostTerminalSize } from './runtime/terminal';
+export { parseDetachKeys, DetachKeyFilter, DEFAULT_DETACH_KEYS } from './runtime/detach-keys';
 export type { HostTerminal } from './runtime/terminal';
 export type { TerminalSize } from './linux/pty';
 export { parseVolumeFlag, parseMountFlag, parseTmpfsFlag, createVolume, listVolumes, inspectVolume, removeVolume } from './runtime/volumes';

@@ -3,6 +3,7 @@ import type { ReadStream, WriteStream } from 'node:tty';
 import type { TerminalSize } from '../linux/pty';
 import { TsrunError } from '../errors';
 import { loadNative } from '../native';
+import { DetachKeyFilter } from './detach-keys';
 
 /** How long to wait for the child to send its pty master; it sends it before exec, so this is only a guard. */
 const RECEIVE_TIMEOUT_MS = 10_000;
@@ -58,9 +59,11 @@ export function hostTerminalSize(stdout: HostTerminal['stdout']): TerminalSize |
  * to `stdout`; with `input`, `stdin` in raw mode (keys, ^C included, go to
  * the container) to the container; window size changes follow. Returns
  * the function that undoes all of it; the host terminal's mode is also
- * restored if this process exits without calling it.
+ * restored if this process exits without calling it. With `detachKeys`
+ * (parseDetachKeys), typing them calls `onDetach` instead of reaching the
+ * container, for attach and detached containers.
  */
-export function connectTerminal(terminal: Terminal, host: HostTerminal, options: { input: boolean }): () => void {
+export function connectTerminal(terminal: Terminal, host: HostTerminal, options: { input: boolean; detachKeys?: Buffer; onDetach?: () => void }): () => void {
   const { stdin, stdout } = host;
   const raw = options.input && stdin.isTTY === true && typeof stdin.setRawMode === 'function';
   const restore = (): void => {
@@ -79,12 +82,21 @@ export function connectTerminal(terminal: Terminal, host: HostTerminal, options:
     stdin.setRawMode?.(true);
     process.once('exit', restore);
   }
-  if (options.input) stdin.pipe(terminal.stream, { end: false });
+  const filter = options.input && options.detachKeys ? new DetachKeyFilter(options.detachKeys) : undefined;
+  if (filter) {
+    filter.on('detach', () => options.onDetach?.());
+    stdin.pipe(filter).pipe(terminal.stream, { end: false });
+  } else if (options.input) {
+    stdin.pipe(terminal.stream, { end: false });
+  }
   return () => {
-    if (options.input) {
+    if (filter) {
+      stdin.unpipe(filter);
+      filter.unpipe(terminal.stream);
+    } else if (options.input) {
       stdin.unpipe(terminal.stream);
-      stdin.pause();
     }
+    if (options.input) stdin.pause();
     restore();
     process.off('exit', restore);
     stdout.off('resize', onResize);
