@@ -200,7 +200,12 @@ export async function run(options: RunOptions): Promise<Container> {
     stdio = setupStdio(options.tty ? 'inherit' : options.stdio);
     if (options.tty) consoleSocket.push(...loadNative().socketPair());
     cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
-    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps(), terminal: terminalOption(options.tty, consoleSocket[1]),
+    plan = buildContainerPlan(spec, {
+      stdio: stdio.child,
+      dieWithParent: options.dieWithParent ?? true,
+      pivot,
+      cgroupJoin: cgroup.joinSteps(),
+      terminal: terminalOption(options.tty, consoleSocket[1]),
       networkSync: network.attachment !== undefined,
     });
     const attachment = network.attachment;
