@@ -1,13 +1,20 @@
 import * as fs from 'node:fs';
 import { ConflictError, ValidationError } from '../errors';
+import type { Mount } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
 import type { NetworkAttachment } from '../network/attachments';
 import { DEFAULT_STATE_DIR, RunOptions, networkMode } from './options';
 
-/** The init-layer files a CNI network rewrites, and what `-P` publishes: what only an image container has. */
+/**
+ * The container's hosts and resolv.conf that a network fills in (an image
+ * container's are in its -init layer; a --rootfs container's are files of
+ * its state directory bound over /etc/hosts and /etc/resolv.conf: `mounts`),
+ * and what `-P` publishes (an image's EXPOSE).
+ */
 export interface NetworkFiles {
   hosts: string;
   resolvConf: string;
+  mounts: Mount[];
   exposedPorts?: Record<string, unknown> | null;
 }
 
@@ -16,6 +23,8 @@ export interface ContainerNetwork {
   joinPath?: string;
   /** A CNI network: attached at the child's sync point, detached when it exits. */
   attachment?: NetworkAttachment;
+  /** Bind mounts of the network files, for containers without an -init layer. */
+  mounts?: Mount[];
 }
 
 /**
@@ -27,7 +36,7 @@ export interface ContainerNetwork {
 export async function prepareContainerNetwork(
   options: RunOptions,
   container: { id: string; name: string; hostname: string },
-  files: NetworkFiles | undefined,
+  networkFiles: () => NetworkFiles,
   logger: Logger,
 ): Promise<ContainerNetwork> {
   const mode = networkMode(options.network);
@@ -36,11 +45,9 @@ export async function prepareContainerNetwork(
   }
   const { storeRoot } = await import('./image-container');
   const root = storeRoot(options);
-  if (mode.kind === 'container') return { joinPath: await containerNamespace(mode.container, options, files) };
-  if (mode.kind !== 'cni') return {};
-  if (!files) {
-    throw new ValidationError('network', `${mode.network}: a CNI network needs a container made from an image (its /etc/hosts and resolv.conf are in the -init layer); with --rootfs use none, host or container:NAME`);
-  }
+  if (mode.kind !== 'container' && mode.kind !== 'cni') return {};
+  const files = networkFiles();
+  if (mode.kind === 'container') return { joinPath: await containerNamespace(mode.container, options, files), mounts: files.mounts };
   const { exposedPorts, pickHostPorts } = await import('../network/ports');
   const publish = await pickHostPorts([...(options.publish ?? []), ...(options.publishAll ? exposedPorts(files.exposedPorts) : [])]);
   const { NetworkAttachment } = await import('../network/attachments');
@@ -52,18 +59,18 @@ export async function prepareContainerNetwork(
     { network: mode.network, publish, dns: options.dns, dnsSearch: options.dnsSearch, addHosts: options.addHosts },
     logger,
   );
-  return { attachment };
+  return { attachment, mounts: files.mounts };
 }
 
 /** `container:NAME`: its held namespace (or its init's), and a copy of its hosts and resolv.conf, as Docker shares them. */
-async function containerNamespace(reference: string, options: RunOptions, files: NetworkFiles | undefined): Promise<string> {
+async function containerNamespace(reference: string, options: RunOptions, files: NetworkFiles): Promise<string> {
   const { findContainer, summaryOf } = await import('./containers');
   const { findAttachment } = await import('../network/attachments');
   const { storeRoot } = await import('./image-container');
   const summary = summaryOf(findContainer(reference, options));
   if (summary.status !== 'running') throw new ConflictError(`cannot join the network of container ${reference}: it is not running`);
   const attachment = findAttachment(storeRoot(options), summary.id);
-  if (attachment && files) {
+  if (attachment) {
     fs.copyFileSync(attachment.hostsFile, files.hosts);
     fs.copyFileSync(attachment.resolvConfFile, files.resolvConf);
   }

@@ -50,7 +50,7 @@ export interface ImageContainer {
   /** The merged root filesystem, mounted in this mount namespace until `started` or `startFailed`. */
   rootfs: string;
   process: { args: string[]; env: string[]; cwd: string; user: string | undefined };
-  networkFiles: NetworkFiles;
+  networkFiles(): NetworkFiles;
   started(pid: number): void;
   usesMounts(mounts: ResolvedMounts): void;
   startFailed(): Promise<void>;
@@ -131,7 +131,7 @@ export async function createImageContainer(
     layout,
     rootfs: layout.merged,
     process,
-    networkFiles: { ...networkFiles(path.join(layout.base, initLayerName(id), 'diff')), exposedPorts },
+    networkFiles: () => ({ ...networkFiles(path.join(layout.base, initLayerName(id), 'diff')), mounts: [], exposedPorts }),
     usesMounts(mounts) {
       record.hostConfig.volumes = mounts.volumes;
       record.hostConfig.mounts = mounts.mounts;

@@ -43,8 +43,9 @@ export interface RunOptions extends ResourceOptions {
   /**
    * `none` (own namespace with loopback only; the default), `host`,
    * `container:NAME` (that container's namespace), `bridge` (the default
-   * CNI network) or the name of a network made with createNetwork.
-   * CNI networks need an image container.
+   * CNI network) or the name of a network made with createNetwork. A
+   * --rootfs container on a network gets /etc/hosts and /etc/resolv.conf
+   * bound from its state directory (created in its root if missing).
    */
   network?: string;
   /** `-p`: ports of the host forwarded to the container (CNI networks; see parsePublish). */

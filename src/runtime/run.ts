@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { TsrunError, ValidationError } from '../errors';
 import type { CgroupDriver } from '../linux/cgroups';
 import { canPivotRoot } from '../linux/rootfs';
@@ -10,7 +11,8 @@ import { Terminal } from './terminal';
 import type { ContainerNetwork, NetworkFiles } from './container-network';
 import { Container, ContainerStdio, ExitResult, pipeStream } from './container';
 import { OCI_VERSION } from '../oci/defaults';
-import type { LinuxResources, Spec } from '../oci/runtime-spec';
+import type { LinuxResources, Mount, Spec } from '../oci/runtime-spec';
+import { writeNetworkFiles } from '../storage/init-layer';
 import { DEFAULT_STATE_DIR, RunOptions, StdioOption, buildSpec } from './options';
 import { killAndReap, spawnContainer } from './spawn';
 import type { ResolvedMounts } from './volumes';
@@ -72,8 +74,8 @@ interface Lifecycle {
   exited(result: ExitResult): void | Promise<void>;
   /** The container's -v/--mount/--tmpfs mounts, kept in its record for inspect and for `volume rm`'s in-use check. */
   usesMounts?(mounts: ResolvedMounts): void;
-  /** Where a CNI network writes the container's hosts and resolv.conf (image containers only). */
-  networkFiles?: NetworkFiles;
+  /** Makes the hosts and resolv.conf a network fills in (asked for only when the container has a network to fill them from). */
+  networkFiles(): NetworkFiles;
 }
 
 function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec, resources: LinuxResources): Lifecycle {
@@ -95,6 +97,13 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
   store.create(state);
   return {
     rootfs: options.rootfs ?? '',
+    networkFiles() {
+      const dir = store.containerDir(id);
+      const files = { hosts: path.join(dir, 'hosts'), resolvConf: path.join(dir, 'resolv.conf') };
+      writeNetworkFiles(files, options.network ?? 'none');
+      const bind = (source: string, destination: string): Mount => ({ destination, type: 'bind', source, options: ['rbind', 'rw', 'rprivate'] });
+      return { ...files, mounts: [bind(files.hosts, '/etc/hosts'), bind(files.resolvConf, '/etc/resolv.conf')] };
+    },
     started(pid) {
       Object.assign(state, { status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, rootfs: spec().root.path, startedAt: new Date().toISOString() });
       store.save(state);
@@ -193,9 +202,10 @@ export async function run(options: RunOptions): Promise<Container> {
     lifecycle.usesMounts?.(userMounts);
     if ((options.network ?? 'none') !== 'none' || (options.publish ?? []).length > 0 || options.publishAll) {
       const { prepareContainerNetwork } = await import('./container-network');
-      network = await prepareContainerNetwork(options, { id, name, hostname: options.hostname ?? id.slice(0, 12) }, lifecycle.networkFiles, logger);
+      network = await prepareContainerNetwork(options, { id, name, hostname: options.hostname ?? id.slice(0, 12) }, () => lifecycle.networkFiles(), logger);
     }
-    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources, userMounts.mounts, network.joinPath);
+    // The network's files first, so that a -v over /etc/hosts wins, as with Docker.
+    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources, [...(network.mounts ?? []), ...userMounts.mounts], network.joinPath);
     if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
     stdio = setupStdio(options.tty ? 'inherit' : options.stdio);
     if (options.tty) consoleSocket.push(...loadNative().socketPair());

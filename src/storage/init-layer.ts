@@ -57,13 +57,18 @@ function readOr(file: string, fallback: string): string {
  */
 export function writeInitLayer(dir: string, options: InitLayerOptions): void {
   for (const sub of ['etc', 'dev', 'dev/pts', 'dev/shm', 'proc', 'sys']) fs.mkdirSync(path.join(dir, sub), { mode: 0o755, recursive: true });
-  const resolv = readOr(options.hostResolvConf ?? '/etc/resolv.conf', '');
-  const localHosts = `${LOCAL_HOSTS.join('\n')}\n`;
-  const hosts = options.network === 'host' ? readOr(options.hostHosts ?? '/etc/hosts', localHosts) : localHosts;
   fs.writeFileSync(path.join(dir, 'etc', 'hostname'), `${options.hostname}\n`, { mode: 0o644 });
-  fs.writeFileSync(path.join(dir, 'etc', 'hosts'), hosts, { mode: 0o644 });
-  fs.writeFileSync(path.join(dir, 'etc', 'resolv.conf'), options.network === 'host' ? resolv : containerResolvConf(resolv), { mode: 0o644 });
+  writeNetworkFiles(networkFiles(dir), options.network, options);
   fs.symlinkSync('/proc/mounts', path.join(dir, 'etc', 'mtab'));
+}
+
+/** hosts and resolv.conf before any network result: the host's with `host`, else localhost and the host's reachable nameservers. */
+export function writeNetworkFiles(files: { hosts: string; resolvConf: string }, network: string, host: Pick<InitLayerOptions, 'hostResolvConf' | 'hostHosts'> = {}): void {
+  const resolv = readOr(host.hostResolvConf ?? '/etc/resolv.conf', '');
+  const localHosts = `${LOCAL_HOSTS.join('\n')}\n`;
+  const hosts = network === 'host' ? readOr(host.hostHosts ?? '/etc/hosts', localHosts) : localHosts;
+  fs.writeFileSync(files.hosts, hosts, { mode: 0o644 });
+  fs.writeFileSync(files.resolvConf, network === 'host' ? resolv : containerResolvConf(resolv), { mode: 0o644 });
 }
 
 /** The files of the init layer that a network attachment fills in. */
