@@ -62,6 +62,8 @@ enum class Op : uint32_t {
   OpenPty = 30,       // strs: ptmx path; args: console socket fd, rows << 16 | cols,
                       // owner uid (-1: keep); sends the master over the
                       // socket, makes the slave 0, 1, 2
+  PivotRootSlave = 31,  // strs: new root; pivot_root there, make the old root
+                        // rslave through an fd to it, detach it, chdir /
 };
 
 // Step flags.

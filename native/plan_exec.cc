@@ -210,6 +210,24 @@ long OpenPty(const PreparedStep& step) {
   return ret < 0 ? ret : 0;
 }
 
+// pivot_root when the container's mounts share peer groups with the host:
+// the old root still has the host's peers, and detaching it would unmount
+// their copies too. Only an fd reaches the old root once the new one sits
+// under it (a path "." or "/" names the new root), so it is opened first,
+// as runc does.
+long PivotRootSlave(const PreparedStep& step) {
+  long old_root = sys::call(SYS_openat, AT_FDCWD, "/", O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (old_root < 0) return old_root;
+  long ret = sys::call(SYS_chdir, step.strs[0]);
+  if (ret == 0) ret = sys::call(SYS_pivot_root, ".", ".");
+  if (ret == 0) ret = sys::call(SYS_fchdir, old_root);
+  if (ret == 0) ret = sys::call(SYS_mount, nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr);
+  if (ret == 0) ret = sys::call(SYS_umount2, ".", MNT_DETACH);
+  if (ret == 0) ret = sys::call(SYS_chdir, "/");
+  CloseFd(static_cast<int>(old_root));
+  return ret;
+}
+
 long RunStep(const ChildContext* ctx, const PreparedStep& s) {
   const int64_t* a = s.args;
   switch (s.op) {
@@ -276,6 +294,8 @@ long RunStep(const ChildContext* ctx, const PreparedStep& s) {
       return Stdio(s);
     case Op::OpenPty:
       return OpenPty(s);
+    case Op::PivotRootSlave:
+      return PivotRootSlave(s);
     case Op::Setrlimit: {
       struct rlimit limit = {static_cast<rlim_t>(a[1]), static_cast<rlim_t>(a[2])};
       return sys::call(SYS_prlimit64, 0, a[0], &limit, nullptr);

@@ -41,6 +41,21 @@ export function canPivotRoot(mountinfo = '/proc/self/mountinfo'): boolean {
   return true;
 }
 
+/**
+ * The mount point under which `dir` lies (itself, if it is one), from
+ * mountinfo: what pivot_root needs not to be shared when the container's
+ * mounts are.
+ */
+export function mountPointOf(dir: string, mountinfo = '/proc/self/mountinfo'): string {
+  let best = '/';
+  for (const line of fs.readFileSync(mountinfo, 'utf8').split('\n')) {
+    // Field 5 is the mount point, with spaces and the like octal-escaped.
+    const point = line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+    if (point && (dir === point || dir.startsWith(point.endsWith('/') ? point : `${point}/`)) && point.length > best.length) best = point;
+  }
+  return best;
+}
+
 function isFreshFilesystem(mount: Mount): boolean {
   return !(mount.options ?? []).some((o) => o === 'bind' || o === 'rbind');
 }
@@ -74,12 +89,21 @@ function bindSourceIsFile(mount: Mount): boolean {
 export function rootfsSteps(spec: Spec, options: RootfsOptions): PlanStep[] {
   const root = spec.root.path;
   const propagation = ROOTFS_PROPAGATION[spec.linux.rootfsPropagation ?? 'rprivate'];
+  // With shared mounts, / stays in its peer groups, so that a bind of a
+  // shared host directory joins the host's peer group (both ways); the
+  // mount holding the root is made private so that nothing mounted in the
+  // container shows on the host's side of it, and pivot_root accepts it.
+  const shared = (propagation & MS.SHARED) !== 0;
   const steps: PlanStep[] = [
     // Device nodes and mount points get exactly the modes asked for.
     { op: 'Umask', args: [0], phase: 'rootfs' },
     { op: 'Mount', args: [MS.REC | propagation], strs: [null, '/', null, null], phase: 'rootfs', target: '/', detail: `make / ${spec.linux.rootfsPropagation ?? 'rprivate'}` },
-    { op: 'Mount', args: [MS.BIND | MS.REC], strs: [root, root, null, null], phase: 'rootfs', target: root, detail: 'bind of the root filesystem onto itself' },
   ];
+  if (shared) {
+    const holder = mountPointOf(root);
+    steps.push({ op: 'Mount', args: [MS.PRIVATE], strs: [null, holder, null, null], phase: 'rootfs', target: holder, detail: 'make the mount holding the root private' });
+  }
+  steps.push({ op: 'Mount', args: [MS.BIND | MS.REC], strs: [root, root, null, null], phase: 'rootfs', target: root, detail: 'bind of the root filesystem onto itself' });
 
   // In the listed order, as the OCI spec says; a path under a filesystem
   // mounted just before (the /dev tmpfs) is taken literally, not through
@@ -102,7 +126,9 @@ export function rootfsSteps(spec: Spec, options: RootfsOptions): PlanStep[] {
   }
   if (devDir) steps.push(...deviceSteps([...DEFAULT_DEVICES, ...(spec.linux.devices ?? [])], devDir, options.inUserNamespace));
 
-  if (options.pivot) {
+  if (options.pivot && shared) {
+    steps.push({ op: 'PivotRootSlave', strs: [root], phase: 'rootfs', target: root, detail: 'pivot_root, old root made rslave and detached' });
+  } else if (options.pivot) {
     steps.push(
       { op: 'Chdir', strs: [root], phase: 'rootfs', target: root },
       { op: 'PivotRoot', strs: ['.', '.'], phase: 'rootfs', target: root },

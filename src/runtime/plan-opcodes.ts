@@ -40,6 +40,7 @@ export const Op = {
   Setrlimit: 28,
   Stdio: 29,
   OpenPty: 30,
+  PivotRootSlave: 31,
 } as const;
 
 export type OpName = keyof typeof Op;

@@ -30,6 +30,7 @@ const SYSCALL_NAMES: Partial<Record<OpName, string>> = {
   Stdio: 'dup3',
   SetCtty: 'ioctl(TIOCSCTTY)',
   OpenPty: 'open pty',
+  PivotRootSlave: 'pivot_root',
 };
 
 /** The syscall name a failed step reports, e.g. "pivot_root" or "mount". */

@@ -122,9 +122,14 @@ function checkMount(mount: VolumeMount, field: string): VolumeMount {
   return mount;
 }
 
-/** The propagation the container's root needs for its mounts to receive the host's (rslave when any asks for shared or slave). */
-export function rootPropagationFor(mounts: readonly VolumeMount[]): 'rprivate' | 'rslave' {
-  return mounts.some((m) => m.propagation && !m.propagation.endsWith('private')) ? 'rslave' : 'rprivate';
+/**
+ * The propagation the container's root needs: rshared when a mount is to
+ * share with the host both ways, rslave when one only receives, else
+ * rprivate (Docker's choices).
+ */
+export function rootPropagationFor(mounts: readonly VolumeMount[]): 'rprivate' | 'rslave' | 'rshared' {
+  if (mounts.some((m) => m.propagation?.endsWith('shared'))) return 'rshared';
+  return mounts.some((m) => m.propagation?.endsWith('slave')) ? 'rslave' : 'rprivate';
 }
 
 export interface ResolvedMounts {

@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MNT_DETACH, MS } from '../../src/linux/mounts';
@@ -6,6 +6,7 @@ import { loadNative } from '../../src/native';
 import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { until } from '../helpers/until';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
 
@@ -72,33 +73,60 @@ describeAsRoot('volumes: -v, --mount, --tmpfs, tsrun volume', () => {
     expect(fs.readdirSync(outside)).toEqual([]);
   });
 
-  test('rshared: a mount made on the host under the volume appears in the running container', async () => {
+  test('rshared: a mount made on the host under the volume appears in the running container, and one made in the container on the host', async () => {
     // The source must sit on a shared mount for anything to propagate (Docker checks the same).
     const shared = hostDir('shared');
     const native = loadNative();
     native.mount('tmpfs', shared, 'tmpfs', 0, 'size=1m');
     const sub = path.join(shared, 'sub');
-    let subMounted = false;
+    const fromContainer = path.join(shared, 'from-container');
+    let child: ChildProcess | undefined;
     try {
       native.mount(null, shared, null, MS.SHARED, null);
       fs.mkdirSync(sub);
-      const script = 'touch /vol/ready; while [ ! -e /vol/sub/marker ]; do sleep 0.05; done; cat /vol/sub/marker; grep " /vol/sub " /proc/self/mountinfo | grep -c master';
-      const child = spawn(TSRUN, ['--root', root(), '--state', state(), 'run', '--rm', '-v', `${shared}:/vol:rshared`, 'busybox:vol', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      fs.mkdirSync(fromContainer);
+      const script = [
+        'mount -t tmpfs -o size=1m tmpfs /vol/from-container && echo made-inside > /vol/from-container/marker',
+        'touch /vol/ready',
+        'while [ ! -e /vol/sub/marker ]; do sleep 0.05; done',
+        'cat /vol/sub/marker',
+      ].join('; ');
+      child = spawn(TSRUN, ['--root', root(), '--state', state(), 'run', '--rm', '-v', `${shared}:/vol:rshared`, 'busybox:vol', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const running = child;
       let output = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
-      const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
-      while (!fs.existsSync(path.join(shared, 'ready'))) {
-        if (child.exitCode !== null) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      running.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
+      running.stderr?.setEncoding('utf8').on('data', (d: string) => (output += d));
+      const exited = new Promise<number | null>((resolve) => running.on('close', resolve));
+      await until(() => (fs.existsSync(path.join(shared, 'ready')) || running.exitCode !== null ? true : undefined), 'the container to be ready');
+      expect(fs.readFileSync(path.join(fromContainer, 'marker'), 'utf8')).toBe('made-inside\n');
       native.mount('tmpfs', sub, 'tmpfs', 0, 'size=1m');
-      subMounted = true;
       fs.writeFileSync(path.join(sub, 'marker'), 'propagated\n');
       expect(await exited).toBe(0);
-      expect(output).toBe('propagated\n1\n');
+      expect(output).toBe('propagated\n');
     } finally {
-      if (subMounted) native.umount2(sub, MNT_DETACH);
+      if (child && child.exitCode === null && child.signalCode === null) {
+        // A failed check: the container waits for a marker that will not come. Its tsrun's death kills it; ps removes its cgroup.
+        const closed = new Promise((resolve) => child?.once('close', resolve));
+        child.kill('SIGKILL');
+        await closed;
+        tsrun(['ps', '-a']);
+      }
+      // Detaching the shared tmpfs takes the mounts under it along.
+      native.umount2(shared, MNT_DETACH);
+    }
+  });
+
+  test('rslave: host mounts come in, the container\'s own stay inside', async () => {
+    const shared = hostDir('slave');
+    const native = loadNative();
+    native.mount('tmpfs', shared, 'tmpfs', 0, 'size=1m');
+    try {
+      native.mount(null, shared, null, MS.SHARED, null);
+      fs.mkdirSync(path.join(shared, 'inner'));
+      const result = spawnSync(TSRUN, ['--root', root(), '--state', state(), 'run', '--rm', '-v', `${shared}:/vol:rslave`, 'busybox:vol', 'sh', '-c', 'mount -t tmpfs tmpfs /vol/inner && touch /vol/inner/x && grep -c " /vol/inner " /proc/self/mountinfo'], { encoding: 'utf8', timeout: 30_000 });
+      expect(result).toMatchObject({ status: 0, stdout: '1\n' });
+      expect(fs.readdirSync(path.join(shared, 'inner'))).toEqual([]);
+    } finally {
       native.umount2(shared, MNT_DETACH);
     }
   });

@@ -161,6 +161,17 @@ describe('buildContainerPlan', () => {
     expect(b.ops[b.ops.length - 1]).toBe('Exec');
   });
 
+  test('a mount shared with the host: / stays rshared, the mount holding the root goes private, and the old root is made rslave through an fd before it is detached', () => {
+    const spec = specFor();
+    spec.linux.rootfsPropagation = 'rshared';
+    const b = build(spec);
+    const first = b.ops.indexOf('Mount');
+    expect(b.decoded.steps[first].args[0]).toBe(BigInt(MS.REC | MS.SHARED));
+    expect(b.decoded.steps[first + 1].args[0]).toBe(BigInt(MS.PRIVATE));
+    expect(b.ops).toContain('PivotRootSlave');
+    expect(b.ops).not.toContain('PivotRoot');
+  });
+
   test('a CNI network: the child asks for it right after the cgroup join and waits; the plan is fork-style', () => {
     const b = build(specFor(), { networkSync: true, cgroupJoin: [{ op: 'WriteFile', args: [1], strs: ['/x/cgroup.procs', '0'], phase: 'cgroup' }] });
     expect(b.ops.slice(0, 3)).toEqual(['WriteFile', 'SyncSignal', 'SyncWait']);

@@ -23,8 +23,9 @@ describe('volume flags', () => {
     expect(parseTmpfsFlag('/run:size=1m,exec')).toEqual({ type: 'tmpfs', target: '/run', readOnly: false, options: ['noexec', 'nosuid', 'nodev', 'size=1m', 'exec'] });
   });
 
-  test('the root becomes rslave only when a mount wants to receive propagation', () => {
+  test('the root is rshared when a mount shares both ways, rslave when one only receives, else rprivate', () => {
     expect(rootPropagationFor([parseVolumeFlag('/a:/b')])).toBe('rprivate');
-    expect(rootPropagationFor([parseVolumeFlag('/a:/b:rshared')])).toBe('rslave');
+    expect(rootPropagationFor([parseVolumeFlag('/a:/b:rslave')])).toBe('rslave');
+    expect(rootPropagationFor([parseVolumeFlag('/a:/b:rslave'), parseVolumeFlag('/c:/d:shared')])).toBe('rshared');
   });
 });
