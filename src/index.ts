@@ -37,3 +37,6 @@ export type { ImageInspect } from './storage/inspect';
 export { parseChanges, applyChanges } from './oci/image-changes';
 export type { ImageConfigChanges } from './oci/image-changes';
 export type { ImageConfig, ImageManifest, ImageIndex, Descriptor, Platform } from './oci/image-spec';
+export { pruneSystem, diskUsage, checkSystem } from './runtime/system';
+export type { SystemPruneOptions, SystemPruneResult, DiskUsageRow } from './runtime/system';
+export type { CheckOptions, CheckReport, StoreProblem, ProblemKind } from './storage/check';

@@ -7,7 +7,7 @@ import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand
 import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { runCommand } from './commands/run';
-import { systemPruneCommand } from './commands/system';
+import { systemCheckCommand, systemDfCommand, systemPruneCommand } from './commands/system';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
 
@@ -39,6 +39,8 @@ const COMMANDS: CliCommand<never>[] = [
   rmiCommand,
   pruneCommand,
   systemPruneCommand,
+  systemDfCommand,
+  systemCheckCommand,
   pullCommand,
   pushCommand,
   loginCommand,

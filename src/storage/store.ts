@@ -9,6 +9,7 @@ import { ImageConfig, parseImageConfig, parseManifest } from '../oci/image-spec'
 import { withFileLock } from '../util/file-lock';
 import { closeStream, writeClosed } from '../util/streams';
 import { BlobStore } from './blobs';
+import { CheckOptions, CheckReport, checkStore } from './check';
 import { decompress } from './compression';
 import { ContainerRecord, ContainerStore } from './containers';
 import { directoryFiles, extractArchive } from './formats/source-files';
@@ -495,17 +496,28 @@ export class Store {
     });
   }
 
-  /** Removes dangling images (untagged, and used by no container) and what only they used. */
-  async prune(): Promise<PruneResult> {
+  /**
+   * Removes dangling images (untagged, and used by no container), or with
+   * `all` every image no container uses (`docker image prune -a`), and
+   * what only they used.
+   */
+  async prune(options: { all?: boolean } = {}): Promise<PruneResult> {
     return this.mutate(() => {
-      const tagged = this.records.tagsById();
+      const tags = this.records.tags();
+      const tagged = this.records.tagsById(tags);
+      const digests = this.records.digests();
       // An image pulled by digest has no tag, but it is named: not dangling (as in Docker).
-      const digested = this.records.tagsById(this.records.digests());
+      const digested = this.records.tagsById(digests);
       const used = new Set(this.containers.list().map((c) => c.imageId));
-      const dangling = this.records.list().filter((r) => !tagged.has(r.id) && !digested.has(r.id) && !used.has(r.id));
-      dangling.forEach((r) => this.records.remove(r.id));
+      const unused = this.records.list().filter((r) => !used.has(r.id) && (options.all || (!tagged.has(r.id) && !digested.has(r.id))));
+      const gone = new Set(unused.map((r) => r.id));
+      if (options.all) {
+        this.records.writeTags(Object.fromEntries(Object.entries(tags).filter(([, id]) => !gone.has(id))));
+        this.records.writeDigests(Object.fromEntries(Object.entries(digests).filter(([, id]) => !gone.has(id))));
+      }
+      unused.forEach((r) => this.records.remove(r.id));
       const gc = this.collectGarbage();
-      return { deleted: [...dangling.map((r) => r.id), ...gc.layers], reclaimedBytes: gc.bytes };
+      return { deleted: [...unused.map((r) => r.id), ...gc.layers], reclaimedBytes: gc.bytes };
     });
   }
 
@@ -516,6 +528,38 @@ export class Store {
     } finally {
       this.staging.remove(trash);
     }
+  }
+
+  /**
+   * `tsrun system check`: the store's consistency (see check.ts). A check
+   * shares the lock with readers; a repair holds it alone.
+   */
+  async check(options: CheckOptions = {}): Promise<CheckReport> {
+    const stores = { records: this.records, blobs: this.blobs, layers: this.layers, containers: this.containers, staging: this.staging, logger: this.logger };
+    if (options.repair) return this.mutate(() => checkStore(stores, options));
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    return withFileLock(this.lockFile, 'shared', () => checkStore(stores, options));
+  }
+
+  /**
+   * The images' part of `tsrun system df`: layers shared by several images
+   * count once; an image is active while a container uses it, and what
+   * only inactive images use is reclaimable.
+   */
+  imageUsage(): { total: number; active: number; size: number; reclaimable: number } {
+    const images = this.records.list().map((record) => this.imageOf(record, new Map(), new Map()));
+    const used = new Set(this.containers.list().map((c) => c.imageId));
+    const layerSizes = new Map<string, number>();
+    const activeLayers = new Set<string>();
+    for (const image of images) {
+      for (const layer of image.layers) {
+        layerSizes.set(layer.diffID, layer.size);
+        if (used.has(image.id)) activeLayers.add(layer.diffID);
+      }
+    }
+    const size = [...layerSizes.values()].reduce((a, b) => a + b, 0);
+    const reclaimable = [...layerSizes].filter(([d]) => !activeLayers.has(d)).reduce((a, [, n]) => a + n, 0);
+    return { total: images.length, active: images.filter((i) => used.has(i.id)).length, size, reclaimable };
   }
 
   private containersUsing(id: string): ContainerRecord[] {

@@ -2,6 +2,7 @@ import { ValidationError } from '../../errors';
 import { SUPPORTED_INSTRUCTIONS } from '../../oci/image-changes';
 import type { Store } from '../../storage/store';
 import type { CliCommand, GlobalArgs } from '../command';
+import { confirm } from '../prompt';
 import { UsageError, reportError } from '../fail';
 import { humanDuration, humanSize, table } from '../format';
 
@@ -236,19 +237,6 @@ export const rmiCommand: CliCommand<RmiArgs> = {
 
 interface PruneArgs extends GlobalArgs {
   force: boolean;
-}
-
-/** Asks on stderr and reads one answer line from stdin; no answer is no. */
-async function confirm(question: string): Promise<boolean> {
-  process.stderr.write(question);
-  const { createInterface } = await import('node:readline');
-  const lines = createInterface({ input: process.stdin });
-  try {
-    for await (const line of lines) return /^y(es)?$/i.test(line.trim());
-    return false;
-  } finally {
-    lines.close();
-  }
 }
 
 export const pruneCommand: CliCommand<PruneArgs> = {
