@@ -11,6 +11,7 @@ import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { withFileLock } from '../util/file-lock';
 import type { ExitResult } from './container';
 import type { RunOptions } from './options';
+import { crashPoint } from '../util/crash-point';
 
 export const DEFAULT_STORE_ROOT = '/var/lib/tsrun';
 
@@ -90,9 +91,11 @@ export async function createImageContainer(
       state: { status: 'created', pid: 0, owner: ownIdentity() },
     };
     containers.create(record);
+    crashPoint('run:record');
     try {
       const hostname = options.uts === 'host' ? fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : (options.hostname ?? id.slice(0, 12));
       const layout = createContainerLayers(root, id, image.layers.map((l) => l.link), { hostname, network: options.network ?? 'none' });
+      crashPoint('run:layers');
       return { record, layout, process };
     } catch (err) {
       containers.remove(record);
@@ -114,6 +117,7 @@ export async function createImageContainer(
   try {
     mountOverlay(layout);
     mounted = true;
+    crashPoint('run:mounted');
     createWorkingDir(layout.merged, process.cwd);
   } catch (err) {
     unmount();

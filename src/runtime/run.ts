@@ -12,6 +12,7 @@ import type { LinuxResources, Spec } from '../oci/runtime-spec';
 import { DEFAULT_STATE_DIR, RunOptions, StdioOption, buildSpec } from './options';
 import { spawnContainer } from './spawn';
 import { ContainerState, StateStore, newContainerId, validateName } from './state';
+import { crashPoint } from '../util/crash-point';
 
 interface StdioFds {
   /** What the child's 0, 1, 2 become (-1: inherited). */
@@ -156,6 +157,7 @@ export async function run(options: RunOptions): Promise<Container> {
     if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
     stdio = setupStdio(options.stdio);
     cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
+    crashPoint('run:cgroup');
     plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps() });
     spawned = spawnContainer(spec, plan);
   } catch (err) {
@@ -174,6 +176,7 @@ export async function run(options: RunOptions): Promise<Container> {
   }
   logger.debug({ id, name, pid: spawned.pid, mode: plan.mode, steps: plan.steps.length }, 'container started');
   lifecycle.started(spawned.pid);
+  crashPoint('run:started');
 
   const streams: ContainerStdio = {
     stdin: stdio.parent[0] >= 0 ? pipeStream(stdio.parent[0], 'write') : null,
@@ -194,6 +197,7 @@ export async function run(options: RunOptions): Promise<Container> {
       options.signal?.removeEventListener('abort', onAbort);
       // The cgroup goes before the record says exited: a record that says
       // so while its cgroup exists marks a leftover for `tsrun ps`.
+      crashPoint('run:exited');
       const result = await cgroups.releaseContainerCgroup(containerCgroup, reaped, logger);
       await lifecycle.exited(result);
       return result;

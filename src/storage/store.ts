@@ -23,6 +23,7 @@ import { ImageReference, parseImageReference, parseTagReference, splitTagged } f
 import { SavedImage, writeImageArchive } from './save';
 import { StagedBlob, StagedImage, stageDocument } from './staged-image';
 import { Staging } from './staging';
+import { crashPoint } from '../util/crash-point';
 
 /** One layer of a resolved image. */
 export interface ImageLayer {
@@ -208,6 +209,7 @@ export class Store {
         author: options.author,
         names,
       });
+      crashPoint('commit:staged');
       const [image] = await this.mutate(() => this.publish([staged], dir));
       return image;
     });
@@ -248,10 +250,15 @@ export class Store {
         readBlob: (digest) => this.readBlob(digest, `blob ${digest}`),
         blobPath: (digest) => this.blobs.path(digest),
         hasLayerFrom: (diffID, blobDigest) => this.layers.has(diffID) && this.layerBlob(diffID) === blobDigest,
-        stageLayer: (input, blob, diffID) => this.layers.stageStream(input, blob, dir, `layer-${layers++}`, diffID, this.logger),
+        stageLayer: async (input, blob, diffID) => {
+          const layer = await this.layers.stageStream(input, blob, dir, `layer-${layers++}`, diffID, this.logger);
+          crashPoint('pull:layer');
+          return layer;
+        },
         stageDocument: (digest, data) => stageDocument(dir, digest, data),
       };
       const staged = await stage(staging);
+      crashPoint('pull:staged');
       const [image] = await this.mutate(() => this.publish([staged], dir));
       return image;
     });
@@ -328,10 +335,13 @@ export class Store {
       }
     }
     for (const image of fresh) for (const blob of image.blobs) this.blobs.publish(blob.file, blob.digest);
+    crashPoint('publish:blobs');
     for (const image of fresh) for (const layer of image.layers) if (layer.applied) this.layers.publish(layer.applied);
     for (const layer of lateLayers) this.layers.publish(layer);
+    crashPoint('publish:layers');
     const stored = new Date().toISOString();
     for (const image of fresh) this.records.write({ id: image.id, manifest: image.manifest.digest, created: stored });
+    crashPoint('publish:records');
 
     const tags = this.records.tags();
     let retagged = false;

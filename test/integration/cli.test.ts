@@ -1,7 +1,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { busyboxRootfs, describeAsRoot, useTempDir, until } from '../helpers/fixtures';
 import { hostTsrunCgroups } from '../helpers/cgroups';
 import { snapshot } from '../helpers/leaks';
 
@@ -17,14 +17,6 @@ function processAlive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
-  }
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 

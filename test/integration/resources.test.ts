@@ -8,19 +8,11 @@ import { containerCgroup } from '../../src/runtime/container-cgroup';
 import { inspectContainer } from '../../src/runtime/containers';
 import { Store } from '../../src/storage/store';
 import { hostTsrunCgroups } from '../helpers/cgroups';
-import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { busyboxRootfs, describeAsRoot, useTempDir, until } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
 const MiB = 1024 * 1024;
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 function processAlive(pid: number): boolean {
   try {
