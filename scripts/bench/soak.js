@@ -172,16 +172,23 @@ async function main() {
     await runCli(['--version']);
     await phase(`library, ${opts.sequential} sequential`, async () => {
       const perHundred = [];
+      const heapPerHundred = [];
       let samples = [];
       for (let n = 0; n < opts.sequential; n++) {
         await libRun(n);
-        samples.push(rssMiB());
+        samples.push([rssMiB(), process.memoryUsage().heapUsed / 2 ** 20]);
         if (samples.length === 100 || n === opts.sequential - 1) {
-          perHundred.push(samples.reduce((a, b) => a + b, 0) / samples.length);
+          perHundred.push(samples.reduce((a, b) => a + b[0], 0) / samples.length);
+          heapPerHundred.push(samples.reduce((a, b) => a + b[1], 0) / samples.length);
           samples = [];
         }
       }
-      return { firstHundredMiB: perHundred[0], lastHundredMiB: perHundred[perHundred.length - 1], perHundredMiB: perHundred.map((x) => Number(x.toFixed(1))) };
+      return {
+        firstHundredMiB: perHundred[0],
+        lastHundredMiB: perHundred[perHundred.length - 1],
+        perHundredMiB: perHundred.map((x) => Number(x.toFixed(1))),
+        heapUsedPerHundredMiB: heapPerHundred.map((x) => Number(x.toFixed(1))),
+      };
     });
     await phase(`library, ${opts.concurrent} concurrent`, async () => {
       await Promise.all(Array.from({ length: opts.concurrent }, (_, n) => libRun(n)));
@@ -208,7 +215,10 @@ async function main() {
     const cell = (k) => `${p.before[k]}->${p.after[k]}`;
     print(`${p.name.padEnd(42)} ${p.seconds.toFixed(1).padStart(7)}   ${['mounts', 'cgroups', 'fds', 'threads', 'zombies', 'veths', 'staging', 'containers'].map(cell).join(' ')}`);
   }
-  if (sequential?.rss) print(`rss over the sequential library runs, MiB per hundred: ${sequential.rss.perHundredMiB.join(' ')}${rssGrowth === null ? ' (not judged under 200 runs)' : ` (last/first ${(100 * rssGrowth).toFixed(1)}%)`}`);
+  if (sequential?.rss) {
+    print(`rss over the sequential library runs, MiB per hundred: ${sequential.rss.perHundredMiB.join(' ')}${rssGrowth === null ? ' (not judged under 200 runs)' : ` (last/first ${(100 * rssGrowth).toFixed(1)}%)`}`);
+    print(`V8 heap used (garbage included), MiB per hundred:     ${sequential.rss.heapUsedPerHundredMiB.join(' ')}`);
+  }
   for (const f of failures) print(`unexpected end: ${f}`);
   const ok = leaked.length === 0 && failures.length === 0 && (rssGrowth === null || rssGrowth <= 0.1);
   print(ok ? 'PASS: no leak, every container ended as expected' : 'FAIL');
