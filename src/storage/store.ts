@@ -17,7 +17,7 @@ import { ImageRecord, ImageRecords } from './image-records';
 import { ImageInspect, inspectImage } from './inspect';
 import { LayerRecord, StagedLayer, LayerStore } from './layers';
 import { stageImages } from './load';
-import { stageNewImage } from './new-image';
+import { stageImage, stageNewImage } from './new-image';
 import { ImageReference, parseImageReference, parseTagReference, splitTagged } from './references';
 import { SavedImage, writeImageArchive } from './save';
 import { StagedBlob, StagedImage, stageDocument } from './staged-image';
@@ -205,6 +205,33 @@ export class Store {
         changes,
         history: { ...(options.author !== undefined ? { author: options.author } : {}), ...(options.comment !== undefined ? { comment: options.comment } : {}) },
         author: options.author,
+        names,
+      });
+      const [image] = await this.mutate(() => this.publish([staged], dir));
+      return image;
+    });
+  }
+
+  /**
+   * A new image: `base`'s layers (none for null), plus one layer made of
+   * `layerTar` when given (as createLayerImage), with the config that
+   * `config` makes from the diff IDs and the time. What `build` uses for
+   * each step; `references` tag the result.
+   */
+  async createImage(
+    base: Image | null,
+    layerTar: Readable | null,
+    config: (diffIDs: string[], created: string) => ImageConfig,
+    references: string[] = [],
+  ): Promise<Image> {
+    const names = references.map((r) => parseTagReference(r));
+    const baseManifest = base ? parseManifest(this.readBlob(base.manifest, `image ${base.id}`), `manifest ${base.manifest}`) : null;
+    return this.withStaging('build', async (dir) => {
+      const staged = await stageImage(layerTar, dir, this.layers, this.logger, {
+        parentLayers: baseManifest?.layers ?? [],
+        parentDiffIDs: base?.config.rootfs.diff_ids ?? [],
+        blobPath: (digest) => this.blobs.path(digest),
+        config,
         names,
       });
       const [image] = await this.mutate(() => this.publish([staged], dir));

@@ -1,0 +1,73 @@
+import * as path from 'node:path';
+import type { CliCommand, GlobalArgs } from '../command';
+import { UsageError } from '../fail';
+import { reporting } from './images';
+
+interface BuildArgs extends GlobalArgs {
+  tag: string[];
+  file?: string;
+  'build-arg': string[];
+  target?: string;
+  'no-cache': boolean;
+  progress: 'auto' | 'plain' | 'tty';
+  quiet: boolean;
+  network: 'default' | 'host' | 'none';
+}
+
+/** `KEY=VALUE`, or `KEY` alone for the value of the variable in tsrun's own environment (as docker build). */
+function parseBuildArgs(values: string[]): Record<string, string> {
+  const args: Record<string, string> = {};
+  for (const value of values) {
+    const eq = value.indexOf('=');
+    if (eq === 0) throw new UsageError(`--build-arg ${JSON.stringify(value)}: the name is empty`);
+    if (eq > 0) args[value.slice(0, eq)] = value.slice(eq + 1);
+    else if (process.env[value] !== undefined) args[value] = process.env[value] as string;
+  }
+  return args;
+}
+
+export const buildCommand: CliCommand<BuildArgs> = {
+  name: 'build',
+  aliases: ['image build'],
+  describe: 'Build an image from a Dockerfile',
+  usage: '$0 build [options] CONTEXT',
+  options: {
+    tag: { alias: 't', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'name[:tag] for the image (repeatable)' },
+    file: { alias: 'f', type: 'string', requiresArg: true, describe: 'the Dockerfile (default: CONTEXT/Dockerfile)' },
+    'build-arg': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'KEY=VALUE for an ARG (repeatable)' },
+    target: { type: 'string', requiresArg: true, describe: 'build up to this stage' },
+    'no-cache': { type: 'boolean', default: false, describe: 'do not use the build cache' },
+    progress: { type: 'string', choices: ['auto', 'plain', 'tty'], default: 'auto', describe: 'progress output: plain (lines), tty (redrawn in place), auto (tty on a terminal)' },
+    quiet: { alias: 'q', type: 'boolean', default: false, describe: 'print only the image id' },
+    network: { type: 'string', choices: ['default', 'host', 'none'], default: 'default', describe: "RUN steps' network (default: the host's; tsrun has no bridge network yet)" },
+  },
+  async execute(argv) {
+    await reporting(argv, async () => {
+      const [context, ...extra] = argv._.map(String);
+      if (context === undefined || extra.length > 0) throw new UsageError('"tsrun build" requires exactly one argument: the build context directory');
+      const [{ build }, { buildRenderer }] = await Promise.all([import('../../build/builder'), import('../build-progress')]);
+      const mode = argv.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : argv.progress;
+      const renderer = argv.quiet ? undefined : buildRenderer(mode, process.stderr);
+      let failed = true;
+      try {
+        const result = await build({
+          context,
+          dockerfile: argv.file === undefined ? undefined : path.resolve(argv.file),
+          tags: argv.tag,
+          buildArgs: parseBuildArgs(argv['build-arg']),
+          target: argv.target,
+          noCache: argv['no-cache'],
+          network: argv.network === 'none' ? 'none' : 'host',
+          root: argv.root,
+          stateDir: argv.state,
+          logger: argv.logger,
+          onProgress: (event) => renderer?.update(event),
+        });
+        failed = false;
+        if (argv.quiet) process.stdout.write(`${result.image.id}\n`);
+      } finally {
+        renderer?.finish(failed);
+      }
+    });
+  },
+};
