@@ -234,7 +234,7 @@ export class Store {
         config,
         names,
       });
-      const [image] = await this.mutate(() => this.publish([staged], dir));
+      const [image] = await this.mutate(() => this.publish([{ ...staged, ...(base ? { parent: base.id } : {}) }], dir));
       return image;
     });
   }
@@ -357,7 +357,7 @@ export class Store {
     for (const image of fresh) for (const layer of image.layers) if (layer.applied) this.layers.publish(layer.applied);
     for (const layer of lateLayers) this.layers.publish(layer);
     const stored = new Date().toISOString();
-    for (const image of fresh) this.records.write({ id: image.id, manifest: image.manifest.digest, created: stored });
+    for (const image of fresh) this.records.write({ id: image.id, manifest: image.manifest.digest, created: stored, ...(image.parent !== undefined ? { parent: image.parent } : {}) });
 
     const tags = this.records.tags();
     let retagged = false;
@@ -443,12 +443,17 @@ export class Store {
     return opened;
   }
 
-  /** Every image, newest first. */
-  images(): ImageSummary[] {
+  /**
+   * Every image, newest first; intermediate images (untagged build steps
+   * that a later step was made on) only with `all`, as `docker images -a`.
+   */
+  images(options: { all?: boolean } = {}): ImageSummary[] {
     const byId = this.records.tagsById();
     const digestsById = this.records.tagsById(this.records.digests());
-    return this.records
-      .list()
+    const records = this.records.list();
+    const parents = new Set(records.map((r) => r.parent));
+    return records
+      .filter((record) => options.all || byId.has(record.id) || digestsById.has(record.id) || !parents.has(record.id))
       .map((record) => {
         const image = this.imageOf(record, byId, digestsById);
         return { id: image.id, repoTags: image.repoTags, created: image.config.created ?? image.stored, size: sizeOf(image) };
@@ -517,8 +522,9 @@ export class Store {
         this.records.writeDigests(digests);
       }
       this.records.remove(record.id);
+      const parents = this.removeUnusedParents(record, tags, digests);
       const gc = this.collectGarbage();
-      return [...imageTags.map((t) => `Untagged: ${t}`), `Deleted: ${record.id}`, ...gc.layers.map((l) => `Deleted: ${l}`)];
+      return [...imageTags.map((t) => `Untagged: ${t}`), `Deleted: ${record.id}`, ...parents.map((p) => `Deleted: ${p}`), ...gc.layers.map((l) => `Deleted: ${l}`)];
     });
   }
 
@@ -529,11 +535,42 @@ export class Store {
       // An image pulled by digest has no tag, but it is named: not dangling (as in Docker).
       const digested = this.records.tagsById(this.records.digests());
       const used = new Set(this.containers.list().map((c) => c.imageId));
-      const dangling = this.records.list().filter((r) => !tagged.has(r.id) && !digested.has(r.id) && !used.has(r.id));
+      const records = this.records.list();
+      // The build steps below an image that stays are kept with it, as Docker keeps an image's parents.
+      const kept = new Set(records.filter((r) => tagged.has(r.id) || digested.has(r.id) || used.has(r.id)).map((r) => r.id));
+      for (let grew = true; grew; ) {
+        grew = false;
+        for (const record of records) {
+          if (kept.has(record.id) && record.parent !== undefined && !kept.has(record.parent)) {
+            kept.add(record.parent);
+            grew = true;
+          }
+        }
+      }
+      const dangling = records.filter((r) => !kept.has(r.id));
       dangling.forEach((r) => this.records.remove(r.id));
       const gc = this.collectGarbage();
       return { deleted: [...dangling.map((r) => r.id), ...gc.layers], reclaimedBytes: gc.bytes };
     });
+  }
+
+  /**
+   * Removes the intermediate images below a removed one, as docker rmi
+   * does: each untagged parent that no container uses and that is no
+   * other image's parent. Returns their ids.
+   */
+  private removeUnusedParents(removed: ImageRecord, tags: Record<string, string>, digests: Record<string, string>): string[] {
+    const named = new Set([...Object.values(tags), ...Object.values(digests)]);
+    const used = new Set(this.containers.list().map((c) => c.imageId));
+    const deleted: string[] = [];
+    for (let parent = removed.parent; parent !== undefined; ) {
+      const record = this.records.get(parent);
+      if (!record || named.has(record.id) || used.has(record.id) || this.records.list().some((r) => r.parent === record.id)) break;
+      this.records.remove(record.id);
+      deleted.push(record.id);
+      parent = record.parent;
+    }
+    return deleted;
   }
 
   private collectGarbage(): GcResult {
