@@ -245,6 +245,46 @@ describeAsRoot('tsrun build', () => {
     expect(again.steps.filter((s) => s.layer).map((s) => s.cached)).toEqual([false, false, false, false, false, false, false]);
   });
 
+  test('config instructions: LABEL, EXPOSE, VOLUME, STOPSIGNAL, HEALTHCHECK, SHELL, ENTRYPOINT; ONBUILD is stored and runs in the next build', async () => {
+    const parent = await buildIn(
+      context({
+        Dockerfile: [
+          'FROM busybox:test',
+          'LABEL org.example.name="a b" version=1',
+          'EXPOSE 80 53/udp',
+          'VOLUME ["/data"]',
+          'STOPSIGNAL SIGQUIT',
+          'HEALTHCHECK --interval=30s --retries=3 CMD wget -q -O- localhost || exit 1',
+          'SHELL ["/bin/sh", "-ec"]',
+          'RUN echo shell-form-with-the-new-shell',
+          'ENTRYPOINT ["echo", "entry"]',
+          'CMD ["default"]',
+          'ONBUILD RUN echo triggered > /onbuild.txt',
+          '',
+        ].join('\n'),
+      }),
+      { tags: ['config:parent'] },
+    );
+    expect(parent.image.config.config).toMatchObject({
+      Labels: { 'org.example.name': 'a b', version: '1' },
+      ExposedPorts: { '80/tcp': {}, '53/udp': {} },
+      Volumes: { '/data': {} },
+      StopSignal: 'SIGQUIT',
+      Healthcheck: { Test: ['CMD-SHELL', 'wget -q -O- localhost || exit 1'], Interval: 30_000_000_000, Retries: 3 },
+      Shell: ['/bin/sh', '-ec'],
+      Entrypoint: ['echo', 'entry'],
+      Cmd: ['default'],
+      OnBuild: ['RUN echo triggered > /onbuild.txt'],
+    });
+    expect(parent.image.config.history?.map((h) => h.created_by)).toContain('/bin/sh -ec echo shell-form-with-the-new-shell');
+    expect(await runImage('config:parent')).toMatchObject({ stdout: 'entry default\n', exitCode: 0 });
+
+    const child = await buildIn(context({ Dockerfile: 'FROM config:parent\nENTRYPOINT ["cat"]\n' }), { tags: ['config:child'] });
+    // The trigger ran at FROM; it is not inherited further, and the new ENTRYPOINT drops the inherited CMD.
+    expect(child.image.config.config).toMatchObject({ OnBuild: null, Entrypoint: ['cat'], Cmd: null });
+    expect(await runImage('config:child', ['/onbuild.txt'])).toMatchObject({ stdout: 'triggered\n', exitCode: 0 });
+  });
+
   test('errors name the Dockerfile line: an unknown instruction, a bad FROM, a failing RUN, a missing source, an ADD of a URL; nothing is tagged', async () => {
     const dockerfile = (text: string): string => context({ Dockerfile: text });
     const unknown = await buildFails(dockerfile('FROM busybox:test\nRUN true\n\nFOOBAR x\n'), { tags: ['broken:1'] });
