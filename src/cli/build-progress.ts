@@ -22,7 +22,9 @@ interface StepView {
   started: number;
   finished?: number;
   cached: boolean;
+  /** Whole lines of output, and the line still being written. */
   output: string[];
+  partial: string;
 }
 
 function title(event: Extract<BuildEvent, { type: 'step' }>): string {
@@ -99,13 +101,17 @@ class TtyRenderer implements BuildRenderer {
     switch (event.type) {
       case 'step':
         this.total = event.total;
-        this.steps.set(event.step, { step: event.step, title: title(event), started: Date.now(), cached: false, output: [] });
+        this.steps.set(event.step, { step: event.step, title: title(event), started: Date.now(), cached: false, output: [], partial: '' });
         break;
       case 'cached':
         if (view) view.cached = true;
         break;
       case 'output':
-        if (view) view.output = [...view.output, ...event.data.split('\n').filter((l) => l !== '')].slice(-200);
+        if (view) {
+          const lines = (view.partial + event.data).split('\n');
+          view.partial = lines.pop() as string;
+          view.output = [...view.output, ...lines].slice(-200);
+        }
         break;
       case 'done':
         if (view) view.finished = Date.now();
@@ -122,7 +128,7 @@ class TtyRenderer implements BuildRenderer {
 
   private draw(failed: boolean): void {
     this.timer = undefined;
-    const width = this.out.columns ?? 120;
+    const width = this.out.columns || 120;
     const now = Date.now();
     const done = [...this.steps.values()].filter((s) => s.finished !== undefined).length;
     const lines = [`[+] Building ${seconds(now - this.start)} (${done}/${this.total})${failed ? ' FAILED' : done === this.total ? ' FINISHED' : ''}`];
@@ -130,13 +136,15 @@ class TtyRenderer implements BuildRenderer {
       const time = step.cached ? '' : ` ${seconds((step.finished ?? now) - step.started)}`;
       lines.push(` => ${step.cached ? 'CACHED ' : ''}${step.title}${time}`);
       if (step.finished === undefined) {
-        const shown = failed ? step.output : step.output.slice(-TAIL_LINES);
+        const all = step.partial === '' ? step.output : [...step.output, step.partial];
+        const shown = failed ? all : all.slice(-TAIL_LINES);
         lines.push(...shown.map((l) => ` => => ${l}`));
       }
     }
     lines.push(...this.notes);
     const text = lines.map((line) => `\x1b[2K${failed ? line : line.slice(0, width - 1)}\n`).join('');
-    this.out.write(`${this.drawn > 0 ? `\x1b[${this.drawn}A` : ''}${text}`);
+    // Up over the last drawing, and clear it: this one may have fewer lines.
+    this.out.write(`${this.drawn > 0 ? `\x1b[${this.drawn}A\x1b[0J` : ''}${text}`);
     this.drawn = lines.length;
   }
 
