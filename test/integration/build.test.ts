@@ -46,8 +46,8 @@ describeAsRoot('tsrun build', () => {
     return { stdout, stderr, exitCode };
   }
 
-  function tsrun(args: string[]): { status: number | null; stdout: string; stderr: string } {
-    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', TSRUN, '--root', root(), '--state', stateDir(), ...args], { encoding: 'utf8', timeout: 120_000 });
+  function tsrun(args: string[], input = ''): { status: number | null; stdout: string; stderr: string } {
+    const result = spawnSync('unshare', ['--mount', '--propagation', 'private', TSRUN, '--root', root(), '--state', stateDir(), ...args], { input, encoding: 'utf8', timeout: 120_000 });
     return { status: result.status, stdout: result.stdout, stderr: result.stderr };
   }
 
@@ -154,19 +154,23 @@ describeAsRoot('tsrun build', () => {
 
   test('the CLI: -f, repeated -t, --progress plain shows the steps, their output and CACHED', () => {
     const dir = appContext();
-    fs.renameSync(path.join(dir, 'Dockerfile'), path.join(dir, 'app.Dockerfile'));
-    fs.appendFileSync(path.join(dir, 'app.Dockerfile'), 'RUN echo output of a step\n');
+    // A label first, so that no step is in the cache from the other tests.
+    fs.writeFileSync(path.join(dir, 'app.Dockerfile'), `${APP_DOCKERFILE.replace('FROM busybox:test\n', 'FROM busybox:test\nLABEL test=cli\n')}RUN echo output of a step\n`);
     const args = ['build', '--progress', 'plain', '-f', path.join(dir, 'app.Dockerfile'), '-t', 'cli:1', '-t', 'cli:2', dir];
     const first = tsrun(args);
     expect(first).toMatchObject({ status: 0, stdout: '' });
-    expect(first.stderr).toMatch(/^#1 \[stage-0 1\/7\] FROM busybox:test\n/);
-    expect(first.stderr).toMatch(/^#7 \[stage-0 7\/7\] RUN echo output of a step\n#7 \d+\.\d{3} output of a step\n#7 DONE \d+\.\ds$/m);
+    expect(first.stderr).toMatch(/^#1 \[stage-0 1\/8\] FROM busybox:test\n/);
+    expect(first.stderr).toMatch(/^#8 \[stage-0 8\/8\] RUN echo output of a step\n#8 \d+\.\d{3} output of a step\n#8 DONE \d+\.\ds$/m);
     expect(first.stderr).toMatch(/^naming to cli:1 done\nnaming to cli:2 done\n$/m);
     expect(first.stderr).not.toMatch(/CACHED/);
     const second = tsrun(args);
     expect(second.status).toBe(0);
     expect(second.stderr.match(/^#\d+ CACHED$/gm)).toHaveLength(3);
     expect(tsrun(['build', '-q', '-f', path.join(dir, 'app.Dockerfile'), dir]).stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    // -f - reads the Dockerfile from stdin.
+    const piped = tsrun(['build', '-q', '-f', '-', '-t', 'cli:stdin', dir], 'FROM busybox:test\nCOPY start.sh /\n');
+    expect(piped).toMatchObject({ status: 0, stderr: '' });
+    expect(Store.open(root()).inspect('cli:stdin').Id).toBe(piped.stdout.trim());
   });
 
   test('a multi-stage build: the final image lacks the builder stage files; COPY --from a stage (by name and index) and from an image', async () => {
@@ -202,15 +206,15 @@ describeAsRoot('tsrun build', () => {
     const dir = context({
       Dockerfile: [
         'ARG BASE=busybox:test',
-        'FROM $BASE',
+        'FROM --platform=$BUILDPLATFORM $BASE',
         'ARG DEST=/opt/site',
-        'ARG VERSION',
+        'ARG VERSION TARGETARCH',
         'COPY site/ $DEST/',
         'COPY *.txt /texts/',
         'COPY --chown=nobody:nogroup --chmod=640 conf.ini /etc/app.ini',
         'ADD bundle.tar /unpacked',
         'ADD bundle.tar.gz /unpacked-gz/',
-        'RUN echo "version=$VERSION" > /version',
+        'RUN echo "version=$VERSION on $TARGETARCH" > /version',
         'USER nobody',
         'RUN id -u > /tmp/uid',
         '',
@@ -235,10 +239,10 @@ describeAsRoot('tsrun build', () => {
       'find /opt/site | sort; ls /texts; stat -c "%U:%G %a" /etc/app.ini; cat /unpacked/pkg/link /unpacked-gz/pkg/file; stat -c "%u:%g %a" /unpacked/pkg/file; cat /version /tmp/uid',
     ], 'root');
     expect(check).toMatchObject({ exitCode: 0, stderr: '' });
-    expect(check.stdout).toBe(['/opt/site', '/opt/site/index.html', 'a.txt', 'b.txt', 'nobody:nogroup 640', 'from the tar', 'from the tar', '7:8 600', 'version=2.5', '65534', ''].join('\n'));
+    expect(check.stdout).toBe(['/opt/site', '/opt/site/index.html', 'a.txt', 'b.txt', 'nobody:nogroup 640', 'from the tar', 'from the tar', '7:8 600', `version=2.5 on ${image.config.architecture}`, '65534', ''].join('\n'));
     expect(image.config.config?.User).toBe('nobody');
     // The ARG value is in the RUN step's history, as Docker writes it.
-    expect(image.config.history?.map((h) => h.created_by)).toContain('|2 DEST=/opt/site VERSION=2.5 /bin/sh -c echo "version=$VERSION" > /version');
+    expect(image.config.history?.map((h) => h.created_by)).toContain(`|3 DEST=/opt/site VERSION=2.5 TARGETARCH=${image.config.architecture} /bin/sh -c echo "version=$VERSION on $TARGETARCH" > /version`);
 
     // Another value for the ARG invalidates from its declaration on.
     const again = await buildIn(dir, { buildArgs: { VERSION: '2.6' } });

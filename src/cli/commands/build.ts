@@ -26,6 +26,13 @@ function parseBuildArgs(values: string[]): Record<string, string> {
   return args;
 }
 
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('-f -: the Dockerfile is read from stdin, but stdin is a terminal');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 export const buildCommand: CliCommand<BuildArgs> = {
   name: 'build',
   aliases: ['image build'],
@@ -33,7 +40,7 @@ export const buildCommand: CliCommand<BuildArgs> = {
   usage: '$0 build [options] CONTEXT',
   options: {
     tag: { alias: 't', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'name[:tag] for the image (repeatable)' },
-    file: { alias: 'f', type: 'string', requiresArg: true, describe: 'the Dockerfile (default: CONTEXT/Dockerfile)' },
+    file: { alias: 'f', type: 'string', requiresArg: true, describe: 'the Dockerfile (default: CONTEXT/Dockerfile; - for stdin)' },
     'build-arg': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'KEY=VALUE for an ARG (repeatable)' },
     target: { type: 'string', requiresArg: true, describe: 'build up to this stage' },
     'no-cache': { type: 'boolean', default: false, describe: 'do not use the build cache' },
@@ -52,7 +59,8 @@ export const buildCommand: CliCommand<BuildArgs> = {
       try {
         const result = await build({
           context,
-          dockerfile: argv.file === undefined ? undefined : path.resolve(argv.file),
+          dockerfile: argv.file === undefined || argv.file === '-' ? undefined : path.resolve(argv.file),
+          dockerfileText: argv.file === '-' ? await readStdin() : undefined,
           tags: argv.tag,
           buildArgs: parseBuildArgs(argv['build-arg']),
           target: argv.target,
