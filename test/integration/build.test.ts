@@ -7,6 +7,7 @@ import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { pyTar, writeTree } from '../helpers/images';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { collectOutput } from '../helpers/run';
 import { tempPodman } from '../helpers/podman';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
@@ -36,13 +37,7 @@ describeAsRoot('tsrun build', () => {
   }
 
   async function runImage(image: string, args?: string[], user?: string): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-    const container = await run({ image, args, user, root: root(), stateDir: stateDir(), stdio: 'pipe', autoRemove: true });
-    let stdout = '';
-    let stderr = '';
-    container.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    container.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    container.stdin?.end();
-    const { exitCode } = await container.wait();
+    const { stdout, stderr, exitCode } = await collectOutput(await run({ image, args, user, root: root(), stateDir: stateDir(), stdio: 'pipe', autoRemove: true }));
     return { stdout, stderr, exitCode };
   }
 
