@@ -56,6 +56,10 @@ export const buildCommand: CliCommand<BuildArgs> = {
       const mode = argv.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : argv.progress;
       const renderer = argv.quiet ? undefined : buildRenderer(mode, process.stderr);
       let failed = true;
+      // Ctrl-C kills the running step and removes its container, rather than leaving it behind.
+      const cancel = new AbortController();
+      const onSignal = (): void => cancel.abort(new Error('interrupted'));
+      process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
       try {
         const result = await build({
           context,
@@ -70,10 +74,12 @@ export const buildCommand: CliCommand<BuildArgs> = {
           stateDir: argv.state,
           logger: argv.logger,
           onProgress: (event) => renderer?.update(event),
+          signal: cancel.signal,
         });
         failed = false;
         if (argv.quiet) process.stdout.write(`${result.image.id}\n`);
       } finally {
+        process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
         renderer?.finish(failed);
       }
     });
