@@ -310,6 +310,19 @@ describeAsRoot('tsrun build', () => {
     expect(cli).toMatchObject({ status: 1, stdout: '', stderr: 'tsrun: Dockerfile:2: unknown instruction: FOOBAR\n' });
   });
 
+  test('aborting a build kills the running step and leaves no container behind', async () => {
+    const controller = new AbortController();
+    const dir = context({ Dockerfile: 'FROM busybox:test\nRUN echo started; sleep 60\n' });
+    const error = await buildFails(dir, {
+      signal: controller.signal,
+      onProgress: (event) => {
+        if (event.type === 'output') controller.abort(new Error('stop'));
+      },
+    });
+    expect(error.message).toBe('Dockerfile:2: the build was cancelled');
+    expect(fs.readdirSync(path.join(root(), 'containers')).filter((e) => e !== 'names')).toEqual([]);
+  });
+
   test('tsrun save of a built image loads into podman and runs there', async () => {
     await buildIn(appContext(), { tags: ['tsrun/built:podman'] });
     const archive = path.join(tmp(), 'built.tar');
