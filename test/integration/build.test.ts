@@ -218,6 +218,9 @@ describeAsRoot('tsrun build', () => {
         'RUN mkdir /real && ln -s /real /linked',
         'COPY a.txt /linked/',
         'COPY b.txt /tmp/',
+        'WORKDIR /ctx',
+        'COPY . .',
+        'ENV PATH=$PATH:/ctx/bin',
         'USER nobody',
         'RUN id -u > /tmp/uid',
         '',
@@ -229,7 +232,9 @@ describeAsRoot('tsrun build', () => {
       'a.txt': 'a\n',
       'b.txt': 'b\n',
       'conf.ini': 'k=v\n',
+      'bin/tool': '#!/bin/sh\necho tool on the PATH\n',
     });
+    fs.chmodSync(path.join(dir, 'bin', 'tool'), 0o755);
     const bundle = pyTar([{ name: 'pkg', type: 'dir' }, { name: 'pkg/file', data: 'from the tar\n', mode: 0o600, uid: 7, gid: 8 }, { name: 'pkg/link', type: 'symlink', linkname: 'file' }]);
     fs.writeFileSync(path.join(dir, 'bundle.tar'), bundle);
     fs.writeFileSync(path.join(dir, 'bundle.tar.gz'), execFileSync('gzip', ['-c'], { input: bundle }));
@@ -239,10 +244,10 @@ describeAsRoot('tsrun build', () => {
     const check = await runImage('misc:1', [
       'sh',
       '-c',
-      'find /opt/site | sort; ls /texts; stat -c "%U:%G %a" /etc/app.ini; cat /unpacked/pkg/link /unpacked-gz/pkg/file; stat -c "%u:%g %a" /unpacked/pkg/file; cat /version /tmp/uid; ls /real; stat -c %a /tmp; readlink /linked',
+      'find /opt/site | sort; ls /texts; stat -c "%U:%G %a" /etc/app.ini; cat /unpacked/pkg/link /unpacked-gz/pkg/file; stat -c "%u:%g %a" /unpacked/pkg/file; cat /version /tmp/uid; ls /real; stat -c %a /tmp; readlink /linked; ls -A /ctx; tool',
     ], 'root');
     expect(check).toMatchObject({ exitCode: 0, stderr: '' });
-    expect(check.stdout).toBe(['/opt/site', '/opt/site/index.html', 'a.txt', 'b.txt', 'nobody:nogroup 640', 'from the tar', 'from the tar', '7:8 600', `version=2.5 on ${image.config.architecture}`, '65534', 'a.txt', '1777', '/real', ''].join('\n'));
+    expect(check.stdout).toBe(['/opt/site', '/opt/site/index.html', 'a.txt', 'b.txt', 'nobody:nogroup 640', 'from the tar', 'from the tar', '7:8 600', `version=2.5 on ${image.config.architecture}`, '65534', 'a.txt', '1777', '/real', '.dockerignore', 'Dockerfile', 'a.txt', 'b.txt', 'bin', 'bundle.tar', 'bundle.tar.gz', 'conf.ini', 'site', 'tool on the PATH', ''].join('\n'));
     expect(image.config.config?.User).toBe('nobody');
     // The ARG value is in the RUN step's history, as Docker writes it.
     expect(image.config.history?.map((h) => h.created_by)).toContain(`|3 DEST=/opt/site VERSION=2.5 TARGETARCH=${image.config.architecture} /bin/sh -c echo "version=$VERSION on $TARGETARCH" > /version`);
