@@ -225,7 +225,9 @@ describeAsRoot('tsrun build', () => {
         'RUN id -u > /tmp/uid',
         '',
       ].join('\n'),
-      '.dockerignore': '# not sent\n**/*.secret\nsite/drafts\n',
+      '.dockerignore': '# not sent\n**/*.secret\nsite/drafts\ndocs\n!docs/keep.md\n',
+      'docs/keep.md': 'kept\n',
+      'docs/drop.md': 'dropped\n',
       'site/index.html': '<h1>hi</h1>\n',
       'site/drafts/next.html': 'unfinished\n',
       'site/pass.secret': 'hunter2\n',
@@ -244,10 +246,10 @@ describeAsRoot('tsrun build', () => {
     const check = await runImage('misc:1', [
       'sh',
       '-c',
-      'find /opt/site | sort; ls /texts; stat -c "%U:%G %a" /etc/app.ini; cat /unpacked/pkg/link /unpacked-gz/pkg/file; stat -c "%u:%g %a" /unpacked/pkg/file; cat /version /tmp/uid; ls /real; stat -c %a /tmp; readlink /linked; ls -A /ctx; tool',
+      'find /opt/site | sort; ls /texts; stat -c "%U:%G %a" /etc/app.ini; cat /unpacked/pkg/link /unpacked-gz/pkg/file; stat -c "%u:%g %a" /unpacked/pkg/file; cat /version /tmp/uid; ls /real; stat -c %a /tmp; readlink /linked; ls -A /ctx; ls /ctx/docs; tool',
     ], 'root');
     expect(check).toMatchObject({ exitCode: 0, stderr: '' });
-    expect(check.stdout).toBe(['/opt/site', '/opt/site/index.html', 'a.txt', 'b.txt', 'nobody:nogroup 640', 'from the tar', 'from the tar', '7:8 600', `version=2.5 on ${image.config.architecture}`, '65534', 'a.txt', '1777', '/real', '.dockerignore', 'Dockerfile', 'a.txt', 'b.txt', 'bin', 'bundle.tar', 'bundle.tar.gz', 'conf.ini', 'site', 'tool on the PATH', ''].join('\n'));
+    expect(check.stdout).toBe(['/opt/site', '/opt/site/index.html', 'a.txt', 'b.txt', 'nobody:nogroup 640', 'from the tar', 'from the tar', '7:8 600', `version=2.5 on ${image.config.architecture}`, '65534', 'a.txt', '1777', '/real', '.dockerignore', 'Dockerfile', 'a.txt', 'b.txt', 'bin', 'bundle.tar', 'bundle.tar.gz', 'conf.ini', 'docs', 'site', 'keep.md', 'tool on the PATH', ''].join('\n'));
     expect(image.config.config?.User).toBe('nobody');
     // The ARG value is in the RUN step's history, as Docker writes it.
     expect(image.config.history?.map((h) => h.created_by)).toContain(`|3 DEST=/opt/site VERSION=2.5 TARGETARCH=${image.config.architecture} /bin/sh -c echo "version=$VERSION on $TARGETARCH" > /version`);

@@ -74,4 +74,14 @@ describe('.dockerignore', () => {
     expect(() => IgnoreRules.parse('ok\n[abc\n')).toThrow(new BuildError('syntax error in pattern "[abc"', '.dockerignore', 2));
     expect(() => IgnoreRules.parse('!\n')).toThrow(/illegal exclusion pattern/);
   });
+
+  test('an excluded directory is read on when an exception may bring back something in it', () => {
+    const excepted = IgnoreRules.parse('docs\n!docs/keep/*.md\nbuild\n');
+    expect(excepted.ignores('docs')).toBe(true);
+    expect(excepted.mayReinclude('docs')).toBe(true);
+    expect(excepted.mayReinclude('docs/keep')).toBe(true);
+    expect(excepted.ignores('docs/keep/a.md')).toBe(false);
+    expect(excepted.mayReinclude('build')).toBe(false);
+    expect(IgnoreRules.parse('*\n!**/*.go\n').mayReinclude('any/dir')).toBe(true);
+  });
 });
