@@ -299,6 +299,31 @@ describeAsRoot('tsrun build', () => {
     expect(await runImage('config:child', ['/onbuild.txt'])).toMatchObject({ stdout: 'triggered\n', exitCode: 0 });
   });
 
+  test('here-documents: a RUN script, a document fed to a command, COPY of documents', async () => {
+    const dir = context({
+      Dockerfile: [
+        'FROM busybox:test',
+        'ARG WHO=world',
+        'RUN <<EOF',
+        'set -e',
+        'mkdir -p /hd',
+        'echo "script for $WHO" > /hd/script',
+        'EOF',
+        'RUN cat <<-"END" > /hd/fed',
+        '\tliteral $WHO',
+        '\tEND',
+        'COPY <<greeting <<"raw" /hd/',
+        'hello $WHO',
+        'greeting',
+        'raw $WHO',
+        'raw',
+        '',
+      ].join('\n'),
+    });
+    await buildIn(dir, { tags: ['heredoc:1'] });
+    expect((await runImage('heredoc:1', ['sh', '-c', 'cd /hd && cat script fed greeting raw'])).stdout).toBe('script for world\nliteral $WHO\nhello world\nraw $WHO\n');
+  });
+
   test('errors name the Dockerfile line: an unknown instruction, a bad FROM, a failing RUN, a missing source, an ADD of a URL; nothing is tagged', async () => {
     const dockerfile = (text: string): string => context({ Dockerfile: text });
     const unknown = await buildFails(dockerfile('FROM busybox:test\nRUN true\n\nFOOBAR x\n'), { tags: ['broken:1'] });

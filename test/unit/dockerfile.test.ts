@@ -82,6 +82,20 @@ describe('Dockerfile parser', () => {
     expect(parseError('ONBUILD BOGUS x').message).toBe('Dockerfile:1: unknown instruction: BOGUS');
   });
 
+  test('here-documents after RUN, COPY and ADD: quoted or not, <<- strips tabs, the next instruction follows', () => {
+    const parsed = parseDockerfile('FROM x\nRUN <<EOF\necho a\n  echo b\nEOF\nCOPY <<-"one" <<two /dest/\n\tfirst $A\n\tone\nsecond\ntwo\nCMD ["sh"]\nRUN echo $((1<<2))\n');
+    const [, run, copy, cmd, shift] = parsed.instructions;
+    expect(run).toMatchObject({ name: 'RUN', line: 2, endLine: 5, args: '<<EOF', heredocs: [{ name: 'EOF', content: 'echo a\n  echo b\n', quoted: false, raw: 'echo a\n  echo b\nEOF' }] });
+    expect(copy.heredocs).toEqual([
+      { name: 'one', content: 'first $A\n', quoted: true, raw: '\tfirst $A\n\tone' },
+      { name: 'two', content: 'second\n', quoted: false, raw: 'second\ntwo' },
+    ]);
+    expect(cmd).toMatchObject({ name: 'CMD', line: 11 });
+    expect(shift.heredocs).toBeUndefined();
+    expect(parseDockerfile('CMD <<EOF\n').instructions[0].heredocs).toBeUndefined();
+    expect(parseError('FROM x\nRUN cat <<END\nno end\n').message).toBe('Dockerfile:2: unterminated heredoc <<END: no line END after it');
+  });
+
   test('CRLF line ends and a byte order mark', () => {
     const parsed = parseDockerfile('\uFEFFFROM busybox\r\nRUN a \\\r\n  b\r\n');
     expect(parsed.instructions.map((i) => [i.name, i.args])).toEqual([
