@@ -201,7 +201,7 @@ describeAsRoot('tsrun build', () => {
     expect(builder.steps.every((s) => s.stage === 'builder')).toBe(true);
   });
 
-  test('.dockerignore, COPY of directories and wildcards, --chown and --chmod, ADD of a local tar, ARG and --build-arg, USER', async () => {
+  test('.dockerignore, COPY of directories and wildcards, --chown and --chmod, ADD of local archives (tar, gzip, xz, bzip2), ARG and --build-arg, USER', async () => {
     const dir = context({
       Dockerfile: [
         'ARG BASE=busybox:test',
@@ -213,6 +213,9 @@ describeAsRoot('tsrun build', () => {
         'COPY --chown=nobody:nogroup --chmod=640 conf.ini /etc/app.ini',
         'ADD bundle.tar /unpacked',
         'ADD bundle.tar.gz /unpacked-gz/',
+        'ADD bundle.tar.xz bundle.tar.bz2 /unpacked-more/',
+        // Compressed, but no tar: copied as it is.
+        'ADD notes.gz /notes/',
         'RUN echo "version=$VERSION on $TARGETARCH" > /version',
         // Through a symlink the image has, into the directory it points to; /tmp keeps its mode.
         'RUN mkdir /real && ln -s /real /linked',
@@ -240,16 +243,19 @@ describeAsRoot('tsrun build', () => {
     const bundle = pyTar([{ name: 'pkg', type: 'dir' }, { name: 'pkg/file', data: 'from the tar\n', mode: 0o600, uid: 7, gid: 8 }, { name: 'pkg/link', type: 'symlink', linkname: 'file' }]);
     fs.writeFileSync(path.join(dir, 'bundle.tar'), bundle);
     fs.writeFileSync(path.join(dir, 'bundle.tar.gz'), execFileSync('gzip', ['-c'], { input: bundle }));
+    fs.writeFileSync(path.join(dir, 'bundle.tar.xz'), execFileSync('xz', ['-c'], { input: bundle }));
+    fs.writeFileSync(path.join(dir, 'bundle.tar.bz2'), execFileSync('bzip2', ['-c'], { input: pyTar([{ name: 'other', data: 'bz2\n' }]) }));
+    fs.writeFileSync(path.join(dir, 'notes.gz'), execFileSync('gzip', ['-c'], { input: 'just notes\n' }));
 
     const { image, events } = await buildIn(dir, { tags: ['misc:1'], buildArgs: { VERSION: '2.5', UNUSED: 'x' } });
     expect(events).toContainEqual({ type: 'warning', message: 'one or more build-args [UNUSED] were not consumed' });
     const check = await runImage('misc:1', [
       'sh',
       '-c',
-      'find /opt/site | sort; ls /texts; stat -c "%U:%G %a" /etc/app.ini; cat /unpacked/pkg/link /unpacked-gz/pkg/file; stat -c "%u:%g %a" /unpacked/pkg/file; cat /version /tmp/uid; ls /real; stat -c %a /tmp; readlink /linked; ls -A /ctx; ls /ctx/docs; tool',
+      'find /opt/site | sort; ls /texts; stat -c "%U:%G %a" /etc/app.ini; cat /unpacked/pkg/link /unpacked-gz/pkg/file; stat -c "%u:%g %a" /unpacked/pkg/file; cat /version /tmp/uid; ls /real; stat -c %a /tmp; readlink /linked; ls -A /ctx; ls /ctx/docs; tool; cat /unpacked-more/pkg/file /unpacked-more/other; zcat /notes/notes.gz',
     ], 'root');
     expect(check).toMatchObject({ exitCode: 0, stderr: '' });
-    expect(check.stdout).toBe(['/opt/site', '/opt/site/index.html', 'a.txt', 'b.txt', 'nobody:nogroup 640', 'from the tar', 'from the tar', '7:8 600', `version=2.5 on ${image.config.architecture}`, '65534', 'a.txt', '1777', '/real', '.dockerignore', 'Dockerfile', 'a.txt', 'b.txt', 'bin', 'bundle.tar', 'bundle.tar.gz', 'conf.ini', 'docs', 'site', 'keep.md', 'tool on the PATH', ''].join('\n'));
+    expect(check.stdout).toBe(['/opt/site', '/opt/site/index.html', 'a.txt', 'b.txt', 'nobody:nogroup 640', 'from the tar', 'from the tar', '7:8 600', `version=2.5 on ${image.config.architecture}`, '65534', 'a.txt', '1777', '/real', '.dockerignore', 'Dockerfile', 'a.txt', 'b.txt', 'bin', 'bundle.tar', 'bundle.tar.bz2', 'bundle.tar.gz', 'bundle.tar.xz', 'conf.ini', 'docs', 'notes.gz', 'site', 'keep.md', 'tool on the PATH', 'from the tar', 'bz2', 'just notes', ''].join('\n'));
     expect(image.config.config?.User).toBe('nobody');
     // The ARG value is in the RUN step's history, as Docker writes it.
     expect(image.config.history?.map((h) => h.created_by)).toContain(`|3 DEST=/opt/site VERSION=2.5 TARGETARCH=${image.config.architecture} /bin/sh -c echo "version=$VERSION on $TARGETARCH" > /version`);
