@@ -199,6 +199,8 @@ describeAsRoot('tsrun build', () => {
     const builder = await buildIn(dir, { target: 'builder', tags: ['multi:builder'] });
     expect((await runImage('multi:builder', ['cat', '/src/source.c'])).stdout).toBe('secret\n');
     expect(builder.steps.every((s) => s.stage === 'builder')).toBe(true);
+    expect(builder.events.find((e) => e.type === 'step')).toMatchObject({ total: 2 });
+    expect((await buildFails(dir, { target: 'nope' })).message).toBe('Dockerfile: target stage "nope" could not be found');
   });
 
   test('.dockerignore, COPY of directories and wildcards, --chown and --chmod, ADD of local archives (tar, gzip, xz, bzip2), ARG and --build-arg, USER', async () => {
