@@ -48,6 +48,8 @@ export interface Image {
   repoDigests: string[];
   /** When it was stored here. */
   stored: string;
+  /** The image a build step made this one on (Docker's Parent). */
+  parent?: string;
 }
 
 /** A row of `images`. */
@@ -626,7 +628,16 @@ export class Store {
       const layer = this.layers.get(diffID);
       return { diffID, dir: layer.dir, link: layer.link, size: layer.record.size };
     });
-    return { id: record.id, manifest: record.manifest, config, layers, repoTags: [...repoTags].sort(), repoDigests: [...namesOf(digests)].sort(), stored: record.created };
+    return {
+      id: record.id,
+      manifest: record.manifest,
+      config,
+      layers,
+      repoTags: [...repoTags].sort(),
+      repoDigests: [...namesOf(digests)].sort(),
+      stored: record.created,
+      ...(record.parent !== undefined ? { parent: record.parent } : {}),
+    };
   }
 }
 

@@ -300,6 +300,11 @@ describeAsRoot('tsrun build', () => {
     });
     expect(parent.image.config.history?.map((h) => h.created_by)).toContain('/bin/sh -ec echo shell-form-with-the-new-shell');
     expect(await runImage('config:parent')).toMatchObject({ stdout: 'entry default\n', exitCode: 0 });
+    // image inspect shows them as docker does, and the image the last step was made on as Parent.
+    const inspect = Store.open(root()).inspect('config:parent');
+    expect(inspect.Config).toMatchObject({ OnBuild: ['RUN echo triggered > /onbuild.txt'], Shell: ['/bin/sh', '-ec'], Healthcheck: { Test: ['CMD-SHELL', 'wget -q -O- localhost || exit 1'] } });
+    expect(inspect.Parent).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(Store.open(root()).inspect(inspect.Parent).RootFS.Layers).toEqual(inspect.RootFS.Layers);
 
     const child = await buildIn(context({ Dockerfile: 'FROM config:parent\nENTRYPOINT ["cat"]\n' }), { tags: ['config:child'] });
     // The trigger ran at FROM; it is not inherited further, and the new ENTRYPOINT drops the inherited CMD.
