@@ -162,6 +162,10 @@ describeAsRoot('tsrun build', () => {
     expect(second.status).toBe(0);
     expect(second.stderr.match(/^#\d+ CACHED$/gm)).toHaveLength(3);
     expect(tsrun(['build', '-q', '-f', path.join(dir, 'app.Dockerfile'), dir]).stdout).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+    // An ignore file beside the Dockerfile, named after it, wins over the context's.
+    fs.writeFileSync(path.join(dir, 'app.Dockerfile.dockerignore'), 'start.sh\n');
+    expect(tsrun(args)).toMatchObject({ status: 1, stderr: expect.stringMatching(/^tsrun: app\.Dockerfile:6: start\.sh: not found in the build context \(or excluded by \.dockerignore\)$/m) });
+    fs.rmSync(path.join(dir, 'app.Dockerfile.dockerignore'));
     // -f - reads the Dockerfile from stdin.
     const piped = tsrun(['build', '-q', '-f', '-', '-t', 'cli:stdin', dir], 'FROM busybox:test\nCOPY start.sh /\n');
     expect(piped).toMatchObject({ status: 0, stderr: '' });
@@ -348,6 +352,7 @@ describeAsRoot('tsrun build', () => {
     expect((await buildFails(dockerfile('FROM busybox:test\nRUN echo hi\nRUN exit 3\n'))).message).toBe("Dockerfile:3: The command '/bin/sh -c exit 3' returned a non-zero code: 3");
     expect((await buildFails(dockerfile('FROM busybox:test\nCOPY nothing.txt /\n'))).message).toBe('Dockerfile:2: nothing.txt: not found in the build context (or excluded by .dockerignore)');
     expect((await buildFails(dockerfile('FROM busybox:test\nCOPY ../outside /\n'))).message).toBe('Dockerfile:2: ../outside: forbidden path outside the build context');
+    expect((await buildFails(dockerfile('FROM busybox:test\n\nEXPOSE 80 http\n'))).message).toBe('Dockerfile:3: "EXPOSE 80 http": "http" is not a port (PORT[-PORT][/tcp|udp|sctp])');
     expect((await buildFails(dockerfile('FROM busybox:test\nADD https://example.com/x.tgz /\n'))).message).toMatch(/^Dockerfile:2: ADD https:\/\/example\.com\/x\.tgz: tsrun build does not download/);
     expect(() => Store.open(root()).resolve('broken:1')).toThrow(/No such image/);
 
