@@ -147,6 +147,32 @@ describeAsRoot('tsrun build', () => {
     expect(fresh.steps.filter((s) => s.layer).map((s) => s.cached)).toEqual([false, false]);
   });
 
+  test('intermediate images: hidden by images, kept by prune while an image above them stays, removed with the last image using them', async () => {
+    const store = Store.open(root());
+    const dir = context({ Dockerfile: 'FROM busybox:test\nRUN echo one > /one\nRUN echo two > /two\nLABEL step=last\n' });
+    const { image } = await buildIn(dir, { tags: ['chain:1'] });
+    const chain = [image.id];
+    for (let at = store.inspect(image.id).Parent; at !== ''; at = store.inspect(at).Parent) chain.push(at);
+    // The final config-only image, the two RUN images, then the base.
+    expect(chain).toHaveLength(4);
+    expect(chain[3]).toBe(store.resolve('busybox:test').id);
+    const ids = (all: boolean): string[] => store.images({ all }).map((i) => i.id);
+    expect(ids(false)).not.toContain(chain[1]);
+    expect(ids(true)).toEqual(expect.arrayContaining(chain));
+
+    expect((await store.prune()).deleted).not.toEqual(expect.arrayContaining([chain[1]]));
+    expect(ids(true)).toEqual(expect.arrayContaining(chain));
+    // Another tag keeps the image; its last tag going removes it and the RUN images below it, not the base.
+    await store.tag('chain:1', 'chain:2');
+    expect(await store.removeImage('chain:1')).toEqual(['Untagged: chain:1']);
+    const removed = await store.removeImage('chain:2');
+    expect(removed.slice(0, 4)).toEqual(['Untagged: chain:2', `Deleted: ${chain[0]}`, `Deleted: ${chain[1]}`, `Deleted: ${chain[2]}`]);
+    expect(ids(true)).not.toEqual(expect.arrayContaining([chain[1]]));
+    expect(ids(true)).toContain(chain[3]);
+    // The cache entries of the removed images miss: the next build runs its steps again.
+    expect((await buildIn(dir)).steps.filter((s) => s.layer).map((s) => s.cached)).toEqual([false, false]);
+  });
+
   test('the CLI: -f, repeated -t, --progress plain shows the steps, their output and CACHED', () => {
     const dir = appContext();
     // A label first, so that no step is in the cache from the other tests.
