@@ -218,7 +218,7 @@ describeAsRoot('tsrun build', () => {
       ].join('\n'),
     });
     const { image, steps } = await buildIn(dir, { tags: ['multi:1'] });
-    expect(steps.filter((s) => s.stage === '2' && s.layer)).toHaveLength(6);
+    expect(steps.filter((s) => s.stage === 'stage-2' && s.layer)).toHaveLength(6);
     // Only the final stage's layers: no busybox base layer, no builder layer.
     expect(image.layers).toHaveLength(6);
     expect((await runImage('multi:1', ['ls', '/lib'])).stdout).toBe('kept\n');
