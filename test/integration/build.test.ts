@@ -7,6 +7,7 @@ import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { pyTar, writeTree } from '../helpers/images';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { useRegistry } from '../helpers/registry';
 import { collectOutput } from '../helpers/run';
 import { tempPodman } from '../helpers/podman';
 
@@ -17,6 +18,7 @@ describeAsRoot('tsrun build', () => {
   const root = () => path.join(tmp(), 'store');
   const stateDir = () => path.join(tmp(), 'state');
   let contexts = 0;
+  const registry = useRegistry();
   checkLeaksAfterEach();
 
   beforeAll(async () => {
@@ -384,6 +386,17 @@ describeAsRoot('tsrun build', () => {
 
     const cli = tsrun(['build', '--progress', 'plain', dockerfile('FROM busybox:test\nFOOBAR\n')]);
     expect(cli).toMatchObject({ status: 1, stdout: '', stderr: 'tsrun: Dockerfile:2: unknown instruction: FOOBAR\n' });
+  });
+
+  test('a base image the store lacks is pulled from its registry, as docker build does', async () => {
+    const archive = path.join(tmp(), 'for-registry.tar');
+    await Store.open(root()).save(['busybox:test'], archive);
+    execFileSync('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci-archive:${archive}`, `docker://${registry().host}/base:1`]);
+    const reference = `${registry().host}/base:1`;
+    const { image, events } = await buildIn(context({ Dockerfile: `FROM ${reference}\nRUN echo built > /built\n` }), { tags: ['from-registry:1'] });
+    expect(events).toContainEqual({ type: 'output', step: 1, stream: 'stderr', data: `Unable to find image '${reference}' locally: pulling it\n` });
+    expect(Store.open(root()).resolve(reference).layers).toEqual(image.layers.slice(0, -1));
+    expect((await runImage('from-registry:1', ['cat', '/built'])).stdout).toBe('built\n');
   });
 
   test('aborting a build kills the running step and leaves no container behind', async () => {

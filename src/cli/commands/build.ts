@@ -12,6 +12,7 @@ interface BuildArgs extends GlobalArgs {
   progress: 'auto' | 'plain' | 'tty';
   quiet: boolean;
   network: 'default' | 'host' | 'none';
+  'insecure-registry': string[];
 }
 
 /** `KEY=VALUE`, or `KEY` alone for the value of the variable in tsrun's own environment (as docker build). */
@@ -46,6 +47,7 @@ export const buildCommand: CliCommand<BuildArgs> = {
     'no-cache': { type: 'boolean', default: false, describe: 'do not use the build cache' },
     progress: { type: 'string', choices: ['auto', 'plain', 'tty'], default: 'auto', describe: 'progress output: plain (lines), tty (redrawn in place), auto (tty on a terminal)' },
     quiet: { alias: 'q', type: 'boolean', default: false, describe: 'print only the image id' },
+    'insecure-registry': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'registry (host[:port] or CIDR) to pull base images from over plain HTTP or unverified TLS' },
     network: { type: 'string', choices: ['default', 'host', 'none'], default: 'default', describe: "RUN steps' network (default: the host's; tsrun has no bridge network yet)" },
   },
   async execute(argv) {
@@ -75,6 +77,7 @@ export const buildCommand: CliCommand<BuildArgs> = {
           logger: argv.logger,
           onProgress: (event) => renderer?.update(event),
           signal: cancel.signal,
+          registry: { configDir: argv.config, insecureRegistries: argv['insecure-registry'] },
         });
         failed = false;
         if (argv.quiet) process.stdout.write(`${result.image.id}\n`);
