@@ -1,10 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { BuildError } from '../errors';
+import { resolveLinks } from '../linux/path-in-root';
 import { loadNative } from '../native/index';
 
 const OVERLAY_OPAQUE = 'trusted.overlay.opaque';
-const MAX_SYMLINKS = 40;
 
 /** A file of the merged view: where it is on the host, and its metadata. */
 export interface TreeEntry {
@@ -61,26 +60,10 @@ export class LayeredTree {
    * see it. Components that do not exist are taken as they are.
    */
   resolve(file: string, followLast = false): string {
-    const pending = split(file);
-    const resolved: string[] = [];
-    let links = 0;
-    while (pending.length > 0) {
-      const part = pending.shift() as string;
-      if (part === '..') {
-        resolved.pop();
-        continue;
-      }
-      const candidate = `/${[...resolved, part].join('/')}`;
-      const entry = pending.length > 0 || followLast ? this.lstat(candidate) : null;
-      if (entry?.stat.isSymbolicLink()) {
-        if (++links > MAX_SYMLINKS) throw new BuildError(`too many levels of symbolic links resolving ${file}`);
-        const target = fs.readlinkSync(entry.host);
-        if (target.startsWith('/')) resolved.length = 0;
-        pending.unshift(...split(target));
-        continue;
-      }
-      resolved.push(part);
-    }
+    const resolved = resolveLinks(file, followLast, (parts) => {
+      const entry = this.lstat(`/${parts.join('/')}`);
+      return entry?.stat.isSymbolicLink() ? fs.readlinkSync(entry.host) : null;
+    });
     return `/${resolved.join('/')}`;
   }
 
