@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import type { Readable } from 'node:stream';
 import { BuildError, NotFoundError, TsrunError, ValidationError, syscallErrorFrom } from '../errors';
 import { Logger, silentLogger } from '../logger';
 import { DEFAULT_PATH } from '../oci/defaults';
@@ -16,6 +17,7 @@ import { diffLayer } from '../storage/diff';
 import { overlayRoot } from '../storage/container-layers';
 import { Image, Store } from '../storage/store';
 import { BuildCache } from './cache';
+import { streamedContext } from './context-stream';
 import { parseChmod, planCopy, resolveOwner } from './copy';
 import { IgnoreRules } from './dockerignore';
 import { Dockerfile, Instruction, parseDockerfile, parseInstruction } from './dockerfile';
@@ -24,8 +26,12 @@ import { expandWord, expandWords, parseKeyValues } from './shell-words';
 import { SourceFs, contextSource, matchSources, treeSource } from './sources';
 
 export interface BuildOptions {
-  /** The build context: the directory COPY and ADD read from. */
-  context: string;
+  /**
+   * The build context: the directory COPY and ADD read from; or a stream
+   * of a context archive (tar, compressed or not) or of a Dockerfile
+   * alone, as `docker build -` reads.
+   */
+  context: string | Readable;
   /** The Dockerfile (default `<context>/Dockerfile`; relative to the context). */
   dockerfile?: string;
   /** The Dockerfile's text, instead of a file (`docker build -f -`). */
@@ -115,6 +121,16 @@ interface Stage {
  * const { image } = await build({ context: '.', tags: ['app:1'] });
  */
 export async function build(options: BuildOptions): Promise<BuildResult> {
+  if (typeof options.context === 'string') return buildInDirectory({ ...options, context: options.context });
+  const streamed = await streamedContext(options.context, options.logger);
+  try {
+    return await buildInDirectory({ ...options, context: streamed.dir, dockerfileText: options.dockerfileText ?? streamed.dockerfileText });
+  } finally {
+    streamed.remove();
+  }
+}
+
+async function buildInDirectory(options: BuildOptions & { context: string }): Promise<BuildResult> {
   const logger = options.logger ?? silentLogger;
   const root = storeRoot(options);
   const contextDir = path.resolve(options.context);

@@ -150,7 +150,7 @@ async function extractInto(tar: TarWriter, archive: string, kind: ArchiveKind, d
   );
 }
 
-type ArchiveKind = 'none' | 'gzip' | 'zstd' | 'bzip2' | 'xz';
+export type ArchiveKind = 'none' | 'gzip' | 'zstd' | 'bzip2' | 'xz';
 
 /** The tools that decompress what the store's own code does not. */
 const DECOMPRESSORS = { bzip2: 'bzip2', xz: 'xz', zstd: 'zstd' } as const;
@@ -169,7 +169,7 @@ function compressionOf(head: Buffer): ArchiveKind {
  * decompressed to look for a tar header, so a compressed file that is no
  * archive is copied as it is.
  */
-function archiveKind(file: string): ArchiveKind | null {
+export function archiveKind(file: string): ArchiveKind | null {
   const fd = fs.openSync(file, 'r');
   let head: Buffer;
   try {
@@ -192,7 +192,7 @@ function archiveKind(file: string): ArchiveKind | null {
 }
 
 /** Runs `body` on the decompressed content of an archive; a failing decompressor is a ContentError naming the archive. */
-async function withArchive(file: string, kind: ArchiveKind, subject: string, body: (input: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
+export async function withArchive(file: string, kind: ArchiveKind, subject: string, body: (input: AsyncIterable<Buffer>) => Promise<void>): Promise<void> {
   if (kind !== 'bzip2' && kind !== 'xz') {
     const input = fs.createReadStream(file);
     try {

@@ -1,5 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { BuildError, build, run } from '../../src';
 import type { BuildEvent, BuildOptions, BuildResult } from '../../src';
@@ -175,7 +176,7 @@ describeAsRoot('tsrun build', () => {
     expect((await buildIn(dir)).steps.filter((s) => s.layer).map((s) => s.cached)).toEqual([false, false]);
   });
 
-  test('the CLI: -f, repeated -t, --progress plain shows the steps, their output and CACHED', () => {
+  test('the CLI: -f, repeated -t, --progress plain shows the steps, their output and CACHED; the context or the Dockerfile on stdin', async () => {
     const dir = appContext();
     // A label first, so that no step is in the cache from the other tests.
     fs.writeFileSync(path.join(dir, 'app.Dockerfile'), `${APP_DOCKERFILE.replace('FROM busybox:test\n', 'FROM busybox:test\nLABEL test=cli\n')}RUN echo output of a step\n`);
@@ -198,6 +199,15 @@ describeAsRoot('tsrun build', () => {
     const piped = tsrun(['build', '-q', '-f', '-', '-t', 'cli:stdin', dir], 'FROM busybox:test\nCOPY start.sh /\n');
     expect(piped).toMatchObject({ status: 0, stderr: '' });
     expect(Store.open(root()).inspect('cli:stdin').Id).toBe(piped.stdout.trim());
+    // The context itself on stdin: a gzipped tar (with -f naming a file in it), or a Dockerfile alone.
+    const tarred = execFileSync('tar', ['-C', dir, '-czf', '-', '.']);
+    const fromTar = spawnSync('unshare', ['--mount', '--propagation', 'private', TSRUN, '--root', root(), 'build', '-q', '-f', 'app.Dockerfile', '-t', 'cli:tar', '-'], { input: tarred, encoding: 'utf8' });
+    expect(fromTar).toMatchObject({ status: 0, stderr: '' });
+    expect((await runImage('cli:tar')).stdout).toBe('hello from the image in /app\nmade-by-run\n');
+    const alone = tsrun(['build', '-q', '-t', 'cli:alone', '-'], 'FROM busybox:test\nRUN echo alone > /alone\n');
+    expect(alone).toMatchObject({ status: 0, stderr: '' });
+    expect(tsrun(['build', '-q', '-'], 'FROM busybox:test\nCOPY app.Dockerfile /\n')).toMatchObject({ status: 1, stderr: 'tsrun: Dockerfile:2: app.Dockerfile: not found in the build context (or excluded by .dockerignore)\n' });
+    expect(fs.readdirSync(os.tmpdir()).filter((d) => d.startsWith('tsrun-context-'))).toEqual([]);
   });
 
   test('a multi-stage build: the final image lacks the builder stage files; COPY --from a stage (by name and index) and from an image', async () => {

@@ -38,7 +38,7 @@ export const buildCommand: CliCommand<BuildArgs> = {
   name: 'build',
   aliases: ['image build'],
   describe: 'Build an image from a Dockerfile',
-  usage: '$0 build [options] CONTEXT',
+  usage: '$0 build [options] CONTEXT|-',
   options: {
     tag: { alias: 't', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'name[:tag] for the image (repeatable)' },
     file: { alias: 'f', type: 'string', requiresArg: true, describe: 'the Dockerfile (default: CONTEXT/Dockerfile; - for stdin)' },
@@ -53,7 +53,9 @@ export const buildCommand: CliCommand<BuildArgs> = {
   async execute(argv) {
     await reporting(argv, async () => {
       const [context, ...extra] = argv._.map(String);
-      if (context === undefined || extra.length > 0) throw new UsageError('"tsrun build" requires exactly one argument: the build context directory');
+      if (context === undefined || extra.length > 0) throw new UsageError('"tsrun build" requires exactly one argument: the build context directory (or - for an archive or a Dockerfile on stdin)');
+      if (context === '-' && argv.file === '-') throw new UsageError('stdin can hold the context or the Dockerfile, not both');
+      if (context === '-' && process.stdin.isTTY) throw new UsageError('the build context is read from stdin, but stdin is a terminal');
       const [{ build }, { buildRenderer }] = await Promise.all([import('../../build/builder'), import('../build-progress')]);
       const mode = argv.progress === 'auto' ? (process.stderr.isTTY ? 'tty' : 'plain') : argv.progress;
       const renderer = argv.quiet ? undefined : buildRenderer(mode, process.stderr);
@@ -64,8 +66,9 @@ export const buildCommand: CliCommand<BuildArgs> = {
       process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
       try {
         const result = await build({
-          context,
-          dockerfile: argv.file === undefined || argv.file === '-' ? undefined : path.resolve(argv.file),
+          context: context === '-' ? process.stdin : context,
+          // With the context on stdin, -f names a file in it.
+          dockerfile: argv.file === undefined || argv.file === '-' ? undefined : context === '-' ? argv.file : path.resolve(argv.file),
           dockerfileText: argv.file === '-' ? await readStdin() : undefined,
           tags: argv.tag,
           buildArgs: parseBuildArgs(argv['build-arg']),
