@@ -145,8 +145,10 @@ async function buildInDirectory(options: BuildOptions & { context: string }): Pr
   }
   const dockerfile = parseDockerfile(text, fileLabel);
   // A `<Dockerfile>.dockerignore` beside the Dockerfile wins over the context's, as in BuildKit.
-  const ignoreText = (options.dockerfileText === undefined ? readOrNull(`${dockerfilePath}.dockerignore`) : null) ?? readOrNull(path.join(contextDir, '.dockerignore'));
-  const builder = new Builder(options, dockerfile, fileLabel, Store.open(root, logger), root, contextSource(contextDir, ignoreText === null ? IgnoreRules.none() : IgnoreRules.parse(ignoreText)), logger);
+  const ignoreFile = [...(options.dockerfileText === undefined ? [`${dockerfilePath}.dockerignore`] : []), path.join(contextDir, '.dockerignore')].find((f) => fs.existsSync(f));
+  const ignoreText = ignoreFile === undefined ? null : readOrNull(ignoreFile);
+  const ignore = ignoreText === null ? IgnoreRules.none() : IgnoreRules.parse(ignoreText, path.basename(ignoreFile as string));
+  const builder = new Builder(options, dockerfile, fileLabel, Store.open(root, logger), root, contextSource(contextDir, ignore), logger);
   dockerfile.warnings.forEach((message) => builder.emit({ type: 'warning', message }));
   return builder.run();
 }
