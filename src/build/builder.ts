@@ -243,6 +243,7 @@ class Builder {
 
   private record(stage: Stage, instruction: Instruction, cached: boolean, layer: boolean): void {
     this.steps.push({ stage: stage.label, line: instruction.line, instruction: instruction.original, cached, layer });
+    this.logger.debug({ stage: stage.label, line: instruction.line, instruction: instruction.name, cached, layer, image: stage.image?.id }, 'build step done');
   }
 
   /** Variables for expansion: the stage's ENV over its ARGs (global ARGs only in FROM). */
