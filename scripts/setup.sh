@@ -27,7 +27,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 # docker-registry is the registry the pull and push tests start,
 # apache2-utils its htpasswd, openssl the token test's certificate); the
 # peers are only for benchmarks.
-required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd skopeo umoci podman runc docker-registry apache2-utils openssl)
+required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd xz-utils bzip2 skopeo umoci podman runc docker-registry apache2-utils openssl)
 peers=(crun hyperfine mmdebstrap)
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]; }

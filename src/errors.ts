@@ -156,3 +156,19 @@ export class AuthError extends RegistryError {
     super(message, details, options, 'EAUTH');
   }
 }
+
+/**
+ * A Dockerfile that cannot be parsed or built: names the file and the line
+ * of the instruction at fault.
+ * Example message: `Dockerfile:3: unknown instruction: FOOBAR`.
+ */
+export class BuildError extends TsrunError {
+  constructor(
+    message: string,
+    readonly file?: string,
+    readonly line?: number,
+    options?: ErrorOptions,
+  ) {
+    super(`${file === undefined ? '' : `${file}${line === undefined ? '' : `:${line}`}: `}${message}`, 'EBUILD', options);
+  }
+}

@@ -2,6 +2,7 @@ import yargs from 'yargs/yargs';
 import type { Argv, Options } from 'yargs';
 import { findCommand, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
+import { buildCommand } from './commands/build';
 import { commitCommand, diffCommand, inspectContainerCommand, psCommand, rmCommand } from './commands/containers';
 import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images';
 import { statsCommand, updateCommand } from './commands/resources';
@@ -27,6 +28,7 @@ const COMMANDS: CliCommand<never>[] = [
   rmCommand,
   commitCommand,
   diffCommand,
+  buildCommand,
   inspectContainerCommand,
   statsCommand,
   updateCommand,

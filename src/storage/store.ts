@@ -18,7 +18,7 @@ import { ImageRecord, ImageRecords } from './image-records';
 import { ImageInspect, inspectImage } from './inspect';
 import { LayerRecord, StagedLayer, LayerStore } from './layers';
 import { stageImages } from './load';
-import { stageNewImage } from './new-image';
+import { stageImage, stageNewImage } from './new-image';
 import { ImageReference, parseImageReference, parseTagReference, splitTagged } from './references';
 import { SavedImage, writeImageArchive } from './save';
 import { StagedBlob, StagedImage, stageDocument } from './staged-image';
@@ -50,6 +50,8 @@ export interface Image {
   repoDigests: string[];
   /** When it was stored here. */
   stored: string;
+  /** The image a build step made this one on (Docker's Parent). */
+  parent?: string;
 }
 
 /** A row of `images`. */
@@ -216,6 +218,33 @@ export class Store {
   }
 
   /**
+   * A new image: `base`'s layers (none for null), plus one layer made of
+   * `layerTar` when given (as createLayerImage), with the config that
+   * `config` makes from the diff IDs and the time. What `build` uses for
+   * each step; `references` tag the result.
+   */
+  async createImage(
+    base: Image | null,
+    layerTar: Readable | null,
+    config: (diffIDs: string[], created: string) => ImageConfig,
+    references: string[] = [],
+  ): Promise<Image> {
+    const names = references.map((r) => parseTagReference(r));
+    const baseManifest = base ? parseManifest(this.readBlob(base.manifest, `image ${base.id}`), `manifest ${base.manifest}`) : null;
+    return this.withStaging('build', async (dir) => {
+      const staged = await stageImage(layerTar, dir, this.layers, this.logger, {
+        parentLayers: baseManifest?.layers ?? [],
+        parentDiffIDs: base?.config.rootfs.diff_ids ?? [],
+        blobPath: (digest) => this.blobs.path(digest),
+        config,
+        names,
+      });
+      const [image] = await this.mutate(() => this.publish([{ ...staged, ...(base ? { parent: base.id } : {}) }], dir));
+      return image;
+    });
+  }
+
+  /**
    * Loads images from a docker save archive, an OCI layout archive (either
    * compressed or not) or an OCI layout directory. Every blob is verified
    * and every layer applied before anything is published, so a bad archive
@@ -340,7 +369,7 @@ export class Store {
     for (const layer of lateLayers) this.layers.publish(layer);
     crashPoint('publish:layers');
     const stored = new Date().toISOString();
-    for (const image of fresh) this.records.write({ id: image.id, manifest: image.manifest.digest, created: stored });
+    for (const image of fresh) this.records.write({ id: image.id, manifest: image.manifest.digest, created: stored, ...(image.parent !== undefined ? { parent: image.parent } : {}) });
     crashPoint('publish:records');
 
     const tags = this.records.tags();
@@ -427,12 +456,17 @@ export class Store {
     return opened;
   }
 
-  /** Every image, newest first. */
-  images(): ImageSummary[] {
+  /**
+   * Every image, newest first; intermediate images (untagged build steps
+   * that a later step was made on) only with `all`, as `docker images -a`.
+   */
+  images(options: { all?: boolean } = {}): ImageSummary[] {
     const byId = this.records.tagsById();
     const digestsById = this.records.tagsById(this.records.digests());
-    return this.records
-      .list()
+    const records = this.records.list();
+    const parents = new Set(records.map((r) => r.parent));
+    return records
+      .filter((record) => options.all || byId.has(record.id) || digestsById.has(record.id) || !parents.has(record.id))
       .map((record) => {
         const image = this.imageOf(record, byId, digestsById);
         return { id: image.id, repoTags: image.repoTags, created: image.config.created ?? image.stored, size: sizeOf(image) };
@@ -501,8 +535,9 @@ export class Store {
         this.records.writeDigests(digests);
       }
       this.records.remove(record.id);
+      const parents = this.removeUnusedParents(record, tags, digests);
       const gc = this.collectGarbage();
-      return [...imageTags.map((t) => `Untagged: ${t}`), `Deleted: ${record.id}`, ...gc.layers.map((l) => `Deleted: ${l}`)];
+      return [...imageTags.map((t) => `Untagged: ${t}`), `Deleted: ${record.id}`, ...parents.map((p) => `Deleted: ${p}`), ...gc.layers.map((l) => `Deleted: ${l}`)];
     });
   }
 
@@ -519,7 +554,19 @@ export class Store {
       // An image pulled by digest has no tag, but it is named: not dangling (as in Docker).
       const digested = this.records.tagsById(digests);
       const used = new Set(this.containers.list().map((c) => c.imageId));
-      const unused = this.records.list().filter((r) => !used.has(r.id) && (options.all || (!tagged.has(r.id) && !digested.has(r.id))));
+      const records = this.records.list();
+      // The build steps below an image that stays are kept with it, as Docker keeps an image's parents.
+      const kept = new Set(records.filter((r) => used.has(r.id) || (!options.all && (tagged.has(r.id) || digested.has(r.id)))).map((r) => r.id));
+      for (let grew = true; grew; ) {
+        grew = false;
+        for (const record of records) {
+          if (kept.has(record.id) && record.parent !== undefined && !kept.has(record.parent)) {
+            kept.add(record.parent);
+            grew = true;
+          }
+        }
+      }
+      const unused = records.filter((r) => !kept.has(r.id));
       const gone = new Set(unused.map((r) => r.id));
       if (options.all) {
         this.records.writeTags(Object.fromEntries(Object.entries(tags).filter(([, id]) => !gone.has(id))));
@@ -529,6 +576,25 @@ export class Store {
       const gc = this.collectGarbage();
       return { deleted: [...unused.map((r) => r.id), ...gc.layers], reclaimedBytes: gc.bytes };
     });
+  }
+
+  /**
+   * Removes the intermediate images below a removed one, as docker rmi
+   * does: each untagged parent that no container uses and that is no
+   * other image's parent. Returns their ids.
+   */
+  private removeUnusedParents(removed: ImageRecord, tags: Record<string, string>, digests: Record<string, string>): string[] {
+    const named = new Set([...Object.values(tags), ...Object.values(digests)]);
+    const used = new Set(this.containers.list().map((c) => c.imageId));
+    const deleted: string[] = [];
+    for (let parent = removed.parent; parent !== undefined; ) {
+      const record = this.records.get(parent);
+      if (!record || named.has(record.id) || used.has(record.id) || this.records.list().some((r) => r.parent === record.id)) break;
+      this.records.remove(record.id);
+      deleted.push(record.id);
+      parent = record.parent;
+    }
+    return deleted;
   }
 
   private collectGarbage(): GcResult {
@@ -616,7 +682,16 @@ export class Store {
       const layer = this.layers.get(diffID);
       return { diffID, dir: layer.dir, link: layer.link, size: layer.record.size };
     });
-    return { id: record.id, manifest: record.manifest, config, layers, repoTags: [...repoTags].sort(), repoDigests: [...namesOf(digests)].sort(), stored: record.created };
+    return {
+      id: record.id,
+      manifest: record.manifest,
+      config,
+      layers,
+      repoTags: [...repoTags].sort(),
+      repoDigests: [...namesOf(digests)].sort(),
+      stored: record.created,
+      ...(record.parent !== undefined ? { parent: record.parent } : {}),
+    };
   }
 }
 

@@ -118,6 +118,7 @@ interface ImagesArgs extends GlobalArgs {
   quiet: boolean;
   format?: 'table' | 'json';
   'no-trunc': boolean;
+  all: boolean;
 }
 
 export const imagesCommand: CliCommand<ImagesArgs> = {
@@ -129,6 +130,7 @@ export const imagesCommand: CliCommand<ImagesArgs> = {
     quiet: { alias: 'q', type: 'boolean', default: false, describe: 'only show image ids' },
     format: { type: 'string', choices: ['table', 'json'], describe: 'output format' },
     'no-trunc': { type: 'boolean', default: false, describe: 'do not truncate output' },
+    all: { alias: 'a', type: 'boolean', default: false, describe: 'show intermediate images (build steps) too' },
   },
   async execute(argv) {
     await reporting(argv, async () => {
@@ -140,7 +142,7 @@ export const imagesCommand: CliCommand<ImagesArgs> = {
       if (wanted !== undefined && wanted.kind !== 'tag') throw new UsageError('"tsrun images" filters by REPOSITORY[:TAG]');
       const explicitTag = filter !== undefined && /:[^/]*$/.test(filter);
       // One row per tag, as docker: an image with two tags is listed twice, an untagged one as <none>.
-      const rows = store.images().flatMap((image) =>
+      const rows = store.images({ all: argv.all }).flatMap((image) =>
         (image.repoTags.length > 0 ? image.repoTags : ['<none>:<none>'])
           .map((tag) => ({ image, repository: tag.slice(0, tag.lastIndexOf(':')), tag: tag.slice(tag.lastIndexOf(':') + 1) }))
           .filter((row) => wanted === undefined || (row.repository === wanted.name && (!explicitTag || row.tag === wanted.tag))),
