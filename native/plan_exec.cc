@@ -5,7 +5,9 @@
 // allocate, lock, touch errno or throw: every call below is a raw syscall
 // over memory the parent prepared. See: man 2 clone, man 2 vfork.
 #include <fcntl.h>
-#include <linux/close_range.h>
+#include <linux/capability.h>
+#include <linux/limits.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -157,6 +159,65 @@ long Stdio(const PreparedStep& step) {
   return 0;
 }
 
+// A directory fd the runtime still holds (/proc/self/fd/N) leads outside
+// the root (runc CVE-2024-21626); so does a cwd kept from before the
+// pivot. The kernel's getcwd then answers "(unreachable)/...".
+long Chdir(const char* path) {
+  long ret = sys::call(SYS_chdir, path);
+  if (ret < 0) return ret;
+  char cwd[PATH_MAX];
+  ret = sys::call(SYS_getcwd, cwd, sizeof cwd);
+  if (ret < 0) return ret;
+  return cwd[0] == '/' ? 0 : -ENOENT;
+}
+
+// Really closed, not only close-on-exec: until execve a leaked directory fd
+// is a way out of the root for every path step that follows. The error
+// and sync channels stay (both are close-on-exec).
+long CloseFrom(const ChildContext* ctx, long first) {
+  long keep[2] = {ctx->error_fd, ctx->sync_fd};
+  if (keep[0] > keep[1]) {
+    long t = keep[0];
+    keep[0] = keep[1];
+    keep[1] = t;
+  }
+  long next = first;
+  for (long fd : keep) {
+    if (fd < next) continue;
+    if (fd > next) {
+      long ret = sys::call(SYS_close_range, next, fd - 1, 0);
+      if (ret < 0) return ret;
+    }
+    next = fd + 1;
+  }
+  return sys::call(SYS_close_range, next, ~0U, 0);
+}
+
+long Capset(const int64_t* masks) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  for (int i = 0; i < 2; i++) {
+    int shift = 32 * i;
+    data[i].effective = static_cast<uint32_t>(static_cast<uint64_t>(masks[0]) >> shift);
+    data[i].permitted = static_cast<uint32_t>(static_cast<uint64_t>(masks[1]) >> shift);
+    data[i].inheritable = static_cast<uint32_t>(static_cast<uint64_t>(masks[2]) >> shift);
+  }
+  return sys::call(SYS_capset, &header, data);
+}
+
+long Seccomp(const PreparedStep& step) {
+  struct sock_fprog prog = {static_cast<unsigned short>(step.filter_len), const_cast<struct sock_filter*>(step.filter)};
+  return sys::call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, step.args[0], &prog);
+}
+
+// As runc does: /dev/null over a file, an empty read-only tmpfs over a
+// directory; a path this kernel does not have needs no mask.
+long MaskPath(const char* path) {
+  long ret = sys::call(SYS_mount, "/dev/null", path, nullptr, MS_BIND, nullptr);
+  if (ret == -ENOTDIR) ret = sys::call(SYS_mount, "tmpfs", path, "tmpfs", MS_RDONLY, nullptr);
+  return ret == -ENOENT ? 0 : ret;
+}
+
 long RunStep(const ChildContext* ctx, const PreparedStep& s) {
   const int64_t* a = s.args;
   switch (s.op) {
@@ -169,7 +230,7 @@ long RunStep(const ChildContext* ctx, const PreparedStep& s) {
     case Op::Chroot:
       return sys::call(SYS_chroot, s.strs[0]);
     case Op::Chdir:
-      return sys::call(SYS_chdir, s.strs[0]);
+      return Chdir(s.strs[0]);
     case Op::Mkdir:
       return sys::call(SYS_mkdirat, AT_FDCWD, s.strs[0], a[0]);
     case Op::Mknod:
@@ -214,13 +275,19 @@ long RunStep(const ChildContext* ctx, const PreparedStep& s) {
     case Op::SyncWait:
       return SyncWait(ctx);
     case Op::CloseFrom:
-      return sys::call(SYS_close_range, a[0], ~0U, CLOSE_RANGE_CLOEXEC);
+      return CloseFrom(ctx, a[0]);
     case Op::Exec:
       return Exec(s);
     case Op::Touch:
       return Touch(s);
     case Op::Stdio:
       return Stdio(s);
+    case Op::Capset:
+      return Capset(a);
+    case Op::Seccomp:
+      return Seccomp(s);
+    case Op::MaskPath:
+      return MaskPath(s.strs[0]);
     case Op::Setrlimit: {
       struct rlimit limit = {static_cast<rlim_t>(a[1]), static_cast<rlim_t>(a[2])};
       return sys::call(SYS_prlimit64, 0, a[0], &limit, nullptr);

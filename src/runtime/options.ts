@@ -5,8 +5,9 @@ import type { ResourceOptions } from '../linux/cgroups/resources';
 import { isMapped, validateIdMappings } from '../linux/idmap';
 import { validateNamespaces } from '../linux/namespaces';
 import { resolveUser } from '../linux/users';
-import { DEFAULT_NAMESPACES, DEFAULT_PATH, OCI_VERSION, defaultMounts } from '../oci/defaults';
-import type { IdMapping, LinuxResources, NamespaceType, Spec } from '../oci/runtime-spec';
+import { DEFAULT_MASKED_PATHS, DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_READONLY_PATHS, OCI_VERSION, defaultMounts } from '../oci/defaults';
+import { dockerCapabilities } from '../linux/capabilities';
+import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
 
 /** Where a container's stdin, stdout or stderr goes. A number is an fd of this process. */
@@ -48,6 +49,10 @@ export interface RunOptions extends ResourceOptions {
   idMappings?: { uid: IdMapping[]; gid: IdMapping[] };
   /** Mount the root filesystem read-only. */
   readOnly?: boolean;
+  /** tmpfs mounts: container path -> mount options (`size=64m,mode=1777`), as `docker run --tmpfs PATH[:OPTIONS]`; nosuid, nodev and noexec unless the options say otherwise. */
+  tmpfs?: Record<string, string>;
+  /** More mounts, in the OCI spec's form, after the defaults (`{ destination, type: 'bind', source, options: ['rbind'] }`). */
+  mounts?: Mount[];
   /** One value for all three, or one per fd. Default: 'pipe'. */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
   /** Aborting kills the container with SIGKILL. */
@@ -60,6 +65,14 @@ export interface RunOptions extends ResourceOptions {
   dieWithParent?: boolean;
   /** Use MS_MOVE + chroot instead of pivot_root (tsrun also falls back by itself where pivot_root cannot work). */
   noPivot?: boolean;
+  /** Capabilities added to Docker's default set (`NET_ADMIN`, `CAP_NET_ADMIN` or `ALL`). */
+  capAdd?: string[];
+  /** Capabilities removed from Docker's default set (`ALL` removes all but the added ones). */
+  capDrop?: string[];
+  /** Every capability, no seccomp filter, no masked or read-only paths, /sys writable, as `docker run --privileged`. */
+  privileged?: boolean;
+  /** PR_SET_NO_NEW_PRIVS: setuid binaries and file capabilities give nothing (default true; Docker's `--security-opt no-new-privileges=false` lifts it). */
+  noNewPrivileges?: boolean;
   logger?: Logger;
 }
 
@@ -107,6 +120,37 @@ function namespaceList(options: RunOptions): NamespaceType[] {
   return options.idMappings ? ['user', ...list] : list;
 }
 
+function containerPath(field: string, destination: string): string {
+  if (typeof destination !== 'string' || !destination.startsWith('/')) throw new ValidationError(field, `${JSON.stringify(destination)} must be an absolute path`);
+  const normalized = path.posix.normalize(destination);
+  if (normalized === '/') throw new ValidationError(field, 'cannot mount over the root');
+  return normalized;
+}
+
+function tmpfsMounts(tmpfs: RunOptions['tmpfs']): Mount[] {
+  return Object.entries(tmpfs ?? {}).map(([destination, options]) => {
+    const given = options ? options.split(',').filter(Boolean) : [];
+    // Docker's defaults, each overridable (exec, suid, dev).
+    const defaults = ['nosuid', 'nodev', 'noexec'].filter((d) => !given.includes(d.slice(2)));
+    return { destination: containerPath(`tmpfs[${destination}]`, destination), type: 'tmpfs', source: 'tmpfs', options: [...defaults, ...given] };
+  });
+}
+
+function extraMounts(mounts: RunOptions['mounts']): Mount[] {
+  return (mounts ?? []).map((m, i) => {
+    const destination = containerPath(`mounts[${i}].destination`, m.destination);
+    const bind = (m.options ?? []).some((o) => o === 'bind' || o === 'rbind') || m.type === 'bind';
+    if (bind) {
+      if (!m.source || !path.isAbsolute(m.source)) throw new ValidationError(`mounts[${i}].source`, 'a bind mount needs an absolute source path');
+      if (!fs.existsSync(m.source)) throw new ValidationError(`mounts[${i}].source`, `${m.source} does not exist`);
+      const options = m.options ?? [];
+      return { ...m, type: 'bind', destination, options: options.some((o) => o === 'bind' || o === 'rbind') ? options : ['rbind', ...options] };
+    }
+    if (!m.type) throw new ValidationError(`mounts[${i}].type`, 'a mount that is not a bind needs a type');
+    return { ...m, destination };
+  });
+}
+
 /**
  * Turns `run` options into the OCI spec the plan is built from. The limits
  * come in already converted and checked (resourcesFromOptions), so that a
@@ -142,15 +186,24 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
   const defaults = [`PATH=${DEFAULT_PATH}`, ...(hostname ? [`HOSTNAME=${hostname}`] : []), `HOME=${user.home}`];
   const env = mergeEnv(defaults, envList(options.env));
   const ownNetwork = namespaces.includes('network');
-  const mounts = defaultMounts({ devptsGid: !userns || isMapped(userns.gid, 5), sysfs: !userns || ownNetwork });
+  const privileged = options.privileged ?? false;
+  const mounts = defaultMounts({ devptsGid: !userns || isMapped(userns.gid, 5), sysfs: !userns || ownNetwork, sysfsWritable: privileged });
   if (userns && !ownNetwork) {
     // sysfs cannot be mounted from a user namespace that does not own the
     // network namespace; bind the host's read-only instead, as runc does.
     mounts.push({ destination: '/sys', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
   }
+  mounts.push(...tmpfsMounts(options.tmpfs), ...extraMounts(options.mounts));
   const spec: Spec = {
     ociVersion: OCI_VERSION,
-    process: { args: [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } },
+    process: {
+      args: [...options.args],
+      env,
+      cwd,
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+      capabilities: dockerCapabilities({ capAdd: options.capAdd, capDrop: options.capDrop, privileged, uid: user.uid }),
+      noNewPrivileges: options.noNewPrivileges ?? true,
+    },
     root: { path: rootfs, readonly: options.readOnly ?? false },
     hostname,
     mounts,
@@ -160,6 +213,8 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       gidMappings: userns?.gid,
       rootfsPropagation: 'rprivate',
       resources,
+      maskedPaths: privileged ? [] : [...DEFAULT_MASKED_PATHS],
+      readonlyPaths: privileged ? [] : [...DEFAULT_READONLY_PATHS],
     },
   };
   validateNamespaces(spec.linux.namespaces);

@@ -1,5 +1,6 @@
 import type { Options } from 'yargs';
 import type { Container } from '../../runtime/container';
+import type { RunOptions } from '../../runtime/options';
 import { run } from '../../runtime/run';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
@@ -25,6 +26,10 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   'no-pivot': boolean;
   pull: PullPolicy;
   platform?: string;
+  'cap-add': string[];
+  'cap-drop': string[];
+  privileged: boolean;
+  'security-opt': string[];
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -46,8 +51,30 @@ export const RUN_OPTIONS = {
   'no-pivot': { type: 'boolean', default: false, describe: 'use MS_MOVE + chroot instead of pivot_root' },
   pull: { type: 'string', choices: ['missing', 'always', 'never'], default: 'missing', describe: 'pull the image before running it' },
   platform: { type: 'string', requiresArg: true, describe: 'os/arch[/variant] to pull from a multi-platform index (default: this host)' },
+  'cap-add': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'add a capability to the default set (NET_ADMIN, ALL)' },
+  'cap-drop': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'drop a capability from the default set (ALL)' },
+  privileged: { type: 'boolean', default: false, describe: 'every capability, no seccomp, no masked paths, all host devices' },
+  'security-opt': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json' },
   ...RESOURCE_OPTIONS,
 } satisfies Record<string, Options>;
+
+type SecurityOptions = Pick<RunOptions, 'noNewPrivileges'>;
+
+/** `--security-opt` values as Docker takes them (`KEY=VALUE`, or the older `KEY:VALUE`). */
+export function parseSecurityOpts(values: readonly string[]): SecurityOptions {
+  const result: SecurityOptions = {};
+  for (const raw of values) {
+    const match = /^([a-z-]+)(?:[=:](.*))?$/.exec(raw);
+    const [key, value] = match ? [match[1], match[2]] : [raw, undefined];
+    if (key === 'no-new-privileges') {
+      if (value !== undefined && value !== 'true' && value !== 'false') throw new UsageError(`--security-opt: invalid no-new-privileges value ${JSON.stringify(value)} (true or false)`);
+      result.noNewPrivileges = value !== 'false';
+    } else {
+      throw new UsageError(`--security-opt: unknown option ${JSON.stringify(raw)} (no-new-privileges)`);
+    }
+  }
+  return result;
+}
 
 /** Signals a foreground container gets from `tsrun run`, as docker run --sig-proxy does. */
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -114,6 +141,10 @@ export const runCommand: CliCommand<RunArgs> = {
         cgroupns: argv.cgroupns,
         readOnly: argv['read-only'],
         noPivot: argv['no-pivot'],
+        capAdd: argv['cap-add'],
+        capDrop: argv['cap-drop'],
+        privileged: argv.privileged,
+        ...parseSecurityOpts(argv['security-opt']),
         autoRemove: argv.rm,
         ...resourceOptions(argv),
         stdio: 'inherit',
