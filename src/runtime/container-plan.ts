@@ -1,5 +1,6 @@
 import { capabilitySteps } from '../linux/capabilities';
 import { maskedPathSteps } from '../linux/masked-paths';
+import { seccompStep } from '../linux/seccomp';
 import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
 import { rootfsSteps } from '../linux/rootfs';
 import type { Spec } from '../oci/runtime-spec';
@@ -114,6 +115,12 @@ function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
     // out of the root for the chdir below (CVE-2024-21626).
     { op: 'CloseFrom', args: [3], phase, detail: 'close inherited fds' },
   ];
+  // Loading a filter takes CAP_SYS_ADMIN or no_new_privs: without the
+  // latter it goes in before the capabilities are dropped (so the steps
+  // after it must be allowed by the profile, as runc does); with it, last.
+  const filter = spec.linux.seccomp ? seccompStep(spec.linux.seccomp) : undefined;
+  const nnp = spec.process.noNewPrivileges ?? false;
+  if (filter && !nnp) steps.push(filter);
   steps.push(...(spec.process.capabilities ? capabilitySteps(spec.process.capabilities, setUser) : setUser));
   // After the uid change, which clears the parent-death signal.
   if (options.dieWithParent) steps.push({ op: 'Prctl', args: [PR_SET_PDEATHSIG, SIGKILL, 0], phase, detail: 'PR_SET_PDEATHSIG' });
@@ -121,7 +128,8 @@ function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
     { op: 'Chdir', strs: [cwd], phase, target: cwd, detail: 'working directory' },
     { op: 'Umask', args: [user.umask ?? DEFAULT_UMASK], phase },
   );
-  if (spec.process.noNewPrivileges) steps.push({ op: 'Prctl', args: [PR_SET_NO_NEW_PRIVS, 1, 0], phase, detail: 'PR_SET_NO_NEW_PRIVS' });
+  if (nnp) steps.push({ op: 'Prctl', args: [PR_SET_NO_NEW_PRIVS, 1, 0], phase, detail: 'PR_SET_NO_NEW_PRIVS' });
+  if (filter && nnp) steps.push(filter);
   steps.push({
     op: 'Exec',
     lists: [execCandidates(args[0], env), args, env],

@@ -7,6 +7,7 @@ import { validateNamespaces } from '../linux/namespaces';
 import { resolveUser } from '../linux/users';
 import { DEFAULT_MASKED_PATHS, DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_READONLY_PATHS, OCI_VERSION, defaultMounts } from '../oci/defaults';
 import { dockerCapabilities } from '../linux/capabilities';
+import { SeccompProfile, containerSeccomp } from '../linux/seccomp';
 import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
 
@@ -73,6 +74,12 @@ export interface RunOptions extends ResourceOptions {
   privileged?: boolean;
   /** PR_SET_NO_NEW_PRIVS: setuid binaries and file capabilities give nothing (default true; Docker's `--security-opt no-new-privileges=false` lifts it). */
   noNewPrivileges?: boolean;
+  /**
+   * The seccomp filter: Docker's default profile unless this says
+   * `unconfined`, names a profile file in Docker's JSON format, or is such
+   * a profile (`--security-opt seccomp=...`). None with `privileged`.
+   */
+  seccomp?: 'unconfined' | string | SeccompProfile;
   logger?: Logger;
 }
 
@@ -194,6 +201,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
     mounts.push({ destination: '/sys', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
   }
   mounts.push(...tmpfsMounts(options.tmpfs), ...extraMounts(options.mounts));
+  const capabilities = dockerCapabilities({ capAdd: options.capAdd, capDrop: options.capDrop, privileged, uid: user.uid });
   const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: {
@@ -201,7 +209,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       env,
       cwd,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
-      capabilities: dockerCapabilities({ capAdd: options.capAdd, capDrop: options.capDrop, privileged, uid: user.uid }),
+      capabilities,
       noNewPrivileges: options.noNewPrivileges ?? true,
     },
     root: { path: rootfs, readonly: options.readOnly ?? false },
@@ -215,6 +223,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       resources,
       maskedPaths: privileged ? [] : [...DEFAULT_MASKED_PATHS],
       readonlyPaths: privileged ? [] : [...DEFAULT_READONLY_PATHS],
+      seccomp: privileged ? undefined : containerSeccomp(options.seccomp, capabilities.bounding ?? []),
     },
   };
   validateNamespaces(spec.linux.namespaces);

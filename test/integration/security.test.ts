@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { SyscallError, ValidationError } from '../../src';
+import { DEFAULT_SECCOMP_PROFILE } from '../../src/linux/seccomp';
 import { loadNative } from '../../src/native';
 import { buildContainerPlan } from '../../src/runtime/container-plan';
 import { buildSpec } from '../../src/runtime/options';
@@ -106,6 +107,54 @@ describeAsRoot('security: capabilities, no_new_privs, masked paths, escapes', ()
   test('/sys refuses writes', async () => {
     const r = await runCollect(['sh', '-c', 'cat /sys/kernel/profiling > /sys/kernel/profiling'], { stateDir: state() });
     expect(r.stderr).toMatch(/Read-only file system/);
+  });
+
+  test('seccomp: Docker\'s default filter is loaded (Seccomp 2) and refuses a user namespace that no capability guards', async () => {
+    // unshare(CLONE_NEWUSER) needs no capability: only the filter stops it.
+    const script = 'grep -E "^Seccomp:" /proc/self/status; unshare -U true && echo userns-ok || echo userns-denied';
+    const confined = await runCollect(['sh', '-c', script], { stateDir: state() });
+    expect(confined.stdout).toMatch(/^Seccomp:\s+2\nuserns-denied\n$/);
+    expect(confined.stderr).toMatch(/Operation not permitted/);
+    const unconfined = await runCollect(['sh', '-c', script], { stateDir: state(), seccomp: 'unconfined' });
+    expect(unconfined.stdout).toMatch(/^Seccomp:\s+0\nuserns-ok\n$/);
+  });
+
+  test('seccomp: a profile file in Docker\'s JSON format, with argument conditions', async () => {
+    const file = path.join(tmp(), 'profile.json');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [
+          { names: ['mkdir', 'mkdirat'], action: 'SCMP_ACT_ERRNO', errnoRet: 13 },
+          // socket(AF_INET, ...) refused, the other families allowed.
+          { names: ['socket'], action: 'SCMP_ACT_ERRNO', errnoRet: 97, args: [{ index: 0, value: 2, op: 'SCMP_CMP_EQ' }] },
+          { names: ['unshare'], action: 'SCMP_ACT_ERRNO', includes: { caps: ['CAP_SYS_ADMIN'] } },
+        ],
+      }),
+    );
+    const r = await runCollect(['sh', '-c', 'mkdir /tmp/d || echo mkdir-denied; ping -c1 -W1 127.0.0.1 >/dev/null || echo inet-denied; ip -o link | grep -c " lo:"'], {
+      stateDir: state(),
+      seccomp: file,
+    });
+    // ip talks netlink (AF_NETLINK): that socket is allowed.
+    expect(r.stdout).toBe('mkdir-denied\ninet-denied\n1\n');
+    expect(r.stderr).toMatch(/mkdir: can't create directory '\/tmp\/d': Permission denied/);
+    expect(r.stderr).toMatch(/Address family not supported/);
+    // The same profile as Docker's default, written to a file, gives the default's behaviour.
+    const defaults = path.join(tmp(), 'default.json');
+    fs.writeFileSync(defaults, JSON.stringify(DEFAULT_SECCOMP_PROFILE));
+    const same = await runCollect(['sh', '-c', 'unshare -U true 2>/dev/null || echo userns-denied'], { stateDir: state(), seccomp: defaults });
+    expect(same.stdout).toBe('userns-denied\n');
+    await expect(runCollect(['true'], { stateDir: state(), seccomp: path.join(tmp(), 'missing.json') })).rejects.toThrow(/seccomp: cannot read the profile/);
+  });
+
+  test('--privileged: every capability the runtime has, no seccomp, no masked paths, /sys writable', async () => {
+    const r = await runCollect(['sh', '-c', 'grep -E "^(CapEff|Seccomp):" /proc/self/status; head -c 1 /proc/timer_list | wc -c; grep " /sys " /proc/self/mountinfo | cut -d" " -f6'], { stateDir: state(), privileged: true });
+    const own = /^CapBnd:\s*(\w+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] as string;
+    expect(capLines(r.stdout).CapEff).toBe(BigInt(`0x${own}`).toString(16));
+    expect(r.stdout).toMatch(/^Seccomp:\s+0$/m);
+    expect(r.stdout).toMatch(/^1\nrw,/m);
   });
 
   test('CVE-2024-21626: a host directory fd of the runtime cannot become the working directory', async () => {

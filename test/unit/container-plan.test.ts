@@ -92,11 +92,12 @@ describe('buildContainerPlan', () => {
       'Setresgid',
       'Setresuid',
       'Capset',
-      // death signal, cwd, umask, no_new_privs
+      // death signal, cwd, umask, no_new_privs, then the seccomp filter last
       'Prctl',
       'Chdir',
       'Umask',
       'Prctl',
+      'Seccomp',
       'Exec',
     ]);
     expect(b.plan.mode).toBe('vfork');
@@ -200,7 +201,7 @@ describe('buildContainerPlan', () => {
     const spec = specFor({ network: 'host', uts: 'host', cgroupns: 'host' });
     spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== 'mount');
     const b = build(spec);
-    expect(b.ops.filter((op) => op !== 'Prctl')).toEqual(['Stdio', 'CloseFrom', 'Setgroups', 'Setresgid', 'Setresuid', 'Capset', 'Chdir', 'Umask', 'Exec']);
+    expect(b.ops.filter((op) => op !== 'Prctl')).toEqual(['Stdio', 'CloseFrom', 'Setgroups', 'Setresgid', 'Setresuid', 'Capset', 'Chdir', 'Umask', 'Seccomp', 'Exec']);
     expect(b.ops).not.toContain('MaskPath');
     expect(b.plan.cloneFlags).toBe(CLONE_NEW.pid | CLONE_NEW.ipc);
   });
@@ -229,6 +230,17 @@ describe('buildContainerPlan', () => {
     expect(b.decoded.steps[remount].args[0]).toBe(BigInt(MS.REMOUNT | MS.BIND | MS.RDONLY));
     expect(strings(b, remount)[1]).toBe('/');
     expect(b.decoded.steps.filter((s) => s.op === 'Prctl' && s.args[0] === 1n)).toEqual([]);
+  });
+
+  test('without no_new_privs the filter is loaded before the capabilities go; none when unconfined', () => {
+    const lifted = build(specFor({ noNewPrivileges: false }));
+    expect(lifted.ops.indexOf('Seccomp')).toBeLessThan(lifted.ops.indexOf('Capset'));
+    expect(lifted.ops.indexOf('Seccomp')).toBeGreaterThan(lifted.ops.indexOf('CloseFrom'));
+    expect(build(specFor({ seccomp: 'unconfined' })).ops).not.toContain('Seccomp');
+    const seccomp = build(specFor());
+    const blob = seccomp.decoded.steps[seccomp.ops.indexOf('Seccomp')].refs[0];
+    // u32 length, then whole 8-byte instructions.
+    expect(seccomp.decoded.pool.readUInt32LE(blob) % 8).toBe(0);
   });
 
   test('the plan parses in the addon up to its exec', () => {

@@ -58,7 +58,7 @@ export const RUN_OPTIONS = {
   ...RESOURCE_OPTIONS,
 } satisfies Record<string, Options>;
 
-type SecurityOptions = Pick<RunOptions, 'noNewPrivileges'>;
+type SecurityOptions = Pick<RunOptions, 'noNewPrivileges' | 'seccomp'>;
 
 /** `--security-opt` values as Docker takes them (`KEY=VALUE`, or the older `KEY:VALUE`). */
 export function parseSecurityOpts(values: readonly string[]): SecurityOptions {
@@ -69,8 +69,11 @@ export function parseSecurityOpts(values: readonly string[]): SecurityOptions {
     if (key === 'no-new-privileges') {
       if (value !== undefined && value !== 'true' && value !== 'false') throw new UsageError(`--security-opt: invalid no-new-privileges value ${JSON.stringify(value)} (true or false)`);
       result.noNewPrivileges = value !== 'false';
+    } else if (key === 'seccomp') {
+      if (!value) throw new UsageError('--security-opt: seccomp needs a value: unconfined or the path of a profile (JSON)');
+      result.seccomp = value;
     } else {
-      throw new UsageError(`--security-opt: unknown option ${JSON.stringify(raw)} (no-new-privileges)`);
+      throw new UsageError(`--security-opt: unknown option ${JSON.stringify(raw)} (no-new-privileges, seccomp)`);
     }
   }
   return result;

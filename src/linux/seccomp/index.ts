@@ -1,0 +1,29 @@
+import type { LinuxSeccomp } from '../../oci/runtime-spec';
+import type { PlanStep } from '../../runtime/plan';
+import { SeccompArch, compileSeccomp, hostSeccompArch, seccompFlags } from './bpf';
+import { DEFAULT_SECCOMP_PROFILE } from './default-profile';
+import { SeccompProfile, readProfileFile, resolveProfile } from './profile';
+
+export { DEFAULT_SECCOMP_PROFILE } from './default-profile';
+export { compileSeccomp, hostSeccompArch, syscallNumber } from './bpf';
+export type { SeccompArch } from './bpf';
+export { readProfileFile, resolveProfile } from './profile';
+export type { SeccompProfile, SeccompProfileRule } from './profile';
+
+/**
+ * `linux.seccomp` for a container, as `docker run --security-opt seccomp=`
+ * chooses it: `unconfined` (or --privileged) is none, a string is a
+ * profile file in Docker's format, an object is such a profile, and by
+ * default Docker's own profile. `capabilities` is the container's set.
+ */
+export function containerSeccomp(option: string | SeccompProfile | undefined, capabilities: readonly string[], arch: SeccompArch = hostSeccompArch()): LinuxSeccomp | undefined {
+  if (option === 'unconfined') return undefined;
+  const profile = option === undefined ? DEFAULT_SECCOMP_PROFILE : typeof option === 'string' ? readProfileFile(option) : option;
+  return resolveProfile(profile, { capabilities, arch });
+}
+
+/** The step that loads the filter; names the host has no number for are left out. */
+export function seccompStep(seccomp: LinuxSeccomp, arch: SeccompArch = hostSeccompArch()): PlanStep {
+  const { program } = compileSeccomp(seccomp, arch);
+  return { op: 'Seccomp', args: [seccompFlags(seccomp.flags)], blob: program, phase: 'seccomp', detail: `a filter of ${program.length / 8} instructions` };
+}
