@@ -152,6 +152,19 @@ export interface LinuxResources {
   };
   pids?: { limit?: number };
   blockIO?: { weight?: number };
+  /** The device cgroup's rules, in order (v1 devices.allow/devices.deny). */
+  devices?: LinuxDeviceCgroup[];
+}
+
+export interface LinuxDeviceCgroup {
+  allow: boolean;
+  /** a (all), c or b; default a. */
+  type?: 'a' | 'c' | 'b';
+  /** Absent: any (*). */
+  major?: number;
+  minor?: number;
+  /** Some of r, w, m; default rwm. */
+  access?: string;
 }
 
 export interface Linux {

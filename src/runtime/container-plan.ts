@@ -1,5 +1,6 @@
 import { capabilitySteps } from '../linux/capabilities';
 import { maskedPathSteps } from '../linux/masked-paths';
+import { rlimitSteps } from '../linux/rlimits';
 import { seccompStep } from '../linux/seccomp';
 import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
 import { rootfsSteps } from '../linux/rootfs';
@@ -63,7 +64,7 @@ export function execCandidates(command: string, env: readonly string[]): string[
  *                                     mounts, devices, pivot_root
  *                                     read-only and masked paths
  *                                     hostname, loopback
- *                                     stdio, close every other fd
+ *                                     stdio, close every other fd, rlimits
  *                                     bounding set, groups, gid, uid
  *                                     cwd (inside the root), umask
  *                                     capabilities, no_new_privs, seccomp
@@ -115,6 +116,7 @@ function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
     // out of the root for the chdir below (CVE-2024-21626).
     { op: 'CloseFrom', args: [3], phase, detail: 'close inherited fds' },
   ];
+  steps.push(...rlimitSteps(spec.process.rlimits));
   // Loading a filter takes CAP_SYS_ADMIN or no_new_privs: without the
   // latter it goes in before the capabilities are dropped (so the steps
   // after it must be allowed by the profile, as runc does); with it, last.

@@ -7,6 +7,8 @@ import { validateNamespaces } from '../linux/namespaces';
 import { resolveUser } from '../linux/users';
 import { DEFAULT_MASKED_PATHS, DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_READONLY_PATHS, OCI_VERSION, defaultMounts } from '../oci/defaults';
 import { dockerCapabilities } from '../linux/capabilities';
+import { DEFAULT_DEVICE_RULES, hostDevices, parseDeviceOption } from '../linux/devices';
+import { Ulimit, rlimitsFromUlimits } from '../linux/rlimits';
 import { SeccompProfile, containerSeccomp } from '../linux/seccomp';
 import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
@@ -80,6 +82,10 @@ export interface RunOptions extends ResourceOptions {
    * a profile (`--security-opt seccomp=...`). None with `privileged`.
    */
   seccomp?: 'unconfined' | string | SeccompProfile;
+  /** Resource limits (`--ulimit nofile=1024:2048`); a hard limit above tsrun's own needs CAP_SYS_RESOURCE. */
+  ulimits?: Ulimit[];
+  /** Host devices to add, as `docker run --device HOST[:CONTAINER][:PERMISSIONS]` (`/dev/fuse`, `/dev/loop0:/dev/disk:r`). */
+  devices?: string[];
   logger?: Logger;
 }
 
@@ -201,6 +207,9 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
     mounts.push({ destination: '/sys', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
   }
   mounts.push(...tmpfsMounts(options.tmpfs), ...extraMounts(options.mounts));
+  const added = (options.devices ?? []).map((d, i) => parseDeviceOption(`devices[${i}]`, d));
+  const devices = privileged ? hostDevices() : added.map((a) => a.device);
+  const deviceRules = privileged ? [{ allow: true, access: 'rwm' }] : [...DEFAULT_DEVICE_RULES, ...added.map((a) => a.rule)];
   const capabilities = dockerCapabilities({ capAdd: options.capAdd, capDrop: options.capDrop, privileged, uid: user.uid });
   const spec: Spec = {
     ociVersion: OCI_VERSION,
@@ -211,6 +220,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       capabilities,
       noNewPrivileges: options.noNewPrivileges ?? true,
+      rlimits: rlimitsFromUlimits(options.ulimits),
     },
     root: { path: rootfs, readonly: options.readOnly ?? false },
     hostname,
@@ -220,7 +230,8 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       uidMappings: userns?.uid,
       gidMappings: userns?.gid,
       rootfsPropagation: 'rprivate',
-      resources,
+      resources: { ...resources, devices: deviceRules },
+      devices,
       maskedPaths: privileged ? [] : [...DEFAULT_MASKED_PATHS],
       readonlyPaths: privileged ? [] : [...DEFAULT_READONLY_PATHS],
       seccomp: privileged ? undefined : containerSeccomp(options.seccomp, capabilities.bounding ?? []),

@@ -157,6 +157,56 @@ describeAsRoot('security: capabilities, no_new_privs, masked paths, escapes', ()
     expect(r.stdout).toMatch(/^1\nrw,/m);
   });
 
+  test('--ulimit sets soft and hard limits; raising a hard limit past tsrun\'s own says why it cannot', async () => {
+    const r = await runCollect(['sh', '-c', 'ulimit -Sn; ulimit -Hn; ulimit -Hc'], { stateDir: state(), ulimits: [{ name: 'nofile', soft: 100, hard: 200 }, { name: 'core', soft: 0, hard: 0 }] });
+    expect(r.stdout).toBe('100\n200\n0\n');
+    const ownHard = Number(/^Max open files\s+\S+\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))?.[1]);
+    const status = fs.readFileSync('/proc/self/status', 'utf8');
+    const hasSysResource = (BigInt(`0x${/^CapEff:\s*(\w+)/m.exec(status)?.[1]}`) >> 24n) & 1n;
+    if (hasSysResource) {
+      console.warn('skipped the EPERM half: this process has CAP_SYS_RESOURCE, so it may raise any hard limit');
+    } else {
+      await expect(runCollect(['true'], { stateDir: state(), ulimits: [{ name: 'nofile', soft: 10, hard: ownHard + 1 }] })).rejects.toThrow(
+        new RegExp(`ulimit nofile: hard limit ${ownHard + 1} is not allowed: raising a hard limit above the runtime's own \\(${ownHard}\\) needs CAP_SYS_RESOURCE`),
+      );
+    }
+    await expect(runCollect(['true'], { stateDir: state(), ulimits: [{ name: 'nofiles', soft: 1 }] })).rejects.toThrow(/ulimits\[0\]: unknown ulimit "nofiles"/);
+    await expect(runCollect(['true'], { stateDir: state(), ulimits: [{ name: 'nofile', soft: 9, hard: 8 }] })).rejects.toThrow(/soft limit 9 is above the hard limit 8/);
+  });
+
+  test('/dev holds only the default nodes; a node made with mknod cannot be opened; --device adds one', async () => {
+    const r = await runCollect(['sh', '-c', 'ls /dev | tr "\\n" " "; echo; mknod /dev/kmsg2 c 1 11 && echo made; head -c 1 /dev/kmsg2 >/dev/null && echo read-host-kmsg'], { stateDir: state() });
+    expect(r.stdout).toBe('fd full mqueue null ptmx pts random shm stderr stdin stdout tty urandom zero \nmade\n');
+    expect(r.stderr).toMatch(/kmsg2: Operation not permitted/);
+
+    if (!fs.existsSync('/dev/fuse') || !fs.existsSync('/dev/loop0')) {
+      console.warn('skipped the --device half: this host has no /dev/fuse or /dev/loop0');
+      return;
+    }
+    const added = await runCollect(['sh', '-c', 'stat -c "%t:%T" /dev/fuse; exec 3<>/dev/fuse && echo fuse-opened; dd if=/dev/xdisk of=/dev/null count=1 2>/dev/null && echo xdisk-read; true > /dev/xdisk || echo xdisk-no-write'], {
+      stateDir: state(),
+      devices: ['/dev/fuse', '/dev/loop0:/dev/xdisk:r'],
+    });
+    expect(added.stdout).toBe('a:e5\nfuse-opened\nxdisk-read\nxdisk-no-write\n');
+    await expect(runCollect(['true'], { stateDir: state(), devices: ['/etc/passwd:/dev/passwd'] })).rejects.toThrow(/devices\[0\]: \/etc\/passwd is not a character or block device/);
+    await expect(runCollect(['true'], { stateDir: state(), devices: ['/dev/fuse:/fuse'] })).rejects.toThrow(/\/fuse: devices go under \/dev/);
+    await expect(runCollect(['true'], { stateDir: state(), devices: ['/dev/nothing-here'] })).rejects.toThrow(/no such device on the host/);
+  });
+
+  test('--privileged gets the host\'s devices and may open them', async () => {
+    const r = await runCollect(['sh', '-c', '[ -c /dev/loop-control ] && echo loop-control; head -c 1 /dev/kmsg >/dev/null && echo kmsg-read'], { stateDir: state(), privileged: true });
+    expect(r.stdout).toBe(`${fs.existsSync('/dev/loop-control') ? 'loop-control\n' : ''}kmsg-read\n`);
+  });
+
+  test('--read-only with --tmpfs /tmp: only the tmpfs is writable, nosuid, nodev and noexec', async () => {
+    const r = await runCollect(['sh', '-c', 'touch /x 2>/dev/null || echo root-ro; touch /tmp/x && echo tmp-rw; grep " /tmp " /proc/self/mountinfo | cut -d" " -f6,8,10'], {
+      stateDir: state(),
+      readOnly: true,
+      tmpfs: { '/tmp': 'size=1m' },
+    });
+    expect(r.stdout).toBe('root-ro\ntmp-rw\nrw,nosuid,nodev,noexec,relatime tmpfs rw,size=1024k\n');
+  });
+
   test('CVE-2024-21626: a host directory fd of the runtime cannot become the working directory', async () => {
     // The attack: -w /proc/self/fd/N, N a directory fd the runtime holds while it sets up.
     const held = fs.openSync(tmp(), 'r');

@@ -115,6 +115,7 @@ describe('buildSpec', () => {
         user: { uid: 0, gid: 0, additionalGids: [] },
         capabilities: { bounding: dockerDefault, effective: dockerDefault, permitted: dockerDefault },
         noNewPrivileges: true,
+        rlimits: [],
       });
       expect(s.linux.maskedPaths).toContain('/proc/kcore');
       expect(s.linux.readonlyPaths).toContain('/proc/sys');

@@ -1,6 +1,7 @@
 import type { Options } from 'yargs';
 import type { Container } from '../../runtime/container';
 import type { RunOptions } from '../../runtime/options';
+import { parseUlimit } from '../../linux/rlimits';
 import { run } from '../../runtime/run';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
@@ -30,6 +31,9 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   'cap-drop': string[];
   privileged: boolean;
   'security-opt': string[];
+  ulimit: string[];
+  device: string[];
+  tmpfs: string[];
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -55,8 +59,21 @@ export const RUN_OPTIONS = {
   'cap-drop': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'drop a capability from the default set (ALL)' },
   privileged: { type: 'boolean', default: false, describe: 'every capability, no seccomp, no masked paths, all host devices' },
   'security-opt': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json' },
+  ulimit: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'resource limit NAME=SOFT[:HARD] (nofile=1024:2048, -1 for unlimited)' },
+  device: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'add a host device HOST[:CONTAINER][:rwm]' },
+  tmpfs: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'mount a tmpfs PATH[:OPTIONS] (size=64m,mode=1777)' },
   ...RESOURCE_OPTIONS,
 } satisfies Record<string, Options>;
+
+/** `--tmpfs /run:size=64m` as a path -> options map, as Docker's API has it. */
+function tmpfsOption(values: readonly string[]): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const value of values) {
+    const colon = value.indexOf(':');
+    result[colon < 0 ? value : value.slice(0, colon)] = colon < 0 ? '' : value.slice(colon + 1);
+  }
+  return result;
+}
 
 type SecurityOptions = Pick<RunOptions, 'noNewPrivileges' | 'seccomp'>;
 
@@ -148,6 +165,9 @@ export const runCommand: CliCommand<RunArgs> = {
         capDrop: argv['cap-drop'],
         privileged: argv.privileged,
         ...parseSecurityOpts(argv['security-opt']),
+        ulimits: argv.ulimit.map((u, i) => parseUlimit(`--ulimit[${i}]`, u)),
+        devices: argv.device,
+        tmpfs: tmpfsOption(argv.tmpfs),
         autoRemove: argv.rm,
         ...resourceOptions(argv),
         stdio: 'inherit',
