@@ -2,8 +2,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ValidationError, syscallErrorFrom } from '../errors';
 import type { Logger } from '../logger';
-import type { LinuxResources } from '../oci/runtime-spec';
+import type { IdMapping, LinuxResources } from '../oci/runtime-spec';
 import { OverlayLayout, detachOverlay, mountOverlay } from '../linux/overlay';
+import { detachIdmapped, hostIdOf, idmappedBinds } from '../linux/userns-remap';
 import { resolveInRoot } from '../linux/path-in-root';
 import { ownIdentity, processStartTime } from '../linux/proc';
 import { createContainerLayers, removeContainerLayers } from '../storage/container-layers';
@@ -112,7 +113,8 @@ export async function createImageContainer(
   };
 
   try {
-    mountOverlay(layout);
+    if (options.idMappings) mountRemappedOverlay(layout, options.idMappings);
+    else mountOverlay(layout);
     mounted = true;
     createWorkingDir(layout.merged, process.cwd);
   } catch (err) {
@@ -152,6 +154,34 @@ export async function createImageContainer(
       }
     },
   };
+}
+
+/**
+ * With a user namespace, the layers are seen through idmapped mounts, so
+ * that what host root owns in them the container's root owns; the
+ * writable layer's root goes to the container's root on the host, and
+ * files the container writes land with its host ids. The idmapped binds
+ * are detached once overlayfs holds its own references to them.
+ */
+function mountRemappedOverlay(layout: OverlayLayout, ids: { uid: IdMapping[]; gid: IdMapping[] }): void {
+  const containerDir = path.dirname(path.join(layout.base, layout.upper));
+  // The container's root, an unprivileged host id, must pass through the
+  // store to its root filesystem: as dockerd with userns-remap, the
+  // directories above it become traversable (o+x, not readable).
+  for (const dir of [path.dirname(layout.base), layout.base, containerDir]) fs.chmodSync(dir, fs.statSync(dir).mode | 0o011);
+  const binds = idmappedBinds(
+    layout.lower.map((l) => path.join(layout.base, l)),
+    path.join(containerDir, 'idmapped'),
+    ids.uid,
+    ids.gid,
+  );
+  try {
+    for (const dir of [layout.upper, layout.work]) fs.chownSync(path.join(layout.base, dir), hostIdOf(ids.uid, 0), hostIdOf(ids.gid, 0));
+    mountOverlay({ ...layout, base: containerDir, lower: binds.map((b) => path.relative(containerDir, b)), upper: path.basename(layout.upper), work: path.basename(layout.work) });
+  } finally {
+    detachIdmapped(binds);
+    fs.rmdirSync(path.join(containerDir, 'idmapped'));
+  }
 }
 
 /** Docker creates a missing working directory in the container's writable layer. */

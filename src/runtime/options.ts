@@ -9,6 +9,7 @@ import { DEFAULT_MASKED_PATHS, DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_READONL
 import { dockerCapabilities } from '../linux/capabilities';
 import { DEFAULT_DEVICE_RULES, hostDevices, parseDeviceOption } from '../linux/devices';
 import { Ulimit, rlimitsFromUlimits } from '../linux/rlimits';
+import type { SubIdFiles } from '../linux/userns-remap';
 import { SeccompProfile, containerSeccomp } from '../linux/seccomp';
 import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
@@ -50,6 +51,15 @@ export interface RunOptions extends ResourceOptions {
   cgroupns?: 'host' | 'private';
   /** A user namespace with these maps (container id -> host id). */
   idMappings?: { uid: IdMapping[]; gid: IdMapping[] };
+  /**
+   * `docker run --userns-remap default|USER[:GROUP]`: a user namespace with
+   * the user's ranges of /etc/subuid and /etc/subgid (`default`: the
+   * dockremap user's, created as dockerd does when missing). An image's
+   * layers are seen through idmapped mounts. Not with `idMappings`.
+   */
+  usernsRemap?: string;
+  /** Where `usernsRemap` reads the ranges (default /etc/subuid, /etc/subgid, and /etc/passwd, /etc/group for names). */
+  subIdFiles?: SubIdFiles;
   /** Mount the root filesystem read-only. */
   readOnly?: boolean;
   /** tmpfs mounts: container path -> mount options (`size=64m,mode=1777`), as `docker run --tmpfs PATH[:OPTIONS]`; nosuid, nodev and noexec unless the options say otherwise. */

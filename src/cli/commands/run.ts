@@ -34,6 +34,7 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   ulimit: string[];
   device: string[];
   tmpfs: string[];
+  'userns-remap'?: string;
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -62,6 +63,7 @@ export const RUN_OPTIONS = {
   ulimit: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'resource limit NAME=SOFT[:HARD] (nofile=1024:2048, -1 for unlimited)' },
   device: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'add a host device HOST[:CONTAINER][:rwm]' },
   tmpfs: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'mount a tmpfs PATH[:OPTIONS] (size=64m,mode=1777)' },
+  'userns-remap': { type: 'string', requiresArg: true, describe: 'user namespace from /etc/subuid, /etc/subgid: default (dockremap) or USER[:GROUP]' },
   ...RESOURCE_OPTIONS,
 } satisfies Record<string, Options>;
 
@@ -168,6 +170,7 @@ export const runCommand: CliCommand<RunArgs> = {
         ulimits: argv.ulimit.map((u, i) => parseUlimit(`--ulimit[${i}]`, u)),
         devices: argv.device,
         tmpfs: tmpfsOption(argv.tmpfs),
+        usernsRemap: argv['userns-remap'],
         autoRemove: argv.rm,
         ...resourceOptions(argv),
         stdio: 'inherit',
