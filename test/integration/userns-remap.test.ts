@@ -7,6 +7,7 @@ import { parseSubIds, remapMappings } from '../../src/linux/userns-remap';
 import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { Collected, collectOutput } from '../helpers/run';
 
 const BASE = 300000;
 
@@ -29,15 +30,8 @@ describeAsRoot('--userns-remap: root in the container is an unprivileged host id
     fs.writeFileSync(files().group, 'root:x:0:\nremapper:x:1234:\n');
   });
 
-  async function collect(options: Partial<RunOptions>): Promise<{ stdout: string; stderr: string; exitCode: number }> {
-    const container = await run({ image: 'busybox:remap', root: root(), stateDir: stateDir(), stdio: 'pipe', autoRemove: true, usernsRemap: 'default', subIdFiles: files(), ...options });
-    let stdout = '';
-    let stderr = '';
-    container.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    container.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    container.stdin?.end();
-    const { exitCode } = await container.wait();
-    return { stdout, stderr, exitCode };
+  async function collect(options: Partial<RunOptions>): Promise<Collected> {
+    return collectOutput(await run({ image: 'busybox:remap', root: root(), stateDir: stateDir(), stdio: 'pipe', autoRemove: true, usernsRemap: 'default', subIdFiles: files(), ...options }));
   }
 
   test('id says root, uid_map shows the subuid range, the image\'s files are root\'s, and the host sees the mapped uid', async () => {
