@@ -69,6 +69,11 @@ enum class Op : uint32_t {
 constexpr uint32_t kFlagIgnoreExist = 1u << 0;  // EEXIST is success
 constexpr uint32_t kFlagOptional = 1u << 1;     // any error is ignored
 constexpr uint32_t kFlagIgnoreMissing = 1u << 2;  // ENOENT is success
+// Mount (target), Mkdir and Touch: the path is a host path below the
+// container's root, whose first args[2] bytes name the root; the rest is
+// resolved inside it with openat2(RESOLVE_IN_ROOT) when the step runs, so
+// a symlink swapped in since TypeScript resolved it cannot lead out.
+constexpr uint32_t kFlagInRoot = 1u << 3;
 
 // What the child writes to the error channel before it exits; an empty
 // read (the channel closed by execve's CLOEXEC) means the exec succeeded.

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/capability.h>
 #include <linux/limits.h>
+#include <linux/openat2.h>
 #include <linux/seccomp.h>
 #include <net/if.h>
 #include <signal.h>
@@ -218,7 +219,99 @@ long MaskPath(const char* path) {
   return ret == -ENOENT ? 0 : ret;
 }
 
+// Splits `path` (root prefix of `root_len` bytes, then the part inside)
+// and opens the inside part with openat2(RESOLVE_IN_ROOT): ".." and
+// symlinks, absolute or not, stay inside the root. -ENOSYS: no openat2.
+long OpenInRoot(const char* path, long root_len, long flags, long mode) {
+  char root[PATH_MAX];
+  if (root_len <= 0 || root_len >= PATH_MAX) return -EINVAL;
+  for (long i = 0; i < root_len; i++) {
+    if (path[i] == 0) return -EINVAL;
+    root[i] = path[i];
+  }
+  root[root_len] = 0;
+  const char* rel = path + root_len;
+  while (*rel == '/') rel++;
+  if (*rel == 0) rel = ".";
+  long root_fd = sys::call(SYS_openat, AT_FDCWD, root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return root_fd;
+  struct open_how how = {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.mode = static_cast<uint64_t>(mode);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  long fd = sys::call(SYS_openat2, root_fd, rel, &how, sizeof how);
+  CloseFd(static_cast<int>(root_fd));
+  return fd;
+}
+
+// "/proc/self/fd/N" into buf, with no allocation.
+void ProcFdPath(long fd, char* buf) {
+  const char prefix[] = "/proc/self/fd/";
+  size_t n = 0;
+  for (; prefix[n] != 0; n++) buf[n] = prefix[n];
+  char digits[24];
+  size_t d = 0;
+  do {
+    digits[d++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0);
+  while (d > 0) buf[n++] = digits[--d];
+  buf[n] = 0;
+}
+
+// The mount point is opened inside the root and named through its fd, as
+// runc does since CVE-2021-30465.
+long MountInRoot(const PreparedStep& s) {
+  long fd = OpenInRoot(s.strs[1], s.args[2], O_PATH, 0);
+  if (fd == -ENOSYS) return sys::call(SYS_mount, s.strs[0], s.strs[1], s.strs[2], s.args[0], s.strs[3]);
+  if (fd < 0) return fd;
+  char target[64];
+  ProcFdPath(fd, target);
+  long ret = sys::call(SYS_mount, s.strs[0], target, s.strs[2], s.args[0], s.strs[3]);
+  CloseFd(static_cast<int>(fd));
+  return ret;
+}
+
+// mkdir of the last component in its parent, the parent opened inside the root.
+long MkdirInRoot(const PreparedStep& s) {
+  const char* path = s.strs[0];
+  long len = static_cast<long>(Length(path));
+  long slash = len - 1;
+  while (slash > 0 && path[slash] == '/') slash--;
+  long end = slash + 1;
+  while (slash > 0 && path[slash] != '/') slash--;
+  if (slash < s.args[2]) return -EINVAL;  // the root itself, or outside it
+  char parent[PATH_MAX];
+  char name[NAME_MAX + 1];
+  if (slash >= PATH_MAX || end - slash - 1 > NAME_MAX) return -ENAMETOOLONG;
+  for (long i = 0; i < slash; i++) parent[i] = path[i];
+  parent[slash] = 0;
+  long n = 0;
+  for (long i = slash + 1; i < end; i++) name[n++] = path[i];
+  name[n] = 0;
+  long dir = OpenInRoot(parent, s.args[2], O_PATH | O_DIRECTORY, 0);
+  if (dir == -ENOSYS) return sys::call(SYS_mkdirat, AT_FDCWD, path, s.args[0]);
+  if (dir < 0) return dir;
+  long ret = sys::call(SYS_mkdirat, dir, name, s.args[0]);
+  CloseFd(static_cast<int>(dir));
+  return ret;
+}
+
+long TouchInRoot(const PreparedStep& s) {
+  long fd = OpenInRoot(s.strs[0], s.args[2], O_CREAT | O_WRONLY | O_NOCTTY, s.args[0]);
+  if (fd == -ENOSYS) return Touch(s);
+  if (fd < 0) return fd;
+  CloseFd(static_cast<int>(fd));
+  return 0;
+}
+
 long RunStep(const ChildContext* ctx, const PreparedStep& s) {
+  if (s.flags & kFlagInRoot) {
+    if (s.op == Op::Mount) return MountInRoot(s);
+    if (s.op == Op::Mkdir) return MkdirInRoot(s);
+    if (s.op == Op::Touch) return TouchInRoot(s);
+    return -EINVAL;
+  }
   const int64_t* a = s.args;
   switch (s.op) {
     case Op::Mount:

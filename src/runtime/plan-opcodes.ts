@@ -51,4 +51,5 @@ export const StepFlag = {
   IgnoreExist: 1 << 0,
   Optional: 1 << 1,
   IgnoreMissing: 1 << 2,
+  InRoot: 1 << 3,
 } as const;

@@ -6,6 +6,7 @@ import { DEFAULT_SECCOMP_PROFILE } from '../../src/linux/seccomp';
 import { loadNative } from '../../src/native';
 import { buildContainerPlan } from '../../src/runtime/container-plan';
 import { buildSpec } from '../../src/runtime/options';
+import { spawnContainer } from '../../src/runtime/spawn';
 import { serializePlan, PlanStep } from '../../src/runtime/plan';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
@@ -260,6 +261,36 @@ describeAsRoot('security: capabilities, no_new_privs, masked paths, escapes', ()
       expect(r.stdout).toBe(`${outside} tmpfs\nhi\n`);
       // Nothing reached the host's directory.
       expect(fs.readdirSync(outside)).toEqual([]);
+    } finally {
+      fs.rmSync(rootfs, { recursive: true, force: true });
+    }
+  });
+
+  test('CVE-2021-30465: a destination swapped for a symlink after it was resolved is resolved in the root again when mounted', async () => {
+    const rootfs = path.join(tmp(), 'raced-rootfs');
+    execFileSync('cp', ['-a', busyboxRootfs(), rootfs]);
+    const outside = path.join(tmp(), 'raced-outside');
+    fs.mkdirSync(outside);
+    fs.mkdirSync(path.join(rootfs, 'data'));
+    try {
+      // The plan is built while /data is a directory...
+      const spec = buildSpec({ rootfs, args: ['sh', '-c', `grep " /data " /proc/self/mountinfo | cut -d" " -f5,9`], tmpfs: { '/data': '' } }, 'raced00000000000');
+      const plan = buildContainerPlan(spec, { stdio: [-1, -1, -1], dieWithParent: true, pivot: true, cgroupJoin: [] });
+      // ...and before the child mounts, /data becomes a link out of the root (the race's winning move).
+      fs.rmdirSync(path.join(rootfs, 'data'));
+      fs.symlinkSync(`/../../../../../..${outside}`, path.join(rootfs, 'data'));
+      const err = (() => {
+        try {
+          const spawned = spawnContainer(spec, plan);
+          fs.closeSync(spawned.pidfd);
+          return null;
+        } catch (e) {
+          return e;
+        }
+      })();
+      // Inside the root the link names <root>/<outside>, which does not exist: the mount fails, and never lands on the host's directory.
+      expect(err).toBeInstanceOf(SyscallError);
+      expect(err).toMatchObject({ syscall: 'mount', code: 'ENOENT', path: path.join(rootfs, 'data') });
     } finally {
       fs.rmSync(rootfs, { recursive: true, force: true });
     }

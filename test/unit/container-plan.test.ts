@@ -119,12 +119,15 @@ describe('buildContainerPlan', () => {
     expect(strings(b, pivot)).toEqual(['.', '.', null, null]);
     expect(b.decoded.steps[pivot + 1].args[0]).toBe(2n /* MNT_DETACH */);
     expect(strings(b, pivot + 2)[0]).toBe('/');
-    // Every mount point is created inside the root first, tolerating EEXIST.
+    // Every mount point is created inside the root first, tolerating EEXIST,
+    // and the child resolves it again inside the root (the root's length in args[2]).
     for (const [i, step] of b.decoded.steps.entries()) {
-      if (step.op !== 'Mkdir') continue;
-      expect(step.flags).toBe(StepFlag.IgnoreExist);
-      expect(strings(b, i)[0]?.startsWith(`${rootfs}/`)).toBe(true);
+      if (step.op !== 'Mkdir' && !(step.op === 'Mount' && step.flags & StepFlag.InRoot)) continue;
+      if (step.op === 'Mkdir') expect(step.flags).toBe(StepFlag.IgnoreExist | StepFlag.InRoot);
+      expect(step.args[2]).toBe(BigInt(rootfs.length));
+      expect(strings(b, i)[step.op === 'Mkdir' ? 0 : 1]?.startsWith(`${rootfs}/`)).toBe(true);
     }
+    expect(b.decoded.steps.filter((s) => s.op === 'Mount' && s.flags & StepFlag.InRoot).length).toBeGreaterThanOrEqual(6);
   });
 
   test('the process steps carry the credentials, cwd, stdio and the command', () => {
