@@ -37,7 +37,7 @@ export const DEFAULT_DEVICE_RULES: readonly LinuxDeviceCgroup[] = [
 ];
 
 /** glibc's major()/minor() of a stat's 64-bit dev_t. */
-function splitDev(rdev: number | bigint): { major: number; minor: number } {
+export function splitDev(rdev: number | bigint): { major: number; minor: number } {
   const dev = BigInt(rdev);
   return {
     major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)),

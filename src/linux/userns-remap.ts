@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NotFoundError, SyscallError, ValidationError, syscallErrorFrom } from '../errors';
@@ -5,6 +6,7 @@ import { loadNative } from '../native';
 import type { IdMapping } from '../oci/runtime-spec';
 import { serializePlan } from '../runtime/plan';
 import { withFileLock } from '../util/file-lock';
+import { splitDev } from './devices';
 import { isMapped, writeIdMaps } from './idmap';
 import { CLONE_NEW } from './namespaces';
 import { MNT_DETACH } from './mounts';
@@ -166,8 +168,8 @@ export function idmappedBinds(sources: readonly string[], dir: string, uid: read
     sources.forEach((source, i) => {
       const target = path.join(dir, String(i));
       fs.mkdirSync(target, { recursive: true, mode: 0o700 });
-      native.idmapBind(source, target, usernsFd);
       targets.push(target);
+      native.idmapBind(source, target, usernsFd);
     });
     return targets;
   } catch (err) {
@@ -178,6 +180,7 @@ export function idmappedBinds(sources: readonly string[], dir: string, uid: read
   }
 }
 
+/** Detaches the binds and removes their mount points, and then `dir` that held them. */
 export function detachIdmapped(targets: readonly string[]): void {
   for (const target of targets) {
     try {
@@ -185,10 +188,88 @@ export function detachIdmapped(targets: readonly string[]): void {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EINVAL' && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    try {
-      fs.rmdirSync(target);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
+    removeEmptyDir(target);
   }
+  if (targets.length > 0) removeEmptyDir(path.dirname(targets[0]));
+}
+
+/** rmdir: never recursive, since a mount that failed to detach must not be emptied. */
+function removeEmptyDir(dir: string): void {
+  try {
+    fs.rmdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}
+
+/** The host id of a container id, or the id itself where the maps leave it out (it shows as nobody). */
+function shiftId(mappings: readonly IdMapping[], id: number): number {
+  const m = mappings.find((r) => id >= r.containerID && id < r.containerID + r.size);
+  return m ? m.hostID + (id - m.containerID) : id;
+}
+
+/**
+ * A copy of the tree `src` at `dst` with every owner shifted through the
+ * maps, for filesystems that cannot take idmapped mounts: files, links,
+ * device nodes (overlay whiteouts), fifos, hard links, extended attributes
+ * (trusted.overlay.opaque), modes (set after the chown, which clears
+ * set-id bits) and times are kept.
+ */
+export function shiftedCopy(src: string, dst: string, uid: readonly IdMapping[], gid: readonly IdMapping[]): void {
+  const native = loadNative();
+  const hardLinks = new Map<string, string>();
+  const copy = (from: string, to: string): void => {
+    const st = fs.lstatSync(from, { bigint: true });
+    const mode = Number(st.mode & 0o7777n);
+    const key = `${st.dev}:${st.ino}`;
+    if (!st.isDirectory() && st.nlink > 1n && hardLinks.has(key)) {
+      fs.linkSync(hardLinks.get(key) as string, to);
+      return;
+    }
+    if (st.isDirectory()) {
+      fs.mkdirSync(to, { mode: 0o700 });
+      for (const entry of fs.readdirSync(from)) copy(path.join(from, entry), path.join(to, entry));
+    } else if (st.isFile()) {
+      fs.copyFileSync(from, to, fs.constants.COPYFILE_FICLONE);
+    } else if (st.isSymbolicLink()) {
+      fs.symlinkSync(fs.readlinkSync(from), to);
+    } else if (st.isCharacterDevice() || st.isBlockDevice() || st.isFIFO()) {
+      const { major, minor } = splitDev(st.rdev);
+      native.mknod(to, Number(st.mode), major, minor);
+    } else {
+      // A socket is not content: nothing listens on it in a copy.
+      return;
+    }
+    if (st.nlink > 1n && !st.isDirectory()) hardLinks.set(key, to);
+    for (const name of native.llistxattr(from)) {
+      const value = native.lgetxattr(from, name);
+      if (value) native.lsetxattr(to, name, value, 0);
+    }
+    fs.lchownSync(to, shiftId(uid, Number(st.uid)), shiftId(gid, Number(st.gid)));
+    if (!st.isSymbolicLink()) fs.chmodSync(to, mode);
+    fs.lutimesSync(to, st.atime, st.mtime);
+  };
+  copy(src, dst);
+}
+
+/**
+ * The shifted copy of layer directory `diff` for these maps, made once and
+ * kept beside it (`<layer>/remap-<maps>`), so that it goes when the layer
+ * does. Made under a temporary name and renamed into place: a concurrent
+ * start that made it first wins, and its copy is used.
+ */
+export function cachedShiftedCopy(diff: string, uid: readonly IdMapping[], gid: readonly IdMapping[]): string {
+  const key = createHash('sha256').update(JSON.stringify([uid, gid])).digest('hex').slice(0, 16);
+  const target = path.join(path.dirname(diff), `remap-${key}`);
+  if (fs.existsSync(target)) return target;
+  const staging = `${target}.tmp-${process.pid}-${Date.now()}`;
+  try {
+    shiftedCopy(diff, staging, uid, gid);
+    fs.renameSync(staging, target);
+  } catch (err) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || !fs.existsSync(target)) throw syscallErrorFrom('userns-remap', err, `copying ${diff} with shifted owners`);
+  }
+  return target;
 }

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { run } from '../../src';
 import type { RunOptions } from '../../src';
 import { parseSubIds, remapMappings } from '../../src/linux/userns-remap';
+import { loadNative } from '../../src/native';
 import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
@@ -50,6 +51,7 @@ describeAsRoot('--userns-remap: root in the container is an unprivileged host id
     // The layers themselves were not chowned: only seen through idmapped mounts.
     const layerPasswd = execFileSync('sh', ['-c', `stat -c %u ${root()}/overlay2/*/diff/etc/passwd | sort -u`], { encoding: 'utf8' });
     expect(layerPasswd.trim()).toBe('0');
+    expect(fs.readdirSync(path.join(root(), 'overlay2')).flatMap((d) => (fs.existsSync(path.join(root(), 'overlay2', d, 'diff')) ? fs.readdirSync(path.join(root(), 'overlay2', d)) : [])).filter((e) => e.startsWith('remap-'))).toEqual([]);
   });
 
   test('--user inside the remapped namespace maps too; USER:GROUP and numeric names resolve', async () => {
@@ -65,6 +67,31 @@ describeAsRoot('--userns-remap: root in the container is an unprivileged host id
     expect(await remapMappings('remapper', files())).toEqual({ uid: [{ containerID: 0, hostID: 500000, size: 1000 }], gid: [{ containerID: 0, hostID: 600000, size: 1000 }] });
     const r2 = await collect({ usernsRemap: 'remapper', args: ['cat', '/proc/self/uid_map'] });
     expect(r2.stdout.trim().split(/\s+/)).toEqual(['0', '500000', '1000']);
+  });
+
+  test('a store on a filesystem without idmapped mounts (ramfs): the layers are used through cached copies with shifted owners', async () => {
+    const ramfs = path.join(tmp(), 'ramfs');
+    fs.mkdirSync(ramfs);
+    loadNative().mount('ramfs', ramfs, 'ramfs', 0, 'mode=711');
+    try {
+      const store = path.join(ramfs, 'store');
+      await Store.open(store).importRootfs(path.join(tmp(), 'busybox.tar'), 'busybox:ram', { changes: ['CMD ["sh"]'] });
+      const options = { image: 'busybox:ram', root: store, args: ['sh', '-c', 'id -u; stat -c "%u:%g %A" /etc/passwd /bin/busybox; echo hi > /etc/new && cat /etc/new'] };
+      const r = await collect(options);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('0\n0:0 -rw-r--r--\n0:0 -rwxr-xr-x\nhi\n');
+      // One copy of the image's layer for these maps, owned by the mapped root on the host, the original untouched.
+      const copies = execFileSync('sh', ['-c', `ls -d ${store}/overlay2/*/remap-*`], { encoding: 'utf8' }).trim().split('\n');
+      expect(copies).toHaveLength(1);
+      expect(fs.statSync(path.join(copies[0], 'etc', 'passwd')).uid).toBe(BASE);
+      expect(fs.statSync(path.join(path.dirname(copies[0]), 'diff', 'etc', 'passwd')).uid).toBe(0);
+      const made = fs.statSync(copies[0]).mtimeMs;
+      // The next container reuses it.
+      expect((await collect(options)).exitCode).toBe(0);
+      expect(fs.statSync(copies[0]).mtimeMs).toBe(made);
+    } finally {
+      loadNative().umount2(ramfs, 2 /* MNT_DETACH */);
+    }
   });
 
   test('default creates the dockremap ranges after the highest one in use, as dockerd does; an unknown user is an error', async () => {
