@@ -9,7 +9,7 @@ import { AARCH64_SYSCALLS, X86_64_SYSCALLS } from './syscall-table';
  * The program checks the architecture first (any other ABI, such as i386
  * or x32 on an x86_64 kernel, kills the process: a rule written against
  * x86_64 numbers means nothing there), then walks the syscalls in number
- * order. Each syscall's rules are tried in the profile's order; a rule
+ * order (a binary search). Each syscall's rules are tried in the profile's order; a rule
  * matches when all its argument conditions do (64-bit comparisons, done
  * as two 32-bit ones, high word first); no match gives the default action.
  * See: man 2 seccomp, linux/filter.h, linux/seccomp.h.
@@ -149,6 +149,35 @@ function ruleCode(field: string, args: readonly LinuxSeccompArg[], action: numbe
   return code;
 }
 
+/** Syscalls a leaf of the search tree tests one after the other. */
+const LEAF_SIZE = 4;
+
+/**
+ * The syscall blocks (sorted by number) as a binary search on the number
+ * in the accumulator, so a syscall costs a few dozen instructions rather
+ * than a walk of the whole list; each leaf tests its few numbers in turn
+ * and ends in the default action. Far jumps go through JA, whose offset
+ * is 32 bits (a conditional jump's is 8).
+ */
+function searchTree(blocks: [number, Insn[]][], defaultAction: number): Insn[] {
+  if (blocks.length <= LEAF_SIZE) {
+    const code: Insn[] = [];
+    for (const [nr, block] of blocks) {
+      if (block.length <= 255) code.push(insn(JEQ_K, nr, 0, block.length));
+      else code.push(insn(JEQ_K, nr, 1, 0), insn(JA, block.length));
+      // Every path through the block returns, so the accumulator the
+      // conditions reload is never seen by the next syscall's test.
+      code.push(...block);
+    }
+    code.push(ret(defaultAction));
+    return code;
+  }
+  const mid = Math.floor(blocks.length / 2);
+  const left = searchTree(blocks.slice(0, mid), defaultAction);
+  const right = searchTree(blocks.slice(mid), defaultAction);
+  return [insn(JGE_K, blocks[mid][0], 0, 1), insn(JA, left.length), ...left, ...right];
+}
+
 /**
  * Compiles `seccomp` for `arch`; names this architecture does not have are
  * skipped (Docker's profile lists every architecture's), and returned in
@@ -176,19 +205,12 @@ export function compileSeccomp(seccomp: LinuxSeccomp, arch: SeccompArch): { prog
 
   const program: Insn[] = [insn(LD_W_ABS, OFFSET_ARCH), insn(JEQ_K, table.audit, 1, 0), ret(SECCOMP_RET.SCMP_ACT_KILL_PROCESS), insn(LD_W_ABS, OFFSET_NR)];
   if (table.x32) program.push(insn(JGE_K, X32_SYSCALL_BIT, 0, 1), ret(SECCOMP_RET.SCMP_ACT_KILL_PROCESS));
-  for (const [nr, rules] of [...bySyscall].sort((a, b) => a[0] - b[0])) {
+  const blocks = [...bySyscall].sort((a, b) => a[0] - b[0]).map(([nr, rules]): [number, Insn[]] => [
+    nr,
     // Rules that can fall through end in the default action.
-    const block = rules[rules.length - 1].code === RET_K && rules.length === 1 ? rules : [...rules, ret(defaultAction)];
-    if (block.length <= 255) {
-      program.push(insn(JEQ_K, nr, 0, block.length));
-    } else {
-      program.push(insn(JEQ_K, nr, 1, 0), insn(JA, block.length));
-    }
-    // Every path through the block returns, so the accumulator the
-    // conditions reload is never seen by the next syscall's test.
-    program.push(...block);
-  }
-  program.push(ret(defaultAction));
+    rules[rules.length - 1].code === RET_K && rules.length === 1 ? rules : [...rules, ret(defaultAction)],
+  ]);
+  program.push(...searchTree(blocks, defaultAction));
   if (program.length > 4096) throw new ValidationError('linux.seccomp', `the filter has ${program.length} instructions; the kernel takes at most 4096`);
 
   const buf = Buffer.alloc(program.length * 8);
