@@ -89,6 +89,9 @@ describeAsRoot('tsrun CLI', () => {
     const badOpt = runInBusybox(['true'], ['--security-opt', 'apparmor=x']);
     expect(badOpt.status).toBe(125);
     expect(badOpt.stderr).toMatch(/--security-opt: unknown option "apparmor=x"/);
+    const noRange = runInBusybox(['true'], ['--userns-remap', 'tsrun-no-such-user']);
+    expect(noRange.status).toBe(125);
+    expect(noRange.stderr).toMatch(/usernsRemap: tsrun-no-such-user has no range in \/etc\/subuid/);
   });
   test('the exit code of the container is the exit code of tsrun', () => {
     expect(runInBusybox(['sh', '-c', 'exit 7']).status).toBe(7);
