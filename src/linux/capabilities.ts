@@ -172,6 +172,8 @@ export function capabilitySteps(caps: LinuxCapabilities, setUser: PlanStep[], la
   if ((ambient & ~(permitted & inheritable)) !== 0n) {
     throw new ValidationError('process.capabilities.ambient', `${capabilityNames(ambient & ~(permitted & inheritable)).join(', ')} must be permitted and inheritable`);
   }
+  // Capabilities newer than this kernel are left out, as runc does: capset would refuse them.
+  const known = (1n << BigInt(lastCap + 1)) - 1n;
   const steps: PlanStep[] = [];
   for (let cap = 0; cap <= lastCap; cap++) {
     if (!((bounding >> BigInt(cap)) & 1n)) {
@@ -181,8 +183,8 @@ export function capabilitySteps(caps: LinuxCapabilities, setUser: PlanStep[], la
   }
   steps.push({ op: 'Prctl', args: [PR_SET_KEEPCAPS, 1, 0], phase, detail: 'PR_SET_KEEPCAPS' });
   steps.push(...setUser);
-  steps.push({ op: 'Capset', args: [effective, permitted, inheritable], phase, detail: 'effective, permitted and inheritable sets' });
-  for (const name of capabilityNames(ambient)) {
+  steps.push({ op: 'Capset', args: [effective & known, permitted & known, inheritable & known], phase, detail: 'effective, permitted and inheritable sets' });
+  for (const name of capabilityNames(ambient & known)) {
     steps.push({ op: 'Prctl', args: [PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAPABILITIES[name]], phase, target: name, detail: 'raise in the ambient set' });
   }
   return steps;

@@ -141,4 +141,3 @@ function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
   });
   return steps;
 }
-
