@@ -1,13 +1,14 @@
 import { ValidationError } from '../../src/errors';
 import { DEFAULT_SECCOMP_PROFILE, compileSeccomp, resolveProfile, syscallNumber } from '../../src/linux/seccomp';
 import type { SeccompArch } from '../../src/linux/seccomp';
-import { AARCH64_SYSCALLS, X86_64_SYSCALLS } from '../../src/linux/seccomp/syscall-table';
+import { AARCH64_SYSCALLS, I386_SYSCALLS, X86_64_SYSCALLS } from '../../src/linux/seccomp/syscall-table';
 import type { LinuxSeccomp } from '../../src/oci/runtime-spec';
 
 const AUDIT = { x86_64: 0xc000003e, aarch64: 0xc00000b7 };
 const ALLOW = 0x7fff0000;
 const errno = (e: number): number => 0x00050000 | e;
 const KILL_PROCESS = 0x80000000;
+const AUDIT_I386 = 0x40000003;
 
 /**
  * A classic BPF interpreter for the instructions a seccomp filter may use,
@@ -113,10 +114,19 @@ describe('seccomp: Docker\'s default profile compiled for each architecture', ()
     expect(check('clone3')).toBe(ALLOW);
   });
 
-  test('another architecture\'s syscalls (i386 on x86_64) and x32 numbers are refused outright', () => {
-    const { program } = compileSeccomp(resolveProfile(DEFAULT_SECCOMP_PROFILE, { capabilities: [], arch: 'x86_64' }), 'x86_64');
-    expect(runFilter(program, { nr: 0, arch: 0x40000003 /* AUDIT_ARCH_I386 */ })).toBe(KILL_PROCESS);
+  test('i386 calls on x86_64 get the same rules by their own numbers; any other ABI, x32 included, is killed', () => {
+    const resolved = resolveProfile(DEFAULT_SECCOMP_PROFILE, { capabilities: [], arch: 'x86_64' });
+    const { program } = compileSeccomp(resolved, 'x86_64');
+    const i386 = (name: string): number => runFilter(program, { nr: I386_SYSCALLS[name], arch: AUDIT_I386 });
+    for (const name of ['read', 'socketcall', 'chown32', '_llseek', 'mmap2', 'modify_ldt']) expect([name, i386(name)]).toEqual([name, ALLOW]);
+    for (const name of ['unshare', 'mount', 'kexec_load', 'keyctl']) expect([name, i386(name)]).toEqual([name, errno(1)]);
+    expect(i386('clone3')).toBe(errno(38));
+    expect(runFilter(program, { nr: 0, arch: 0x40000028 /* AUDIT_ARCH_ARM */ })).toBe(KILL_PROCESS);
     expect(runFilter(program, { nr: 0x40000000, arch: AUDIT.x86_64 })).toBe(KILL_PROCESS);
+    // A profile that lists only x86_64 kills the 32-bit ABI.
+    const nativeOnly = compileSeccomp({ ...resolved, architectures: ['SCMP_ARCH_X86_64'] }, 'x86_64').program;
+    expect(runFilter(nativeOnly, { nr: I386_SYSCALLS.read, arch: AUDIT_I386 })).toBe(KILL_PROCESS);
+    expect(runFilter(nativeOnly, { nr: X86_64_SYSCALLS.read, arch: AUDIT.x86_64 })).toBe(ALLOW);
   });
 });
 

@@ -1,15 +1,16 @@
 import { ValidationError } from '../../errors';
 import type { LinuxSeccomp, LinuxSeccompArg, SeccompAction } from '../../oci/runtime-spec';
-import { AARCH64_SYSCALLS, X86_64_SYSCALLS } from './syscall-table';
+import { AARCH64_SYSCALLS, I386_SYSCALLS, X86_64_SYSCALLS } from './syscall-table';
 
 /**
  * A seccomp filter compiler: `linux.seccomp` (the OCI form, rules already
  * resolved) to a classic BPF program for one architecture.
  *
- * The program checks the architecture first (any other ABI, such as i386
- * or x32 on an x86_64 kernel, kills the process: a rule written against
- * x86_64 numbers means nothing there), then walks the syscalls in number
- * order (a binary search). Each syscall's rules are tried in the profile's order; a rule
+ * The program checks the architecture first and goes to that ABI's
+ * section: the native one, and i386 on x86_64 where the profile lists
+ * SCMP_ARCH_X86 (as Docker's does); any other ABI, x32 included, kills the
+ * process, since a rule names syscalls by one ABI's numbers. A section
+ * finds the syscall number with a binary search. Each syscall's rules are tried in the profile's order; a rule
  * matches when all its argument conditions do (64-bit comparisons, done
  * as two 32-bit ones, high word first); no match gives the default action.
  * See: man 2 seccomp, linux/filter.h, linux/seccomp.h.
@@ -17,9 +18,23 @@ import { AARCH64_SYSCALLS, X86_64_SYSCALLS } from './syscall-table';
 
 export type SeccompArch = 'x86_64' | 'aarch64';
 
-const ARCHES: Record<SeccompArch, { audit: number; syscalls: Readonly<Record<string, number>>; x32: boolean }> = {
-  x86_64: { audit: 0xc000003e, syscalls: X86_64_SYSCALLS, x32: true },
-  aarch64: { audit: 0xc00000b7, syscalls: AARCH64_SYSCALLS, x32: false },
+/** A syscall ABI: what seccomp_data.arch says for it, and its numbers. */
+interface Abi {
+  scmp: string;
+  audit: number;
+  syscalls: Readonly<Record<string, number>>;
+  /** x86_64's x32 calls come with AUDIT_ARCH_X86_64 and bit 30 set in the number. */
+  x32: boolean;
+}
+
+const X86_64: Abi = { scmp: 'SCMP_ARCH_X86_64', audit: 0xc000003e, syscalls: X86_64_SYSCALLS, x32: true };
+const I386: Abi = { scmp: 'SCMP_ARCH_X86', audit: 0x40000003, syscalls: I386_SYSCALLS, x32: false };
+const AARCH64: Abi = { scmp: 'SCMP_ARCH_AARCH64', audit: 0xc00000b7, syscalls: AARCH64_SYSCALLS, x32: false };
+
+/** Each host architecture's own ABI, and the 32-bit one a profile may list too. */
+const ARCHES: Record<SeccompArch, { native: Abi; compat: Abi[] }> = {
+  x86_64: { native: X86_64, compat: [I386] },
+  aarch64: { native: AARCH64, compat: [] },
 };
 
 /** The seccomp architecture of this Node process. */
@@ -30,7 +45,7 @@ export function hostSeccompArch(arch: string = process.arch): SeccompArch {
 }
 
 export function syscallNumber(arch: SeccompArch, name: string): number | undefined {
-  return ARCHES[arch].syscalls[name];
+  return ARCHES[arch].native.syscalls[name];
 }
 
 // Classic BPF opcodes (linux/bpf_common.h).
@@ -184,33 +199,45 @@ function searchTree(blocks: [number, Insn[]][], defaultAction: number): Insn[] {
  * `unknown` for the caller to log.
  */
 export function compileSeccomp(seccomp: LinuxSeccomp, arch: SeccompArch): { program: Buffer; unknown: string[] } {
-  const table = ARCHES[arch];
+  const { native, compat } = ARCHES[arch];
   const defaultAction = actionValue('linux.seccomp.defaultAction', seccomp.defaultAction, seccomp.defaultErrnoRet);
-  const bySyscall = new Map<number, Insn[]>();
-  const unknown = new Set<string>();
-  (seccomp.syscalls ?? []).forEach((rule, r) => {
+  const rules = (seccomp.syscalls ?? []).flatMap((rule, r) => {
     const field = `linux.seccomp.syscalls[${r}]`;
     const action = actionValue(`${field}.action`, rule.action, rule.errnoRet, seccomp.defaultErrnoRet);
     // A rule that only repeats the default changes nothing.
-    if (action === defaultAction && (rule.args ?? []).length === 0) return;
-    for (const name of rule.names ?? []) {
-      const nr = table.syscalls[name];
-      if (nr === undefined) {
-        unknown.add(name);
-        continue;
-      }
-      bySyscall.set(nr, [...(bySyscall.get(nr) ?? []), ...ruleCode(field, rule.args ?? [], action)]);
-    }
+    if (action === defaultAction && (rule.args ?? []).length === 0) return [];
+    return [{ names: rule.names ?? [], code: ruleCode(field, rule.args ?? [], action) }];
   });
+  const unknown = new Set(rules.flatMap((r) => r.names).filter((name) => native.syscalls[name] === undefined));
 
-  const program: Insn[] = [insn(LD_W_ABS, OFFSET_ARCH), insn(JEQ_K, table.audit, 1, 0), ret(SECCOMP_RET.SCMP_ACT_KILL_PROCESS), insn(LD_W_ABS, OFFSET_NR)];
-  if (table.x32) program.push(insn(JGE_K, X32_SYSCALL_BIT, 0, 1), ret(SECCOMP_RET.SCMP_ACT_KILL_PROCESS));
-  const blocks = [...bySyscall].sort((a, b) => a[0] - b[0]).map(([nr, rules]): [number, Insn[]] => [
-    nr,
-    // Rules that can fall through end in the default action.
-    rules[rules.length - 1].code === RET_K && rules.length === 1 ? rules : [...rules, ret(defaultAction)],
-  ]);
-  program.push(...searchTree(blocks, defaultAction));
+  // One section per ABI the profile lists (the native one always); any
+  // other ABI is killed.
+  const abis = [native, ...compat.filter((abi) => seccomp.architectures?.includes(abi.scmp))];
+  const sections = abis.map((abi) => {
+    const bySyscall = new Map<number, Insn[]>();
+    for (const rule of rules) {
+      for (const name of rule.names) {
+        const nr = abi.syscalls[name];
+        if (nr !== undefined) bySyscall.set(nr, [...(bySyscall.get(nr) ?? []), ...rule.code]);
+      }
+    }
+    const blocks = [...bySyscall].sort((a, b) => a[0] - b[0]).map(([nr, code]): [number, Insn[]] => [
+      nr,
+      // Rules that can fall through end in the default action.
+      code[code.length - 1].code === RET_K && code.length === 1 ? code : [...code, ret(defaultAction)],
+    ]);
+    const section = [insn(LD_W_ABS, OFFSET_NR)];
+    if (abi.x32) section.push(insn(JGE_K, X32_SYSCALL_BIT, 0, 1), ret(SECCOMP_RET.SCMP_ACT_KILL_PROCESS));
+    return [...section, ...searchTree(blocks, defaultAction)];
+  });
+  const program: Insn[] = [insn(LD_W_ABS, OFFSET_ARCH)];
+  let start = 1 + 2 * abis.length + 1;
+  abis.forEach((abi, i) => {
+    program.push(insn(JEQ_K, abi.audit, 0, 1), insn(JA, start - program.length - 2));
+    start += sections[i].length;
+  });
+  program.push(ret(SECCOMP_RET.SCMP_ACT_KILL_PROCESS));
+  for (const section of sections) program.push(...section);
   if (program.length > 4096) throw new ValidationError('linux.seccomp', `the filter has ${program.length} instructions; the kernel takes at most 4096`);
 
   const buf = Buffer.alloc(program.length * 8);
