@@ -24,6 +24,7 @@ Napi::Value Lsetxattr(const Napi::CallbackInfo& info);
 Napi::Value Lgetxattr(const Napi::CallbackInfo& info);
 Napi::Value Llistxattr(const Napi::CallbackInfo& info);
 Napi::Value Flock(const Napi::CallbackInfo& info);
+Napi::Value IdmapBind(const Napi::CallbackInfo& info);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
@@ -46,6 +47,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr));
   exports.Set("llistxattr", Napi::Function::New(env, Llistxattr));
   exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("idmapBind", Napi::Function::New(env, IdmapBind));
   return exports;
 }
 

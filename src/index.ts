@@ -23,7 +23,12 @@ export type { BuildOptions, BuildResult, BuildEvent, BuildStep } from './build/b
 export { TsrunError, BuildError, SyscallError, ValidationError, NotFoundError, ConflictError, ContentError, DigestMismatchError, LockTimeoutError, RegistryError, AuthError } from './errors';
 export type { RegistryErrorDetails } from './errors';
 export type { Logger } from './logger';
-export type { Spec, IdMapping, LinuxResources } from './oci/runtime-spec';
+export type { Spec, IdMapping, LinuxResources, LinuxCapabilities, LinuxSeccomp, Mount, POSIXRlimit } from './oci/runtime-spec';
+export { DEFAULT_CAPABILITIES } from './linux/capabilities';
+export { DEFAULT_SECCOMP_PROFILE } from './linux/seccomp/default-profile';
+export type { SeccompProfile, SeccompProfileRule } from './linux/seccomp/profile';
+export type { Ulimit } from './linux/rlimits';
+export type { SubIdFiles } from './linux/userns-remap';
 export { Store } from './storage/store';
 export type { Image, ImageLayer, ImageSummary, ImportOptions, LayerImageOptions, PruneResult } from './storage/store';
 export { pullImage, pullIfMissing } from './registry/pull';

@@ -39,6 +39,9 @@ export const Op = {
   Touch: 27,
   Setrlimit: 28,
   Stdio: 29,
+  Capset: 30,
+  Seccomp: 31,
+  MaskPath: 32,
 } as const;
 
 export type OpName = keyof typeof Op;
@@ -48,4 +51,5 @@ export const StepFlag = {
   IgnoreExist: 1 << 0,
   Optional: 1 << 1,
   IgnoreMissing: 1 << 2,
+  InRoot: 1 << 3,
 } as const;

@@ -120,6 +120,12 @@ async function imageLifecycle(options: RunOptions & { image: string }, id: strin
   return createImageContainer(options, id, name, resources, logger);
 }
 
+async function userNamespaceRemap(options: RunOptions): Promise<RunOptions['idMappings']> {
+  if (options.idMappings) throw new ValidationError('usernsRemap', 'give either usernsRemap or idMappings, not both');
+  const { HOST_SUBID_FILES, remapMappings } = await import('../linux/userns-remap');
+  return remapMappings(options.usernsRemap as string, options.subIdFiles ?? HOST_SUBID_FILES);
+}
+
 /**
  * Starts a container and returns once its command has exec'd.
  *
@@ -128,9 +134,10 @@ async function imageLifecycle(options: RunOptions & { image: string }, id: strin
  * c.stdout?.pipe(process.stdout);
  * const { exitCode } = await c.wait();
  */
-export async function run(options: RunOptions): Promise<Container> {
-  const logger = options.logger ?? silentLogger;
-  options.signal?.throwIfAborted();
+export async function run(runOptions: RunOptions): Promise<Container> {
+  const logger = runOptions.logger ?? silentLogger;
+  runOptions.signal?.throwIfAborted();
+  const options = runOptions.usernsRemap === undefined ? runOptions : { ...runOptions, idMappings: await userNamespaceRemap(runOptions) };
   if ((options.rootfs === undefined) === (options.image === undefined)) throw new ValidationError('rootfs', 'give either rootfs or image, not both or neither');
   // Loaded here, not at the top, so that the CLI's other commands start without it.
   const cgroups = await import('./container-cgroup');
