@@ -24,6 +24,7 @@ Napi::Value Lsetxattr(const Napi::CallbackInfo& info);
 Napi::Value Lgetxattr(const Napi::CallbackInfo& info);
 Napi::Value Llistxattr(const Napi::CallbackInfo& info);
 Napi::Value Flock(const Napi::CallbackInfo& info);
+Napi::Value IdmapBind(const Napi::CallbackInfo& info);
 Napi::Value ReceiveFd(const Napi::CallbackInfo& info);
 Napi::Value SetWindowSize(const Napi::CallbackInfo& info);
 
@@ -48,6 +49,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr));
   exports.Set("llistxattr", Napi::Function::New(env, Llistxattr));
   exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("idmapBind", Napi::Function::New(env, IdmapBind));
   exports.Set("receiveFd", Napi::Function::New(env, ReceiveFd));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;

@@ -1,8 +1,9 @@
 // Thin wrappers for the filesystem syscalls Node lacks: mount, umount2,
-// pivot_root, mknod, sethostname and extended attributes. Each checks its
+// pivot_root, mknod, sethostname, extended attributes and idmapped binds. Each checks its
 // arguments, makes one syscall and throws an fs-style error.
 // See: man 2 mount, man 2 umount2, man 2 pivot_root, man 2 mknod,
 // man 2 setxattr, man 2 getxattr, man 2 listxattr.
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -174,6 +175,38 @@ Napi::Value Llistxattr(const Napi::CallbackInfo& info) {
     }
     return result;
   }
+}
+
+}  // namespace tsrun
+
+namespace tsrun {
+
+// idmapBind(source, target, usernsFd): binds `source` on `target` with the
+// ids of the user namespace `usernsFd` mapped onto it (an idmapped mount),
+// so that files owned by host root show as the namespace's root.
+// See: man 2 open_tree, man 2 mount_setattr, man 2 move_mount.
+Napi::Value IdmapBind(const Napi::CallbackInfo& info) {
+  const char* usage = "idmapBind(source: string, target: string, usernsFd: number)";
+  std::string source = StringArg(info, 0, usage);
+  std::string target = StringArg(info, 1, usage);
+  int userns_fd = static_cast<int>(NumberArg(info, 2, usage));
+  int tree = open_tree(AT_FDCWD, source.c_str(), OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+  if (tree < 0) ThrowErrno(info.Env(), "open_tree", errno, source);
+  struct mount_attr attr = {};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(userns_fd);
+  if (mount_setattr(tree, "", AT_EMPTY_PATH, &attr, sizeof attr) != 0) {
+    int err = errno;
+    close(tree);
+    ThrowErrno(info.Env(), "mount_setattr", err, source);
+  }
+  if (move_mount(tree, "", AT_FDCWD, target.c_str(), MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    int err = errno;
+    close(tree);
+    ThrowErrno(info.Env(), "move_mount", err, target);
+  }
+  close(tree);
+  return info.Env().Undefined();
 }
 
 }  // namespace tsrun

@@ -126,7 +126,11 @@ class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
       result = failure;
     }
     self->Unref();
-    self->callback_.MakeCallback(env.Global(), {result}, *self->context_);
+    // Called once: the strong reference to the callback (and the container
+    // its closure holds) goes with this call. Kept, it would be a GC root
+    // that keeps this wrapper, and so itself, alive for good.
+    Napi::FunctionReference callback = std::move(self->callback_);
+    callback.MakeCallback(env.Global(), {result}, *self->context_);
   }
 
   void ClosePoll() {

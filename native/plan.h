@@ -11,7 +11,8 @@
 //   steps:   step_count records of kStepSize bytes:
 //              u32 op, u32 flags, i64 args[3], u32 strs[4]
 //   pool:    NUL-terminated strings; a string list is u32 count followed by
-//            count u32 offsets (all offsets are relative to the pool start)
+//            count u32 offsets; a blob (Seccomp) is u32 byte length followed
+//            by the bytes (all offsets are relative to the pool start)
 // kNoString marks an absent string.
 //
 // The opcode numbers are mirrored in src/runtime/plan-opcodes.ts; a unit
@@ -34,7 +35,7 @@ enum class Op : uint32_t {
   Umount2 = 2,        // strs: target; args[0]: flags
   PivotRoot = 3,      // strs: new_root, put_old
   Chroot = 4,         // strs: path
-  Chdir = 5,          // strs: path
+  Chdir = 5,          // strs: path; ENOENT if the new cwd is outside the root
   Mkdir = 6,          // strs: path; args[0]: mode
   Mknod = 7,          // strs: path; args[0]: mode, args[1]: dev
   Symlink = 8,        // strs: target, linkpath
@@ -54,15 +55,18 @@ enum class Op : uint32_t {
   LinkUp = 22,        // strs: interface name (loopback in a new netns)
   SyncSignal = 23,    // args[0]: message byte; writes it to the sync fd
   SyncWait = 24,      // reads one byte from the sync fd (parent releases)
-  CloseFrom = 25,     // args[0]: first fd; marks fds >= it close-on-exec
+  CloseFrom = 25,     // args[0]: first fd; closes fds >= it but the error and sync channels
   Exec = 26,          // strs: candidates (list), argv (list), envp (list)
   Touch = 27,         // strs: path; args[0]: mode (creates a bind target)
   Setrlimit = 28,     // args: resource, soft, hard
   Stdio = 29,         // args: source fds for 0, 1, 2 (-1 keeps the fd)
-  OpenPty = 30,       // strs: ptmx path; args: console socket fd, rows << 16 | cols,
+  Capset = 30,        // args: effective, permitted, inheritable (64-bit masks)
+  Seccomp = 31,       // strs: blob (struct sock_filter[]); args[0]: SECCOMP_FILTER_FLAG_*
+  MaskPath = 32,      // strs: path; /dev/null bound over a file, a read-only tmpfs over a directory
+  OpenPty = 33,       // strs: ptmx path; args: console socket fd, rows << 16 | cols,
                       // owner uid (-1: keep); sends the master over the
                       // socket, makes the slave 0, 1, 2
-  PivotRootSlave = 31,  // strs: new root; pivot_root there, make the old root
+  PivotRootSlave = 34,  // strs: new root; pivot_root there, make the old root
                         // rslave through an fd to it, detach it, chdir /
 };
 
@@ -70,6 +74,11 @@ enum class Op : uint32_t {
 constexpr uint32_t kFlagIgnoreExist = 1u << 0;  // EEXIST is success
 constexpr uint32_t kFlagOptional = 1u << 1;     // any error is ignored
 constexpr uint32_t kFlagIgnoreMissing = 1u << 2;  // ENOENT is success
+// Mount (target), Mkdir and Touch: the path is a host path below the
+// container's root, whose first args[2] bytes name the root; the rest is
+// resolved inside it with openat2(RESOLVE_IN_ROOT) when the step runs, so
+// a symlink swapped in since TypeScript resolved it cannot lead out.
+constexpr uint32_t kFlagInRoot = 1u << 3;
 
 // What the child writes to the error channel before it exits; an empty
 // read (the channel closed by execve's CLOEXEC) means the exec succeeded.

@@ -5,7 +5,10 @@
 // allocate, lock, touch errno or throw: every call below is a raw syscall
 // over memory the parent prepared. See: man 2 clone, man 2 vfork.
 #include <fcntl.h>
-#include <linux/close_range.h>
+#include <linux/capability.h>
+#include <linux/limits.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
 #include <net/if.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -228,7 +231,158 @@ long PivotRootSlave(const PreparedStep& step) {
   return ret;
 }
 
+// A directory fd the runtime still holds (/proc/self/fd/N) leads outside
+// the root (runc CVE-2024-21626); so does a cwd kept from before the
+// pivot. The kernel's getcwd then answers "(unreachable)/...".
+long Chdir(const char* path) {
+  long ret = sys::call(SYS_chdir, path);
+  if (ret < 0) return ret;
+  char cwd[PATH_MAX];
+  ret = sys::call(SYS_getcwd, cwd, sizeof cwd);
+  if (ret < 0) return ret;
+  return cwd[0] == '/' ? 0 : -ENOENT;
+}
+
+// Really closed, not only close-on-exec: until execve a leaked directory fd
+// is a way out of the root for every path step that follows. The error
+// and sync channels stay (both are close-on-exec).
+long CloseFrom(const ChildContext* ctx, long first) {
+  long keep[2] = {ctx->error_fd, ctx->sync_fd};
+  if (keep[0] > keep[1]) {
+    long t = keep[0];
+    keep[0] = keep[1];
+    keep[1] = t;
+  }
+  long next = first;
+  for (long fd : keep) {
+    if (fd < next) continue;
+    if (fd > next) {
+      long ret = sys::call(SYS_close_range, next, fd - 1, 0);
+      if (ret < 0) return ret;
+    }
+    next = fd + 1;
+  }
+  return sys::call(SYS_close_range, next, ~0U, 0);
+}
+
+long Capset(const int64_t* masks) {
+  struct __user_cap_header_struct header = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  for (int i = 0; i < 2; i++) {
+    int shift = 32 * i;
+    data[i].effective = static_cast<uint32_t>(static_cast<uint64_t>(masks[0]) >> shift);
+    data[i].permitted = static_cast<uint32_t>(static_cast<uint64_t>(masks[1]) >> shift);
+    data[i].inheritable = static_cast<uint32_t>(static_cast<uint64_t>(masks[2]) >> shift);
+  }
+  return sys::call(SYS_capset, &header, data);
+}
+
+long Seccomp(const PreparedStep& step) {
+  struct sock_fprog prog = {static_cast<unsigned short>(step.filter_len), const_cast<struct sock_filter*>(step.filter)};
+  return sys::call(SYS_seccomp, SECCOMP_SET_MODE_FILTER, step.args[0], &prog);
+}
+
+// As runc does: /dev/null over a file, an empty read-only tmpfs over a
+// directory; a path this kernel does not have needs no mask.
+long MaskPath(const char* path) {
+  long ret = sys::call(SYS_mount, "/dev/null", path, nullptr, MS_BIND, nullptr);
+  if (ret == -ENOTDIR) ret = sys::call(SYS_mount, "tmpfs", path, "tmpfs", MS_RDONLY, nullptr);
+  return ret == -ENOENT ? 0 : ret;
+}
+
+// Splits `path` (root prefix of `root_len` bytes, then the part inside)
+// and opens the inside part with openat2(RESOLVE_IN_ROOT): ".." and
+// symlinks, absolute or not, stay inside the root. -ENOSYS: no openat2.
+long OpenInRoot(const char* path, long root_len, long flags, long mode) {
+  char root[PATH_MAX];
+  if (root_len <= 0 || root_len >= PATH_MAX) return -EINVAL;
+  for (long i = 0; i < root_len; i++) {
+    if (path[i] == 0) return -EINVAL;
+    root[i] = path[i];
+  }
+  root[root_len] = 0;
+  const char* rel = path + root_len;
+  while (*rel == '/') rel++;
+  if (*rel == 0) rel = ".";
+  long root_fd = sys::call(SYS_openat, AT_FDCWD, root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root_fd < 0) return root_fd;
+  struct open_how how = {};
+  how.flags = static_cast<uint64_t>(flags | O_CLOEXEC);
+  how.mode = static_cast<uint64_t>(mode);
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  long fd = sys::call(SYS_openat2, root_fd, rel, &how, sizeof how);
+  CloseFd(static_cast<int>(root_fd));
+  return fd;
+}
+
+// "/proc/self/fd/N" into buf, with no allocation.
+void ProcFdPath(long fd, char* buf) {
+  const char prefix[] = "/proc/self/fd/";
+  size_t n = 0;
+  for (; prefix[n] != 0; n++) buf[n] = prefix[n];
+  char digits[24];
+  size_t d = 0;
+  do {
+    digits[d++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0);
+  while (d > 0) buf[n++] = digits[--d];
+  buf[n] = 0;
+}
+
+// The mount point is opened inside the root and named through its fd, as
+// runc does since CVE-2021-30465.
+long MountInRoot(const PreparedStep& s) {
+  long fd = OpenInRoot(s.strs[1], s.args[2], O_PATH, 0);
+  if (fd == -ENOSYS) return sys::call(SYS_mount, s.strs[0], s.strs[1], s.strs[2], s.args[0], s.strs[3]);
+  if (fd < 0) return fd;
+  char target[64];
+  ProcFdPath(fd, target);
+  long ret = sys::call(SYS_mount, s.strs[0], target, s.strs[2], s.args[0], s.strs[3]);
+  CloseFd(static_cast<int>(fd));
+  return ret;
+}
+
+// mkdir of the last component in its parent, the parent opened inside the root.
+long MkdirInRoot(const PreparedStep& s) {
+  const char* path = s.strs[0];
+  long len = static_cast<long>(Length(path));
+  long slash = len - 1;
+  while (slash > 0 && path[slash] == '/') slash--;
+  long end = slash + 1;
+  while (slash > 0 && path[slash] != '/') slash--;
+  if (slash < s.args[2]) return -EINVAL;  // the root itself, or outside it
+  char parent[PATH_MAX];
+  char name[NAME_MAX + 1];
+  if (slash >= PATH_MAX || end - slash - 1 > NAME_MAX) return -ENAMETOOLONG;
+  for (long i = 0; i < slash; i++) parent[i] = path[i];
+  parent[slash] = 0;
+  long n = 0;
+  for (long i = slash + 1; i < end; i++) name[n++] = path[i];
+  name[n] = 0;
+  long dir = OpenInRoot(parent, s.args[2], O_PATH | O_DIRECTORY, 0);
+  if (dir == -ENOSYS) return sys::call(SYS_mkdirat, AT_FDCWD, path, s.args[0]);
+  if (dir < 0) return dir;
+  long ret = sys::call(SYS_mkdirat, dir, name, s.args[0]);
+  CloseFd(static_cast<int>(dir));
+  return ret;
+}
+
+long TouchInRoot(const PreparedStep& s) {
+  long fd = OpenInRoot(s.strs[0], s.args[2], O_CREAT | O_WRONLY | O_NOCTTY, s.args[0]);
+  if (fd == -ENOSYS) return Touch(s);
+  if (fd < 0) return fd;
+  CloseFd(static_cast<int>(fd));
+  return 0;
+}
+
 long RunStep(const ChildContext* ctx, const PreparedStep& s) {
+  if (s.flags & kFlagInRoot) {
+    if (s.op == Op::Mount) return MountInRoot(s);
+    if (s.op == Op::Mkdir) return MkdirInRoot(s);
+    if (s.op == Op::Touch) return TouchInRoot(s);
+    return -EINVAL;
+  }
   const int64_t* a = s.args;
   switch (s.op) {
     case Op::Mount:
@@ -240,7 +394,7 @@ long RunStep(const ChildContext* ctx, const PreparedStep& s) {
     case Op::Chroot:
       return sys::call(SYS_chroot, s.strs[0]);
     case Op::Chdir:
-      return sys::call(SYS_chdir, s.strs[0]);
+      return Chdir(s.strs[0]);
     case Op::Mkdir:
       return sys::call(SYS_mkdirat, AT_FDCWD, s.strs[0], a[0]);
     case Op::Mknod:
@@ -285,13 +439,19 @@ long RunStep(const ChildContext* ctx, const PreparedStep& s) {
     case Op::SyncWait:
       return SyncWait(ctx);
     case Op::CloseFrom:
-      return sys::call(SYS_close_range, a[0], ~0U, CLOSE_RANGE_CLOEXEC);
+      return CloseFrom(ctx, a[0]);
     case Op::Exec:
       return Exec(s);
     case Op::Touch:
       return Touch(s);
     case Op::Stdio:
       return Stdio(s);
+    case Op::Capset:
+      return Capset(a);
+    case Op::Seccomp:
+      return Seccomp(s);
+    case Op::MaskPath:
+      return MaskPath(s.strs[0]);
     case Op::OpenPty:
       return OpenPty(s);
     case Op::PivotRootSlave:

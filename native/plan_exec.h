@@ -1,6 +1,7 @@
 // The parsed plan and the child-side interpreter.
 #pragma once
 
+#include <linux/filter.h>
 #include <sys/types.h>
 
 #include <cstddef>
@@ -21,6 +22,9 @@ struct PreparedStep {
   char* const* lists[3];
   const gid_t* gids;
   size_t gid_count;
+  // Seccomp: the BPF program, copied out of the pool so that it is aligned.
+  const struct sock_filter* filter;
+  size_t filter_len;
 };
 
 // Owns everything the child reads; built by the parent before the clone.
@@ -29,6 +33,7 @@ struct PreparedPlan {
   std::vector<PreparedStep> steps;
   std::vector<std::vector<char*>> lists;
   std::vector<std::vector<gid_t>> gid_lists;
+  std::vector<std::vector<struct sock_filter>> filters;
 };
 
 // Parses the wire format; on malformed input returns false and sets `why`.

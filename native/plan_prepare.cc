@@ -62,6 +62,21 @@ class PoolReader {
     return true;
   }
 
+  bool Blob(uint32_t offset, const uint8_t** data, uint32_t* length) {
+    if (offset > pool_.size() || pool_.size() - offset < 4) {
+      *why_ = "blob offset " + std::to_string(offset) + " is outside the pool";
+      return false;
+    }
+    const uint8_t* base = reinterpret_cast<const uint8_t*>(pool_.data()) + offset;
+    *length = ReadU32(base);
+    if (pool_.size() - offset - 4 < *length) {
+      *why_ = "blob at " + std::to_string(offset) + " overruns the pool";
+      return false;
+    }
+    *data = base + 4;
+    return true;
+  }
+
  private:
   const std::vector<char>& pool_;
   std::string* why_;
@@ -93,6 +108,7 @@ bool PreparePlan(const uint8_t* data, size_t size, PreparedPlan* out, std::strin
   // Pointers into these vectors must stay valid: reserve the worst case.
   out->lists.reserve(count * 3);
   out->gid_lists.reserve(count);
+  out->filters.reserve(count);
 
   PoolReader pool(out->pool, why);
   for (uint32_t i = 0; i < count; i++) {
@@ -138,6 +154,19 @@ bool PreparePlan(const uint8_t* data, size_t size, PreparedPlan* out, std::strin
       }
       step.gids = gids.data();
       step.gid_count = gids.size();
+    } else if (step.op == Op::Seccomp) {
+      const uint8_t* blob;
+      uint32_t length;
+      if (!pool.Blob(ReadU32(strs), &blob, &length)) return false;
+      // The kernel takes at most BPF_MAXINSNS instructions.
+      if (length == 0 || length % sizeof(struct sock_filter) != 0 || length / sizeof(struct sock_filter) > BPF_MAXINSNS) {
+        *why = "step " + std::to_string(i) + ": a seccomp program of " + std::to_string(length) + " bytes";
+        return false;
+      }
+      auto& filter = out->filters.emplace_back(length / sizeof(struct sock_filter));
+      memcpy(filter.data(), blob, length);
+      step.filter = filter.data();
+      step.filter_len = filter.size();
     } else {
       for (int s = 0; s < 4; s++) {
         if (!pool.String(ReadU32(strs + 4 * s), &step.strs[s])) return false;

@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -79,8 +80,14 @@ pid_t CloneVfork(const ChildContext* ctx, uint64_t ns_flags, int* pidfd, int* er
     return -1;
   }
   int flags = static_cast<int>(CLONE_VM | CLONE_VFORK | CLONE_PIDFD | ns_flags) | SIGCHLD;
+  // "Dumpable" belongs to the memory map, which a CLONE_VM child shares:
+  // the child's PR_SET_DUMPABLE 0 (which keeps the container's processes
+  // away from /proc/PID/exe while it still is Node, CVE-2019-5736) must
+  // not outlive it in this process.
+  int dumpable = prctl(PR_GET_DUMPABLE);
   pid_t pid = clone(ChildEntry, stack.top(), flags, const_cast<ChildContext*>(ctx), pidfd);
   *err = errno;
+  if (dumpable >= 0) prctl(PR_SET_DUMPABLE, dumpable);
   return pid;
 }
 

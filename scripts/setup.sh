@@ -29,7 +29,7 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 # containernetworking-plugins and iptables give containers their bridge
 # network, tmux is the terminal the -it test types into); the peers are
 # only for benchmarks.
-required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd skopeo umoci podman runc docker-registry apache2-utils openssl containernetworking-plugins iptables tmux)
+required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd xz-utils bzip2 skopeo umoci podman runc docker-registry apache2-utils openssl containernetworking-plugins iptables tmux)
 peers=(crun hyperfine mmdebstrap)
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]; }

@@ -158,6 +158,22 @@ export class AuthError extends RegistryError {
 }
 
 /**
+ * A Dockerfile that cannot be parsed or built: names the file and the line
+ * of the instruction at fault.
+ * Example message: `Dockerfile:3: unknown instruction: FOOBAR`.
+ */
+export class BuildError extends TsrunError {
+  constructor(
+    message: string,
+    readonly file?: string,
+    readonly line?: number,
+    options?: ErrorOptions,
+  ) {
+    super(`${file === undefined ? '' : `${file}${line === undefined ? '' : `:${line}`}: `}${message}`, 'EBUILD', options);
+  }
+}
+
+/**
  * A CNI plugin failed (its error result, or its exit without one).
  * Example message: `network tsrun-test: CNI ADD bridge: failed to allocate for range 0: no IP addresses available (code 11)`.
  */

@@ -2,12 +2,13 @@ import yargs from 'yargs/yargs';
 import type { Argv, Options } from 'yargs';
 import { findCommand, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
+import { buildCommand } from './commands/build';
 import { commitCommand, diffCommand, inspectContainerCommand, psCommand, rmCommand } from './commands/containers';
 import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images';
 import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { runCommand } from './commands/run';
-import { systemPruneCommand } from './commands/system';
+import { systemCheckCommand, systemDfCommand, systemPruneCommand } from './commands/system';
 import { networkCheckCommand, networkCreateCommand, networkInspectCommand, networkLsCommand, networkRmCommand } from './commands/networks';
 import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumeRmCommand } from './commands/volumes';
 import { UsageError, reportError } from './fail';
@@ -29,6 +30,7 @@ const COMMANDS: CliCommand<never>[] = [
   rmCommand,
   commitCommand,
   diffCommand,
+  buildCommand,
   inspectContainerCommand,
   statsCommand,
   updateCommand,
@@ -41,6 +43,8 @@ const COMMANDS: CliCommand<never>[] = [
   rmiCommand,
   pruneCommand,
   systemPruneCommand,
+  systemDfCommand,
+  systemCheckCommand,
   networkCreateCommand,
   networkLsCommand,
   networkInspectCommand,

@@ -52,3 +52,16 @@ export async function readStdin(): Promise<string> {
   for await (const chunk of process.stdin) text += chunk as string;
   return text.replace(/\r?\n$/, '');
 }
+
+/** Asks on stderr and reads one answer line from stdin; no answer is no (as Docker's prune prompts). */
+export async function confirm(question: string): Promise<boolean> {
+  process.stderr.write(question);
+  const { createInterface } = await import('node:readline');
+  const lines = createInterface({ input: process.stdin });
+  try {
+    for await (const line of lines) return /^y(es)?$/i.test(line.trim());
+    return false;
+  } finally {
+    lines.close();
+  }
+}

@@ -49,12 +49,17 @@ export function resourceOptions(argv: ResourceArgs): ResourceOptions {
   return options;
 }
 
-const FLAG_OF_OPTION = new Map<string, string>(Object.entries(OPTION_OF_FLAG).map(([flag, option]) => [option, `--${flag}`]));
+const FLAG_OF_OPTION = new Map<string, string>([
+  ...Object.entries(OPTION_OF_FLAG).map(([flag, option]): [string, string] => [option, `--${flag}`]),
+  ['cwd', '--workdir'],
+  ['name', '--name'],
+  ['hostname', '--hostname'],
+]);
 
-/** A ValidationError about a limit names the flag the user typed (--cpuset-cpus), not the library's option (cpusetCpus). */
+/** A ValidationError about an option names the flag the user typed (--cpuset-cpus, --env), not the library's option (cpusetCpus, env[2]). */
 export function nameTheFlag(err: unknown): unknown {
   if (!(err instanceof ValidationError)) return err;
-  const flag = FLAG_OF_OPTION.get(err.field);
+  const flag = /^env\[\d+\]$/.test(err.field) ? '--env' : FLAG_OF_OPTION.get(err.field);
   const prefix = `${err.field}: `;
   if (flag === undefined || !err.message.startsWith(prefix)) return err;
   return new ValidationError(flag, err.message.slice(prefix.length));

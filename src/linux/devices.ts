@@ -1,4 +1,7 @@
-import type { Device } from '../oci/runtime-spec';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ValidationError } from '../errors';
+import type { Device, LinuxDeviceCgroup } from '../oci/runtime-spec';
 import type { PlanStep } from '../runtime/plan';
 import { StepFlag } from '../runtime/plan-opcodes';
 import { MS } from './mounts';
@@ -16,6 +19,83 @@ export const DEFAULT_DEVICES: readonly Device[] = [
   { path: '/dev/urandom', type: 'c', major: 1, minor: 9, fileMode: 0o666 },
   { path: '/dev/tty', type: 'c', major: 5, minor: 0, fileMode: 0o666 },
 ];
+
+/**
+ * Docker's device cgroup: nothing but mknod of any node, and read/write
+ * of the default devices, the pseudo-terminals and /dev/net/tun. A node
+ * made with CAP_MKNOD (say, the host's disk) cannot be opened.
+ */
+export const DEFAULT_DEVICE_RULES: readonly LinuxDeviceCgroup[] = [
+  { allow: false, access: 'rwm' },
+  { allow: true, type: 'c', access: 'm' },
+  { allow: true, type: 'b', access: 'm' },
+  ...DEFAULT_DEVICES.map((d): LinuxDeviceCgroup => ({ allow: true, type: 'c', major: d.major, minor: d.minor, access: 'rwm' })),
+  { allow: true, type: 'c', major: 5, minor: 1, access: 'rwm' },
+  { allow: true, type: 'c', major: 5, minor: 2, access: 'rwm' },
+  { allow: true, type: 'c', major: 136, access: 'rwm' },
+  { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' },
+];
+
+/** glibc's major()/minor() of a stat's 64-bit dev_t. */
+export function splitDev(rdev: number | bigint): { major: number; minor: number } {
+  const dev = BigInt(rdev);
+  return {
+    major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)),
+    minor: Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn)),
+  };
+}
+
+/** The device node at `hostPath`, to appear at `containerPath`; null when it is not one. */
+function deviceAt(hostPath: string, containerPath: string): Device | null {
+  const stat = fs.statSync(hostPath, { bigint: true });
+  const type = stat.isCharacterDevice() ? 'c' : stat.isBlockDevice() ? 'b' : null;
+  if (!type) return null;
+  return { path: containerPath, type, ...splitDev(stat.rdev), fileMode: Number(stat.mode & 0o7777n), uid: Number(stat.uid), gid: Number(stat.gid) };
+}
+
+/**
+ * `--device HOST[:CONTAINER][:PERMISSIONS]`, as docker run takes it: the
+ * host's node, where it appears in the container (default: the same
+ * path), and the cgroup access (some of r, w, m; default rwm).
+ */
+export function parseDeviceOption(field: string, value: string): { device: Device; rule: LinuxDeviceCgroup } {
+  const parts = value.split(':');
+  let access = 'rwm';
+  if (parts.length > 1 && /^[rwm]+$/.test(parts[parts.length - 1])) access = parts.pop() as string;
+  if (parts.length > 2 || !parts[0]) throw new ValidationError(field, `${JSON.stringify(value)} is not HOST[:CONTAINER][:PERMISSIONS]`);
+  const [hostPath, containerPath = parts[0]] = parts;
+  if (!path.isAbsolute(hostPath) || !path.isAbsolute(containerPath)) throw new ValidationError(field, `${JSON.stringify(value)}: both paths must be absolute`);
+  if (!containerPath.startsWith('/dev/')) throw new ValidationError(field, `${containerPath}: devices go under /dev`);
+  let device: Device | null;
+  try {
+    device = deviceAt(hostPath, path.posix.normalize(containerPath));
+  } catch (err) {
+    throw new ValidationError(field, `${hostPath}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such device on the host' : (err as Error).message}`);
+  }
+  if (!device) throw new ValidationError(field, `${hostPath} is not a character or block device`);
+  return { device, rule: { allow: true, type: device.type as 'c' | 'b', major: device.major, minor: device.minor, access } };
+}
+
+/** Skipped by --privileged: the container has its own of these. */
+const OWN_DEV = new Set(['pts', 'shm', 'mqueue', 'fd', 'stdin', 'stdout', 'stderr', 'ptmx', 'console', 'null', 'zero', 'full', 'random', 'urandom', 'tty']);
+
+/** Every device node under the host's /dev, as --privileged gives them. */
+export function hostDevices(dev = '/dev'): Device[] {
+  const devices: Device[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const full = path.join(dir, entry.name);
+      if (dir === dev && OWN_DEV.has(entry.name)) continue;
+      if (entry.isDirectory()) walk(full);
+      else if (entry.isCharacterDevice() || entry.isBlockDevice()) {
+        const device = deviceAt(full, full.replace(dev, '/dev'));
+        if (device) devices.push(device);
+      }
+    }
+  };
+  walk(dev);
+  return devices;
+}
 
 /** The standard links of /dev; ptmx points into the container's own devpts. */
 export const DEV_SYMLINKS: readonly [target: string, link: string][] = [
@@ -51,9 +131,18 @@ function typeBits(type: Device['type']): number {
  */
 export function deviceSteps(devices: readonly Device[], devDir: string, inUserNamespace: boolean): PlanStep[] {
   const steps: PlanStep[] = [];
+  const dirs = new Set<string>();
   for (const device of devices) {
     const name = device.path.replace(/^\/dev\//, '');
     const target = `${devDir}/${name}`;
+    // /dev/net/tun, /dev/dri/card0: the directories first.
+    const parts = name.split('/').slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) {
+      const dir = `${devDir}/${parts.slice(0, i).join('/')}`;
+      if (dirs.has(dir)) continue;
+      dirs.add(dir);
+      steps.push({ op: 'Mkdir', flags: StepFlag.IgnoreExist, args: [0o755], strs: [dir], phase: 'devices', target: dir });
+    }
     if (inUserNamespace) {
       steps.push({ op: 'Touch', args: [0o600], strs: [target], phase: 'devices', target });
       steps.push({ op: 'Mount', args: [MS.BIND], strs: [device.path, target, null, null], phase: 'devices', target, detail: `bind of the host's ${device.path}` });

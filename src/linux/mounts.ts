@@ -1,6 +1,7 @@
 import { ValidationError } from '../errors';
 import type { Mount } from '../oci/runtime-spec';
 import type { PlanStep } from '../runtime/plan';
+import { StepFlag } from '../runtime/plan-opcodes';
 
 /** Mount flags from <sys/mount.h>; the same on every Linux architecture. */
 export const MS = {
@@ -101,18 +102,22 @@ export function parseMountOptions(options: readonly string[] = []): ParsedMountO
 /**
  * Steps that mount `mount` on `target` (already resolved inside the root).
  * A bind mount ignores most flags on the first call, so read-only and the
- * like are applied with a remount, as mount(8) does.
+ * like are applied with a remount, as mount(8) does. With `root`, the
+ * child resolves `target` inside it again when it mounts (StepFlag.InRoot).
  */
-export function mountSteps(mount: Mount, target: string, phase: string): PlanStep[] {
+export function mountSteps(mount: Mount, target: string, phase: string, root?: string): PlanStep[] {
   const { flags, propagation, data } = parseMountOptions(mount.options);
   const isBind = (flags & MS.BIND) !== 0;
   const type = isBind ? null : (mount.type ?? null);
   if (!isBind && !type) throw new ValidationError(`mounts[${mount.destination}].type`, 'a mount that is not a bind needs a type');
   const detail = `${isBind ? 'bind' : type} from ${mount.source ?? 'none'}`;
+  const inRoot = root === undefined ? {} : { flags: StepFlag.InRoot };
+  const rootLength = root === undefined ? [] : [0, root.length];
   const steps: PlanStep[] = [
     {
       op: 'Mount',
-      args: [isBind ? flags & (MS.BIND | MS.REC) : flags],
+      ...inRoot,
+      args: [isBind ? flags & (MS.BIND | MS.REC) : flags, ...rootLength],
       strs: [mount.source ?? type, target, type, isBind || data === '' ? null : data],
       phase,
       target,
@@ -123,7 +128,8 @@ export function mountSteps(mount: Mount, target: string, phase: string): PlanSte
   if (isBind && remountFlags !== 0) {
     steps.push({
       op: 'Mount',
-      args: [MS.REMOUNT | MS.BIND | remountFlags],
+      ...inRoot,
+      args: [MS.REMOUNT | MS.BIND | remountFlags, ...rootLength],
       strs: [null, target, null, null],
       phase,
       target,
@@ -131,7 +137,7 @@ export function mountSteps(mount: Mount, target: string, phase: string): PlanSte
     });
   }
   for (const p of propagation) {
-    steps.push({ op: 'Mount', args: [p], strs: [null, target, null, null], phase, target, detail: 'propagation' });
+    steps.push({ op: 'Mount', ...inRoot, args: [p, ...rootLength], strs: [null, target, null, null], phase, target, detail: 'propagation' });
   }
   return steps;
 }

@@ -11,6 +11,26 @@ const MAX_SYMLINKS = 40;
  * yet are taken literally. Returns the host path.
  */
 export function resolveInRoot(root: string, unsafePath: string): string {
+  const resolved = resolveLinks(unsafePath, true, (parts) => {
+    const candidate = path.join(root, ...parts);
+    try {
+      return fs.lstatSync(candidate).isSymbolicLink() ? fs.readlinkSync(candidate) : null;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
+      return null;
+    }
+  });
+  return path.join(root, ...resolved);
+}
+
+/**
+ * The walk behind resolveInRoot, over any tree: `readLink` gets a path's
+ * components (from the root) and returns its target when it is a symlink,
+ * null otherwise. `..` stops at the root; with `followLast` false the
+ * last component is kept even when it is a link. Returns the components.
+ */
+export function resolveLinks(unsafePath: string, followLast: boolean, readLink: (parts: string[]) => string | null): string[] {
   const pending = unsafePath.split('/').filter((p) => p !== '' && p !== '.');
   const resolved: string[] = [];
   let links = 0;
@@ -20,24 +40,16 @@ export function resolveInRoot(root: string, unsafePath: string): string {
       resolved.pop();
       continue;
     }
-    const candidate = path.join(root, ...resolved, part);
-    let stat: fs.Stats | undefined;
-    try {
-      stat = fs.lstatSync(candidate);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') throw err;
-    }
-    if (stat?.isSymbolicLink()) {
+    const target = pending.length > 0 || followLast ? readLink([...resolved, part]) : null;
+    if (target !== null) {
       if (++links > MAX_SYMLINKS) throw new SyscallError('resolve', 'readlink', 40 /* ELOOP */, unsafePath);
-      const target = fs.readlinkSync(candidate);
       if (target.startsWith('/')) resolved.length = 0;
       pending.unshift(...target.split('/').filter((p) => p !== '' && p !== '.'));
       continue;
     }
     resolved.push(part);
   }
-  return path.join(root, ...resolved);
+  return resolved;
 }
 
 /** Reads a file of the container's filesystem, or returns null if it is absent. */

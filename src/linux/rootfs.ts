@@ -67,7 +67,7 @@ function mkdirSteps(root: string, target: string): PlanStep[] {
   let current = root;
   for (const part of rel.split(path.sep).filter(Boolean)) {
     current = path.join(current, part);
-    steps.push({ op: 'Mkdir', flags: StepFlag.IgnoreExist, args: [0o755], strs: [current], phase: 'rootfs', target: current, detail: 'mount point' });
+    steps.push({ op: 'Mkdir', flags: StepFlag.IgnoreExist | StepFlag.InRoot, args: [0o755, 0, root.length], strs: [current], phase: 'rootfs', target: current, detail: 'mount point' });
   }
   return steps;
 }
@@ -116,11 +116,11 @@ export function rootfsSteps(spec: Spec, options: RootfsOptions): PlanStep[] {
     const target = parent ? path.join(parent.target, destination.slice(parent.destination.length)) : resolveInRoot(root, destination);
     if (bindSourceIsFile(mount)) {
       steps.push(...mkdirSteps(root, path.dirname(target)));
-      steps.push({ op: 'Touch', args: [0o644], strs: [target], phase: 'rootfs', target, detail: 'bind mount point' });
+      steps.push({ op: 'Touch', flags: StepFlag.InRoot, args: [0o644, 0, root.length], strs: [target], phase: 'rootfs', target, detail: 'bind mount point' });
     } else {
       steps.push(...mkdirSteps(root, target));
     }
-    steps.push(...mountSteps(mount, target, 'rootfs'));
+    steps.push(...mountSteps(mount, target, 'rootfs', root));
     if (isFreshFilesystem(mount)) fresh.push({ destination, target });
     if (destination === '/dev' && mount.type === 'tmpfs') devDir = target;
   }

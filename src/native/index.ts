@@ -47,6 +47,8 @@ export interface NativeBinding {
   llistxattr(path: string): string[];
   /** flock(fd, op | LOCK_NB): false when another holder has the lock. */
   flock(fd: number, operation: number): boolean;
+  /** An idmapped bind of `source` on `target`, with the ids of the user namespace `usernsFd`. */
+  idmapBind(source: string, target: string, usernsFd: number): void;
   /** The fd sent over a unix socket (SCM_RIGHTS), close-on-exec; null if the peer closed without sending. */
   receiveFd(socket: number, timeoutMs: number): number | null;
   /** TIOCSWINSZ on a terminal. */

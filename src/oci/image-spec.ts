@@ -97,6 +97,20 @@ export interface ContainerConfig {
   WorkingDir?: string;
   Labels?: Record<string, string>;
   StopSignal?: string;
+  /** Docker's extensions, which podman and Docker read: HEALTHCHECK, ONBUILD triggers, SHELL. */
+  Healthcheck?: HealthConfig;
+  OnBuild?: string[] | null;
+  Shell?: string[];
+}
+
+/** A HEALTHCHECK: `Test` is `["NONE"]`, `["CMD", ...]` or `["CMD-SHELL", "cmd"]`; durations in nanoseconds. */
+export interface HealthConfig {
+  Test: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
 }
 
 export interface HistoryEntry {

@@ -20,6 +20,69 @@ export interface Process {
   env: string[];
   cwd: string;
   noNewPrivileges?: boolean;
+  /** Capability names with the CAP_ prefix ("CAP_CHOWN"), per set. */
+  capabilities?: LinuxCapabilities;
+  rlimits?: POSIXRlimit[];
+}
+
+export interface LinuxCapabilities {
+  bounding?: string[];
+  effective?: string[];
+  inheritable?: string[];
+  permitted?: string[];
+  ambient?: string[];
+}
+
+export interface POSIXRlimit {
+  /** RLIMIT_NOFILE, RLIMIT_NPROC, ... */
+  type: string;
+  soft: number;
+  hard: number;
+}
+
+export type SeccompAction =
+  | 'SCMP_ACT_KILL'
+  | 'SCMP_ACT_KILL_PROCESS'
+  | 'SCMP_ACT_KILL_THREAD'
+  | 'SCMP_ACT_TRAP'
+  | 'SCMP_ACT_ERRNO'
+  | 'SCMP_ACT_TRACE'
+  | 'SCMP_ACT_ALLOW'
+  | 'SCMP_ACT_LOG'
+  | 'SCMP_ACT_NOTIFY';
+
+export type SeccompOperator =
+  | 'SCMP_CMP_NE'
+  | 'SCMP_CMP_LT'
+  | 'SCMP_CMP_LE'
+  | 'SCMP_CMP_EQ'
+  | 'SCMP_CMP_GE'
+  | 'SCMP_CMP_GT'
+  | 'SCMP_CMP_MASKED_EQ';
+
+export interface LinuxSeccompArg {
+  index: number;
+  value: number;
+  valueTwo?: number;
+  op: SeccompOperator;
+}
+
+export interface LinuxSyscall {
+  names: string[];
+  action: SeccompAction;
+  errnoRet?: number;
+  args?: LinuxSeccompArg[];
+}
+
+/** `linux.seccomp`: rules are already resolved for the container (no includes/excludes). */
+export interface LinuxSeccomp {
+  defaultAction: SeccompAction;
+  defaultErrnoRet?: number;
+  /** SCMP_ARCH_X86_64, SCMP_ARCH_AARCH64, ... */
+  architectures?: string[];
+  /** SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_SPEC_ALLOW, SECCOMP_FILTER_FLAG_TSYNC */
+  flags?: string[];
+  syscalls?: LinuxSyscall[];
 }
 
 export interface User {
@@ -89,6 +152,19 @@ export interface LinuxResources {
   };
   pids?: { limit?: number };
   blockIO?: { weight?: number };
+  /** The device cgroup's rules, in order (v1 devices.allow/devices.deny). */
+  devices?: LinuxDeviceCgroup[];
+}
+
+export interface LinuxDeviceCgroup {
+  allow: boolean;
+  /** a (all), c or b; default a. */
+  type?: 'a' | 'c' | 'b';
+  /** Absent: any (*). */
+  major?: number;
+  minor?: number;
+  /** Some of r, w, m; default rwm. */
+  access?: string;
 }
 
 export interface Linux {
@@ -100,4 +176,5 @@ export interface Linux {
   rootfsPropagation?: string;
   maskedPaths?: string[];
   readonlyPaths?: string[];
+  seccomp?: LinuxSeccomp;
 }

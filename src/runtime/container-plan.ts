@@ -1,3 +1,7 @@
+import { capabilitySteps } from '../linux/capabilities';
+import { maskedPathSteps } from '../linux/masked-paths';
+import { rlimitSteps } from '../linux/rlimits';
+import { seccompStep } from '../linux/seccomp';
 import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
 import { TerminalSize, terminalSteps } from '../linux/pty';
 import { rootfsSteps } from '../linux/rootfs';
@@ -5,6 +9,8 @@ import type { Spec } from '../oci/runtime-spec';
 import type { PlanStep } from './plan';
 
 const PR_SET_PDEATHSIG = 1;
+const PR_SET_DUMPABLE = 4;
+const PR_SET_NO_NEW_PRIVS = 38;
 const SIGKILL = 9;
 const DEFAULT_UMASK = 0o022;
 
@@ -54,7 +60,8 @@ export function execCandidates(command: string, env: readonly string[]): string[
  * The whole sequence between clone and execve, in one place.
  *
  *   parent                           child
- *   clone(flags) ------------------> join the cgroup: write 0 to each cgroup.procs
+ *   clone(flags) ------------------> not dumpable (no /proc/PID/exe for the container)
+ *                                     join the cgroup: write 0 to each cgroup.procs
  *                                     [CNI network only]
  *                <-- NetworkRequest
  *   bind its netns, CNI ADD,
@@ -67,11 +74,14 @@ export function execCandidates(command: string, env: readonly string[]): string[
  *                                     join namespaces by path
  *                                     unshare(CLONE_NEWCGROUP)
  *                                     mounts, devices, pivot_root
+ *                                     read-only and masked paths
  *                                     hostname, loopback
  *                                     [terminal] setsid, open pty, send
  *                <-- pty master       the master, TIOCSCTTY
- *                                     groups, gid, uid, cwd, umask
- *                                     stdio, close other fds
+ *                                     stdio, close every other fd, rlimits
+ *                                     bounding set, groups, gid, uid
+ *                                     cwd (inside the root), umask
+ *                                     capabilities, no_new_privs, seccomp
  *                                     execve  (closes the error channel)
  */
 export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerPlan {
@@ -79,7 +89,13 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   // First: the cgroup files belong to host root, out of reach once the
   // child is root of a user namespace only; and the cgroup namespace,
   // unshared below, takes the cgroup the child is in as its root.
-  const steps: PlanStep[] = [...options.cgroupJoin];
+  // Until execve the child is a copy of Node: a container process that
+  // could open /proc/PID/exe would reach the host's node binary
+  // (CVE-2019-5736). Not dumpable, /proc/PID is root's and ptrace-guarded.
+  const steps: PlanStep[] = [
+    { op: 'Prctl', args: [PR_SET_DUMPABLE, 0, 0], phase: 'process', detail: 'PR_SET_DUMPABLE' },
+    ...options.cgroupJoin,
+  ];
 
   if (options.networkSync) {
     steps.push(
@@ -99,6 +115,7 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   steps.push(...cgroupNamespaceSteps(spec));
   if (createsNamespace(spec, 'mount')) {
     steps.push(...rootfsSteps(spec, { pivot: options.pivot, inUserNamespace: userns }));
+    steps.push(...maskedPathSteps(spec));
   }
   steps.push(...namespaceSetupSteps(spec));
   steps.push(...processSteps(spec, options));
@@ -108,28 +125,43 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
 function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
   const { user, cwd, args, env } = spec.process;
   const phase = 'process';
-  const steps: PlanStep[] = [
-    // Before the uid change: the pty is opened as root of the container.
-    ...(options.terminal ? terminalSteps(options.terminal.consoleFd, options.terminal.size, user.uid) : []),
+  const setUser: PlanStep[] = [
     { op: 'Setgroups', lists: [(user.additionalGids ?? []).map(String)], phase, detail: 'supplementary groups' },
     { op: 'Setresgid', args: [user.gid, user.gid, user.gid], phase, target: `gid ${user.gid}` },
     { op: 'Setresuid', args: [user.uid, user.uid, user.uid], phase, target: `uid ${user.uid}` },
   ];
+  const steps: PlanStep[] = [
+    // Before stdio (the pty's slave becomes 0, 1 and 2), the closing of the
+    // console socket with the other fds, and the uid change (it is opened
+    // as the container's root).
+    ...(options.terminal ? terminalSteps(options.terminal.consoleFd, options.terminal.size, user.uid) : []),
+    { op: 'Stdio', args: options.stdio, phase, detail: 'stdio' },
+    // Nothing of the runtime's may reach the container, nor serve as a way
+    // out of the root for the chdir below (CVE-2024-21626).
+    { op: 'CloseFrom', args: [3], phase, detail: 'close inherited fds' },
+  ];
+  steps.push(...rlimitSteps(spec.process.rlimits));
+  // Loading a filter takes CAP_SYS_ADMIN or no_new_privs: without the
+  // latter it goes in before the capabilities are dropped (so the steps
+  // after it must be allowed by the profile, as runc does); with it, last.
+  const filter = spec.linux.seccomp ? seccompStep(spec.linux.seccomp) : undefined;
+  const nnp = spec.process.noNewPrivileges ?? false;
+  if (filter && !nnp) steps.push(filter);
+  steps.push(...(spec.process.capabilities ? capabilitySteps(spec.process.capabilities, setUser) : setUser));
   // After the uid change, which clears the parent-death signal.
-  if (options.dieWithParent) steps.push({ op: 'Prctl', args: [PR_SET_PDEATHSIG, SIGKILL], phase, detail: 'PR_SET_PDEATHSIG' });
+  if (options.dieWithParent) steps.push({ op: 'Prctl', args: [PR_SET_PDEATHSIG, SIGKILL, 0], phase, detail: 'PR_SET_PDEATHSIG' });
   steps.push(
     { op: 'Chdir', strs: [cwd], phase, target: cwd, detail: 'working directory' },
     { op: 'Umask', args: [user.umask ?? DEFAULT_UMASK], phase },
-    { op: 'Stdio', args: options.stdio, phase, detail: 'stdio' },
-    // Nothing of the runtime's may reach the container (CVE-2024-21626).
-    { op: 'CloseFrom', args: [3], phase, detail: 'close inherited fds' },
-    {
-      op: 'Exec',
-      lists: [execCandidates(args[0], env), args, env],
-      phase,
-      target: args[0],
-      detail: args[0].includes('/') ? undefined : 'executable file not found in $PATH',
-    },
   );
+  if (nnp) steps.push({ op: 'Prctl', args: [PR_SET_NO_NEW_PRIVS, 1, 0], phase, detail: 'PR_SET_NO_NEW_PRIVS' });
+  if (filter && nnp) steps.push(filter);
+  steps.push({
+    op: 'Exec',
+    lists: [execCandidates(args[0], env), args, env],
+    phase,
+    target: args[0],
+    detail: args[0].includes('/') ? undefined : 'executable file not found in $PATH',
+  });
   return steps;
 }

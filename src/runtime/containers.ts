@@ -4,6 +4,7 @@ import { ConflictError, NotFoundError, TsrunError, syscallErrorFrom } from '../e
 import type { Logger } from '../logger';
 import { silentLogger } from '../logger';
 import { loadNative } from '../native/index';
+import { detachOverlay } from '../linux/overlay';
 import { isRunning } from '../linux/proc';
 import { VolumeStore } from '../storage/volumes';
 import { findAttachment } from '../network/attachments';
@@ -239,6 +240,8 @@ export async function removeContainer(reference: string, options: ContainerLocat
   }
   const root = storeRoot(options);
   await withFileLock(storeLockFile(root), 'exclusive', () => {
+    // Still mounted here when the tsrun that created it was killed before the container started.
+    detachOverlay(path.join(overlayRoot(root), found.record.id, 'merged'));
     removeContainerLayers(root, found.record.id);
     new ContainerStore(root).remove(found.record);
     if (options.volumes) removeAnonymousVolumes(root, found.record.hostConfig.volumes ?? []);

@@ -1,9 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ValidationError, syscallErrorFrom } from '../errors';
+import { SyscallError, ValidationError, syscallErrorFrom } from '../errors';
 import type { Logger } from '../logger';
-import type { LinuxResources } from '../oci/runtime-spec';
+import type { IdMapping, LinuxResources } from '../oci/runtime-spec';
 import { OverlayLayout, detachOverlay, mountOverlay } from '../linux/overlay';
+import { cachedShiftedCopy, detachIdmapped, hostIdOf, idmappedBinds } from '../linux/userns-remap';
 import { resolveInRoot } from '../linux/path-in-root';
 import { ownIdentity, processStartTime } from '../linux/proc';
 import { createContainerLayers, initLayerName, removeContainerLayers } from '../storage/container-layers';
@@ -14,6 +15,7 @@ import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { withFileLock } from '../util/file-lock';
 import type { ExitResult } from './container';
 import type { RunOptions } from './options';
+import { crashPoint } from '../util/crash-point';
 
 export const DEFAULT_STORE_ROOT = '/var/lib/tsrun';
 
@@ -95,9 +97,11 @@ export async function createImageContainer(
       state: { status: 'created', pid: 0, owner: ownIdentity() },
     };
     containers.create(record);
+    crashPoint('run:record');
     try {
       const hostname = options.uts === 'host' ? fs.readFileSync('/proc/sys/kernel/hostname', 'utf8').trim() : (options.hostname ?? id.slice(0, 12));
       const layout = createContainerLayers(root, id, image.layers.map((l) => l.link), { hostname, network: options.network ?? 'none' });
+      crashPoint('run:layers');
       return { record, layout, process, exposedPorts: image.config.config?.ExposedPorts };
     } catch (err) {
       containers.remove(record);
@@ -117,8 +121,10 @@ export async function createImageContainer(
   };
 
   try {
-    mountOverlay(layout);
+    if (options.idMappings) mountRemappedOverlay(layout, options.idMappings, logger);
+    else mountOverlay(layout);
     mounted = true;
+    crashPoint('run:mounted');
     createWorkingDir(layout.merged, process.cwd);
   } catch (err) {
     unmount();
@@ -163,6 +169,42 @@ export async function createImageContainer(
     },
   };
 }
+
+/**
+ * With a user namespace, the layers are seen through idmapped mounts, so
+ * that what host root owns in them the container's root owns; the
+ * writable layer's root goes to the container's root on the host, and
+ * files the container writes land with its host ids. The idmapped binds
+ * are detached once overlayfs holds its own references to them. Where the
+ * store's filesystem cannot take idmapped mounts (ramfs, older kernels),
+ * each layer is used through a copy with shifted owners, made once per
+ * set of maps and kept with the layer.
+ */
+function mountRemappedOverlay(layout: OverlayLayout, ids: { uid: IdMapping[]; gid: IdMapping[] }, logger: Logger): void {
+  const containerDir = path.dirname(path.join(layout.base, layout.upper));
+  // The container's root, an unprivileged host id, must pass through the
+  // store to its root filesystem: as dockerd with userns-remap, the
+  // directories above it become traversable (o+x, not readable).
+  for (const dir of [path.dirname(layout.base), layout.base, containerDir]) fs.chmodSync(dir, fs.statSync(dir).mode | 0o011);
+  for (const dir of [layout.upper, layout.work]) fs.chownSync(path.join(layout.base, dir), hostIdOf(ids.uid, 0), hostIdOf(ids.gid, 0));
+  const lowers = layout.lower.map((l) => path.join(layout.base, l));
+  let binds: string[] = [];
+  try {
+    binds = idmappedBinds(lowers, path.join(containerDir, 'idmapped'), ids.uid, ids.gid);
+  } catch (err) {
+    if (!(err instanceof SyscallError && IDMAP_UNSUPPORTED.has(err.code))) throw err;
+    logger.debug({ err: err.message }, 'no idmapped mounts on this store: using layer copies with shifted owners');
+  }
+  try {
+    const lower = binds.length > 0 ? binds : lowers.map((l) => cachedShiftedCopy(fs.realpathSync(l), ids.uid, ids.gid));
+    mountOverlay({ ...layout, base: containerDir, lower: lower.map((l) => path.relative(containerDir, l)), upper: path.basename(layout.upper), work: path.basename(layout.work) });
+  } finally {
+    detachIdmapped(binds);
+  }
+}
+
+/** What mount_setattr says where a filesystem or kernel has no idmapped mounts. */
+const IDMAP_UNSUPPORTED = new Set(['EINVAL', 'EOPNOTSUPP', 'ENOSYS', 'EPERM']);
 
 /** Docker creates a missing working directory in the container's writable layer. */
 function createWorkingDir(rootfs: string, cwd: string): void {

@@ -2,10 +2,15 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ValidationError, syscallErrorFrom } from '../errors';
 import type { ResourceOptions } from '../linux/cgroups/resources';
+import { dockerCapabilities } from '../linux/capabilities';
+import { DEFAULT_DEVICE_RULES, hostDevices, parseDeviceOption } from '../linux/devices';
 import { isMapped, validateIdMappings } from '../linux/idmap';
 import { validateNamespaces } from '../linux/namespaces';
+import { Ulimit, rlimitsFromUlimits } from '../linux/rlimits';
+import { SeccompProfile, containerSeccomp } from '../linux/seccomp';
 import { resolveUser } from '../linux/users';
-import { DEFAULT_NAMESPACES, DEFAULT_PATH, OCI_VERSION, defaultMounts } from '../oci/defaults';
+import type { SubIdFiles } from '../linux/userns-remap';
+import { DEFAULT_MASKED_PATHS, DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_READONLY_PATHS, OCI_VERSION, defaultMounts } from '../oci/defaults';
 import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
 import { VolumeMount, rootPropagationFor } from './volumes';
@@ -64,10 +69,23 @@ export interface RunOptions extends ResourceOptions {
   cgroupns?: 'host' | 'private';
   /** A user namespace with these maps (container id -> host id). */
   idMappings?: { uid: IdMapping[]; gid: IdMapping[] };
-  /** Bind mounts, volumes and tmpfs mounts (`-v`, `--mount`, `--tmpfs`; see parseVolumeFlag and friends), in this order. */
-  mounts?: VolumeMount[];
+  /**
+   * `docker run --userns-remap default|USER[:GROUP]`: a user namespace with
+   * the user's ranges of /etc/subuid and /etc/subgid (`default`: the
+   * dockremap user's, created as dockerd does when missing). An image's
+   * layers are seen through idmapped mounts. Not with `idMappings`.
+   */
+  usernsRemap?: string;
+  /** Where `usernsRemap` reads the ranges (default /etc/subuid, /etc/subgid, and /etc/passwd, /etc/group for names). */
+  subIdFiles?: SubIdFiles;
   /** Mount the root filesystem read-only. */
   readOnly?: boolean;
+  /** tmpfs mounts: container path -> mount options (`size=64m,mode=1777`), as `docker run --tmpfs PATH[:OPTIONS]`; nosuid, nodev and noexec unless the options say otherwise. */
+  tmpfs?: Record<string, string>;
+  /** More mounts, in the OCI spec's form, after the defaults (`{ destination, type: 'bind', source, options: ['rbind'] }`). */
+  mounts?: Mount[];
+  /** `-v` and `--mount` in Docker's terms: bind mounts, named and anonymous volumes, tmpfs (see parseVolumeFlag, parseMountFlag); after `tmpfs` and `mounts`. */
+  volumes?: VolumeMount[];
   /**
    * Give the process a terminal (`-t`): fds 0, 1 and 2 are a pty of the
    * container's devpts, and `container.terminal` is its master (stdio is
@@ -86,6 +104,24 @@ export interface RunOptions extends ResourceOptions {
   dieWithParent?: boolean;
   /** Use MS_MOVE + chroot instead of pivot_root (tsrun also falls back by itself where pivot_root cannot work). */
   noPivot?: boolean;
+  /** Capabilities added to Docker's default set (`NET_ADMIN`, `CAP_NET_ADMIN` or `ALL`). */
+  capAdd?: string[];
+  /** Capabilities removed from Docker's default set (`ALL` removes all but the added ones). */
+  capDrop?: string[];
+  /** Every capability, no seccomp filter, no masked or read-only paths, /sys writable, as `docker run --privileged`. */
+  privileged?: boolean;
+  /** PR_SET_NO_NEW_PRIVS: setuid binaries and file capabilities give nothing (default true; Docker's `--security-opt no-new-privileges=false` lifts it). */
+  noNewPrivileges?: boolean;
+  /**
+   * The seccomp filter: Docker's default profile unless this says
+   * `unconfined`, names a profile file in Docker's JSON format, or is such
+   * a profile (`--security-opt seccomp=...`). None with `privileged`.
+   */
+  seccomp?: 'unconfined' | string | SeccompProfile;
+  /** Resource limits (`--ulimit nofile=1024:2048`); a hard limit above tsrun's own needs CAP_SYS_RESOURCE. */
+  ulimits?: Ulimit[];
+  /** Host devices to add, as `docker run --device HOST[:CONTAINER][:PERMISSIONS]` (`/dev/fuse`, `/dev/loop0:/dev/disk:r`). */
+  devices?: string[];
   logger?: Logger;
 }
 
@@ -149,6 +185,37 @@ function namespaceList(options: RunOptions): NamespaceType[] {
   return options.idMappings ? ['user', ...list] : list;
 }
 
+function containerPath(field: string, destination: string): string {
+  if (typeof destination !== 'string' || !destination.startsWith('/')) throw new ValidationError(field, `${JSON.stringify(destination)} must be an absolute path`);
+  const normalized = path.posix.normalize(destination);
+  if (normalized === '/') throw new ValidationError(field, 'cannot mount over the root');
+  return normalized;
+}
+
+function tmpfsMounts(tmpfs: RunOptions['tmpfs']): Mount[] {
+  return Object.entries(tmpfs ?? {}).map(([destination, options]) => {
+    const given = options ? options.split(',').filter(Boolean) : [];
+    // Docker's defaults, each overridable (exec, suid, dev).
+    const defaults = ['nosuid', 'nodev', 'noexec'].filter((d) => !given.includes(d.slice(2)));
+    return { destination: containerPath(`tmpfs[${destination}]`, destination), type: 'tmpfs', source: 'tmpfs', options: [...defaults, ...given] };
+  });
+}
+
+function extraMounts(mounts: RunOptions['mounts']): Mount[] {
+  return (mounts ?? []).map((m, i) => {
+    const destination = containerPath(`mounts[${i}].destination`, m.destination);
+    const bind = (m.options ?? []).some((o) => o === 'bind' || o === 'rbind') || m.type === 'bind';
+    if (bind) {
+      if (!m.source || !path.isAbsolute(m.source)) throw new ValidationError(`mounts[${i}].source`, 'a bind mount needs an absolute source path');
+      if (!fs.existsSync(m.source)) throw new ValidationError(`mounts[${i}].source`, `${m.source} does not exist`);
+      const options = m.options ?? [];
+      return { ...m, type: 'bind', destination, options: options.some((o) => o === 'bind' || o === 'rbind') ? options : ['rbind', ...options] };
+    }
+    if (!m.type) throw new ValidationError(`mounts[${i}].type`, 'a mount that is not a bind needs a type');
+    return { ...m, destination };
+  });
+}
+
 /**
  * Turns `run` options into the OCI spec the plan is built from. The limits
  * come in already converted and checked (resourcesFromOptions), so that a
@@ -183,16 +250,29 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
   const defaults = [`PATH=${DEFAULT_PATH}`, ...(hostname ? [`HOSTNAME=${hostname}`] : []), `HOME=${user.home}`];
   const env = mergeEnv(defaults, envList(options.env));
   const ownNetwork = namespaces.includes('network') && !joinNetwork;
-  const mounts = defaultMounts({ devptsGid: !userns || isMapped(userns.gid, 5), sysfs: !userns || ownNetwork });
+  const privileged = options.privileged ?? false;
+  const mounts = defaultMounts({ devptsGid: !userns || isMapped(userns.gid, 5), sysfs: !userns || ownNetwork, sysfsWritable: privileged });
   if (userns && !ownNetwork) {
     // sysfs cannot be mounted from a user namespace that does not own the
     // network namespace; bind the host's read-only instead, as runc does.
     mounts.push({ destination: '/sys', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
   }
-  mounts.push(...userMounts);
+  mounts.push(...tmpfsMounts(options.tmpfs), ...extraMounts(options.mounts), ...userMounts);
+  const added = (options.devices ?? []).map((d, i) => parseDeviceOption(`devices[${i}]`, d));
+  const devices = privileged ? hostDevices() : added.map((a) => a.device);
+  const deviceRules = privileged ? [{ allow: true, access: 'rwm' }] : [...DEFAULT_DEVICE_RULES, ...added.map((a) => a.rule)];
+  const capabilities = dockerCapabilities({ capAdd: options.capAdd, capDrop: options.capDrop, privileged, uid: user.uid });
   const spec: Spec = {
     ociVersion: OCI_VERSION,
-    process: { args: [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } },
+    process: {
+      args: [...options.args],
+      env,
+      cwd,
+      user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
+      capabilities,
+      noNewPrivileges: options.noNewPrivileges ?? true,
+      rlimits: rlimitsFromUlimits(options.ulimits),
+    },
     root: { path: rootfs, readonly: options.readOnly ?? false },
     hostname,
     mounts,
@@ -200,8 +280,12 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       namespaces: namespaces.map((type) => (type === 'network' && joinNetwork ? { type, path: joinNetwork } : { type })),
       uidMappings: userns?.uid,
       gidMappings: userns?.gid,
-      rootfsPropagation: rootPropagationFor(options.mounts ?? []),
-      resources,
+      rootfsPropagation: rootPropagationFor(options.volumes ?? []),
+      resources: { ...resources, devices: deviceRules },
+      devices,
+      maskedPaths: privileged ? [] : [...DEFAULT_MASKED_PATHS],
+      readonlyPaths: privileged ? [] : [...DEFAULT_READONLY_PATHS],
+      seccomp: privileged ? undefined : containerSeccomp(options.seccomp, capabilities.bounding ?? []),
     },
   };
   validateNamespaces(spec.linux.namespaces);

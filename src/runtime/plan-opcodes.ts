@@ -39,8 +39,11 @@ export const Op = {
   Touch: 27,
   Setrlimit: 28,
   Stdio: 29,
-  OpenPty: 30,
-  PivotRootSlave: 31,
+  Capset: 30,
+  Seccomp: 31,
+  MaskPath: 32,
+  OpenPty: 33,
+  PivotRootSlave: 34,
 } as const;
 
 export type OpName = keyof typeof Op;
@@ -50,4 +53,5 @@ export const StepFlag = {
   IgnoreExist: 1 << 0,
   Optional: 1 << 1,
   IgnoreMissing: 1 << 2,
+  InRoot: 1 << 3,
 } as const;

@@ -13,6 +13,8 @@ export interface PlanStep {
   strs?: (string | null)[];
   /** Exec: [candidates, argv, envp]; Setgroups: [gids]. */
   lists?: string[][];
+  /** Seccomp: the BPF program (struct sock_filter[]). */
+  blob?: Buffer;
   phase: string;
   target?: string;
   detail?: string;
@@ -29,6 +31,8 @@ const SYSCALL_NAMES: Partial<Record<OpName, string>> = {
   Touch: 'open',
   Stdio: 'dup3',
   SetCtty: 'ioctl(TIOCSCTTY)',
+  Seccomp: 'seccomp',
+  MaskPath: 'mount',
   OpenPty: 'open pty',
   PivotRootSlave: 'pivot_root',
 };
@@ -60,6 +64,12 @@ class StringPool {
     return this.push(buf);
   }
 
+  blob(bytes: Buffer): number {
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(bytes.length, 0);
+    return this.push(Buffer.concat([head, bytes]));
+  }
+
   concat(): Buffer {
     return Buffer.concat(this.chunks, this.size);
   }
@@ -88,7 +98,11 @@ export function serializePlan(steps: readonly PlanStep[]): Buffer {
     const args = step.args ?? [];
     if (args.length > 3) throw new RangeError(`${step.op}: at most 3 args`);
     args.forEach((arg, a) => head.writeBigInt64LE(BigInt(arg), base + 8 + 8 * a));
-    const refs = step.lists ? step.lists.map((l) => pool.list(l)) : (step.strs ?? []).map((s) => (s === null ? NO_STRING : pool.string(s)));
+    const refs = step.blob
+      ? [pool.blob(step.blob)]
+      : step.lists
+        ? step.lists.map((l) => pool.list(l))
+        : (step.strs ?? []).map((s) => (s === null ? NO_STRING : pool.string(s)));
     if (refs.length > 4) throw new RangeError(`${step.op}: at most 4 strings`);
     for (let s = 0; s < 4; s++) head.writeUInt32LE(refs[s] ?? NO_STRING, base + 32 + 4 * s);
   });

@@ -18,6 +18,7 @@ import { killAndReap, spawnContainer } from './spawn';
 import type { ResolvedMounts } from './volumes';
 import { withFileLock } from '../util/file-lock';
 import { ContainerState, StateStore, newContainerId, validateName } from './state';
+import { crashPoint } from '../util/crash-point';
 
 interface StdioFds {
   /** What the child's 0, 1, 2 become (-1: inherited). */
@@ -143,7 +144,7 @@ function terminalOption(tty: RunOptions['tty'], consoleFd: number | undefined): 
 
 /** Named volumes live in the image store, so only a run that has some takes its lock. */
 async function resolveUserMounts(options: RunOptions, rootfs: string): Promise<ResolvedMounts> {
-  const mounts = options.mounts ?? [];
+  const mounts = options.volumes ?? [];
   const { resolveMounts } = await import('./volumes');
   if (!mounts.some((m) => m.type === 'volume')) return resolveMounts(mounts, rootfs, '');
   const { storeLockFile, storeRoot } = await import('./image-container');
@@ -160,6 +161,12 @@ async function removeAnonymousVolumes(options: RunOptions, names: string[]): Pro
   await withFileLock(storeLockFile(root), 'exclusive', () => names.forEach((name) => new VolumeStore(root).remove(name, [], true)));
 }
 
+async function userNamespaceRemap(options: RunOptions): Promise<RunOptions['idMappings']> {
+  if (options.idMappings) throw new ValidationError('usernsRemap', 'give either usernsRemap or idMappings, not both');
+  const { HOST_SUBID_FILES, remapMappings } = await import('../linux/userns-remap');
+  return remapMappings(options.usernsRemap as string, options.subIdFiles ?? HOST_SUBID_FILES);
+}
+
 /**
  * Starts a container and returns once its command has exec'd.
  *
@@ -168,9 +175,10 @@ async function removeAnonymousVolumes(options: RunOptions, names: string[]): Pro
  * c.stdout?.pipe(process.stdout);
  * const { exitCode } = await c.wait();
  */
-export async function run(options: RunOptions): Promise<Container> {
-  const logger = options.logger ?? silentLogger;
-  options.signal?.throwIfAborted();
+export async function run(runOptions: RunOptions): Promise<Container> {
+  const logger = runOptions.logger ?? silentLogger;
+  runOptions.signal?.throwIfAborted();
+  const options = runOptions.usernsRemap === undefined ? runOptions : { ...runOptions, idMappings: await userNamespaceRemap(runOptions) };
   if ((options.rootfs === undefined) === (options.image === undefined)) throw new ValidationError('rootfs', 'give either rootfs or image, not both or neither');
   // Loaded here, not at the top, so that the CLI's other commands start without it.
   const cgroups = await import('./container-cgroup');
@@ -210,6 +218,7 @@ export async function run(options: RunOptions): Promise<Container> {
     stdio = setupStdio(options.tty ? 'inherit' : options.stdio);
     if (options.tty) consoleSocket.push(...loadNative().socketPair());
     cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
+    crashPoint('run:cgroup');
     plan = buildContainerPlan(spec, {
       stdio: stdio.child,
       dieWithParent: options.dieWithParent ?? true,
@@ -244,6 +253,7 @@ export async function run(options: RunOptions): Promise<Container> {
   }
   logger.debug({ id, name, pid: spawned.pid, mode: plan.mode, steps: plan.steps.length }, 'container started');
   lifecycle.started(spawned.pid);
+  crashPoint('run:started');
   try {
     await network.attachment?.started(spawned.pid);
   } catch (err) {
@@ -269,6 +279,7 @@ export async function run(options: RunOptions): Promise<Container> {
       options.signal?.removeEventListener('abort', onAbort);
       // The cgroup goes before the record says exited: a record that says
       // so while its cgroup exists marks a leftover for `tsrun ps`.
+      crashPoint('run:exited');
       const result = await cgroups.releaseContainerCgroup(containerCgroup, reaped, logger);
       try {
         await network.attachment?.detach();

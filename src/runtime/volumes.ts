@@ -13,7 +13,7 @@ export type Propagation = 'shared' | 'slave' | 'private' | 'rshared' | 'rslave' 
 
 const PROPAGATIONS: readonly Propagation[] = ['shared', 'slave', 'private', 'rshared', 'rslave', 'rprivate'];
 
-/** A mount asked for with `-v`, `--mount` or `--tmpfs`. */
+/** A mount asked for with `-v` or `--mount`. */
 export interface VolumeMount {
   type: 'bind' | 'volume' | 'tmpfs';
   /** bind: an absolute host path; volume: a volume name (absent: a new anonymous volume); tmpfs: unused. */
@@ -59,15 +59,6 @@ export function parseVolumeFlag(value: string): VolumeMount {
     else throw new ValidationError('volume', `${JSON.stringify(value)}: unknown option ${JSON.stringify(option)} (ro, rw, nocopy, z, Z, [r]shared, [r]slave, [r]private)`);
   }
   return checkMount(mount, 'volume');
-}
-
-/** `--tmpfs PATH[:OPTIONS]`, with Docker's defaults noexec,nosuid,nodev. */
-export function parseTmpfsFlag(value: string): VolumeMount {
-  const at = value.indexOf(':');
-  const target = at < 0 ? value : value.slice(0, at);
-  const options = at < 0 ? [] : splitOptions(value.slice(at + 1));
-  const readOnly = options.includes('ro');
-  return checkMount({ type: 'tmpfs', target, readOnly, options: ['noexec', 'nosuid', 'nodev', ...options.filter((o) => o !== 'ro' && o !== 'rw')] }, 'tmpfs');
 }
 
 function parseSize(field: string, text: string): number {

@@ -11,6 +11,8 @@ export interface ImageRecord {
   manifest: string;
   /** When the image was stored here (the config's `created` says when it was built). */
   created: string;
+  /** The image a build step made this one on (Docker's Parent): an untagged parent is an intermediate image, listed only with `images -a`. */
+  parent?: string;
 }
 
 /** `images/tags.json`: `name:tag` -> image id; `images/digests.json`: `name@digest` -> image id. */

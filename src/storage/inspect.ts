@@ -1,5 +1,5 @@
 import * as path from 'node:path';
-import type { ImageConfig } from '../oci/image-spec';
+import type { HealthConfig, ImageConfig } from '../oci/image-spec';
 import { splitTagged } from './references';
 
 /** `docker image inspect`'s shape for one image. */
@@ -42,6 +42,8 @@ export interface DockerContainerConfig {
   OnBuild: string[] | null;
   Labels: Record<string, string> | null;
   StopSignal?: string;
+  Healthcheck?: HealthConfig;
+  Shell?: string[];
 }
 
 /** Go's zero time, which Docker prints for "never". */
@@ -49,6 +51,8 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 export interface InspectInput {
   id: string;
+  /** The image a build step made this one on. */
+  parent?: string;
   manifest: string;
   config: ImageConfig;
   repoTags: string[];
@@ -80,9 +84,11 @@ function dockerConfig(config: ImageConfig['config']): DockerContainerConfig {
     Volumes: c.Volumes ?? null,
     WorkingDir: c.WorkingDir ?? '',
     Entrypoint: c.Entrypoint ?? null,
-    OnBuild: null,
+    OnBuild: c.OnBuild ?? null,
     Labels: c.Labels ?? null,
     ...(c.StopSignal ? { StopSignal: c.StopSignal } : {}),
+    ...(c.Healthcheck ? { Healthcheck: c.Healthcheck } : {}),
+    ...(c.Shell ? { Shell: c.Shell } : {}),
   };
 }
 
@@ -107,7 +113,7 @@ export function inspectImage(image: InspectInput): ImageInspect {
     Id: image.id,
     RepoTags: image.repoTags,
     RepoDigests: [...new Set([...image.repoDigests, ...repositories.map((r) => `${r}@${image.manifest}`)])],
-    Parent: '',
+    Parent: image.parent ?? '',
     Comment: typeof config.comment === 'string' ? config.comment : (lastComment ?? ''),
     Created: config.created ?? ZERO_TIME,
     Author: config.author ?? '',

@@ -98,7 +98,8 @@ export class LayerStore {
     const applied = await applyLayer(input, path.join(dir, 'diff'), { subject, logger });
     if (applied.diffID !== expectedDiffID) throw new DigestMismatchError(`${subject} (uncompressed)`, expectedDiffID, applied.diffID);
     const record: LayerRecord = { diffID: applied.diffID, blob, size: applied.size };
-    fs.writeFileSync(path.join(dir, 'layer.json'), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o644 });
+    // Durable before publish renames the directory in: a layer.json in overlay2/ means a complete layer.
+    writeFileAtomic(path.join(dir, 'layer.json'), `${JSON.stringify(record, null, 2)}\n`, { durable: true, mode: 0o644 });
     return { dir, record };
   }
 

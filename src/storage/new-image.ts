@@ -53,38 +53,66 @@ export interface NewImageOptions {
  * store has its diff ID; applying it also checks that it is a valid layer.
  */
 export async function stageNewImage(tar: Readable, stagingDir: string, layers: LayerStore, logger: Logger, options: NewImageOptions): Promise<StagedImage> {
-  const { file, diffID, blob } = await compressLayer(tar, stagingDir);
-  const applied = layers.has(diffID) ? undefined : await layers.stage(file, blob, stagingDir, 'layer', diffID, logger);
-
-  const created = new Date().toISOString();
   const parent = options.parent?.config;
   const platform = hostPlatform();
-  const config: ImageConfig = {
-    ...(parent ?? { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) }),
-    created,
-    config: applyChanges(parent?.config, options.changes),
-    rootfs: { type: 'layers', diff_ids: [...(parent?.rootfs.diff_ids ?? []), diffID] },
-    history: [...(parent?.history ?? []), { created, ...options.history }],
-  };
-  if (options.author !== undefined) config.author = options.author;
-  else delete config.author;
+  return stageImage(tar, stagingDir, layers, logger, {
+    parentLayers: options.parent?.layers ?? [],
+    parentDiffIDs: parent?.rootfs.diff_ids ?? [],
+    blobPath: options.blobPath,
+    names: options.names,
+    config: (diffIDs, created) => {
+      const config: ImageConfig = {
+        ...(parent ?? { architecture: platform.architecture, os: platform.os, ...(platform.variant ? { variant: platform.variant } : {}) }),
+        created,
+        config: applyChanges(parent?.config, options.changes),
+        rootfs: { type: 'layers', diff_ids: diffIDs },
+        history: [...(parent?.history ?? []), { created, ...options.history }],
+      };
+      if (options.author !== undefined) config.author = options.author;
+      else delete config.author;
+      return config;
+    },
+  });
+}
+
+export interface ImageParts {
+  /** The manifest's descriptors of the layers below the new one, and their diff IDs. */
+  parentLayers: Descriptor[];
+  parentDiffIDs: string[];
+  blobPath: (digest: string) => string;
+  /** The new image's config, given every diff ID (the parent's, then the new layer's if there is one) and the time. */
+  config: (diffIDs: string[], created: string) => ImageConfig;
+  names: string[];
+}
+
+/**
+ * Stages an image made of `parentLayers`, plus one layer from `tar` (an
+ * uncompressed tar) when there is one, with the config `parts.config`
+ * makes. The layer is applied unless the store has its diff ID; applying
+ * it also checks that it is a valid layer.
+ */
+export async function stageImage(tar: Readable | null, stagingDir: string, layers: LayerStore, logger: Logger, parts: ImageParts): Promise<StagedImage> {
+  const added = tar === null ? null : await compressLayer(tar, stagingDir);
+  const applied = added === null || layers.has(added.diffID) ? undefined : await layers.stage(added.file, added.blob, stagingDir, 'layer', added.diffID, logger);
+  const created = new Date().toISOString();
+  const config = parts.config([...parts.parentDiffIDs, ...(added ? [added.diffID] : [])], created);
   const configData = Buffer.from(JSON.stringify(config));
   const configBlob = stageDocument(stagingDir, sha256Digest(configData), configData);
 
-  const parentLayers: StagedImageLayer[] = (options.parent?.layers ?? []).map((descriptor, i) => ({
+  const imageLayers: StagedImageLayer[] = parts.parentLayers.map((descriptor, i) => ({
     diffID: config.rootfs.diff_ids[i],
     blob: { digest: descriptor.digest, mediaType: descriptor.mediaType, size: descriptor.size },
-    blobFile: options.blobPath(descriptor.digest),
+    blobFile: parts.blobPath(descriptor.digest),
   }));
-  const imageLayers = [...parentLayers, { diffID, blob, blobFile: file, applied }];
+  if (added) imageLayers.push({ diffID: added.diffID, blob: added.blob, blobFile: added.file, applied });
   const manifestData = ociManifest({ mediaType: MediaType.ociConfig, digest: configBlob.digest, size: configData.length }, imageLayers);
   const manifest = stageDocument(stagingDir, sha256Digest(manifestData), manifestData);
   return {
     id: configBlob.digest,
     manifest: { digest: manifest.digest, mediaType: MediaType.ociManifest, size: manifestData.length },
     // The parent's blobs are in the store already; publishing checks they still are.
-    blobs: [manifest, configBlob, { digest: blob.digest, file }],
+    blobs: [manifest, configBlob, ...(added ? [{ digest: added.blob.digest, file: added.file }] : [])],
     layers: imageLayers,
-    names: options.names,
+    names: parts.names,
   };
 }

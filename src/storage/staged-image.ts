@@ -37,6 +37,8 @@ export interface StagedImage {
   names: string[];
   /** `name@sha256:...`s it was pulled by (familiar form), which may be an index's digest rather than `manifest`'s. */
   repoDigests?: string[];
+  /** The image a build step made this one on. */
+  parent?: string;
 }
 
 /** Writes a small document (manifest, config) as a staged blob, fsynced. */

@@ -27,18 +27,24 @@ export class Staging {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 
-  /** Removes what processes that no longer run left behind. */
-  removeStale(logger: Logger): void {
+  /** Entries whose process no longer runs: what a crash left behind. */
+  staleEntries(): string[] {
     let entries: string[];
     try {
       entries = fs.readdirSync(this.dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw err;
     }
-    for (const entry of entries) {
+    return entries.filter((entry) => {
       const match = /^(\d+)-(\d+)-/.exec(entry);
-      if (match && isRunning(Number(match[1]), Number(match[2]))) continue;
+      return !(match && isRunning(Number(match[1]), Number(match[2])));
+    });
+  }
+
+  /** Removes what processes that no longer run left behind. */
+  removeStale(logger: Logger): void {
+    for (const entry of this.staleEntries()) {
       logger.info({ entry }, 'removing staging left by a process that is gone');
       fs.rmSync(path.join(this.dir, entry), { recursive: true, force: true });
     }

@@ -9,6 +9,7 @@ import { ImageConfig, parseImageConfig, parseManifest } from '../oci/image-spec'
 import { withFileLock } from '../util/file-lock';
 import { closeStream, writeClosed } from '../util/streams';
 import { BlobStore } from './blobs';
+import { CheckOptions, CheckReport, checkStore } from './check';
 import { decompress } from './compression';
 import { ContainerRecord, ContainerStore } from './containers';
 import { directoryFiles, extractArchive } from './formats/source-files';
@@ -17,11 +18,12 @@ import { ImageRecord, ImageRecords } from './image-records';
 import { ImageInspect, inspectImage } from './inspect';
 import { LayerRecord, StagedLayer, LayerStore } from './layers';
 import { stageImages } from './load';
-import { stageNewImage } from './new-image';
+import { stageImage, stageNewImage } from './new-image';
 import { ImageReference, parseImageReference, parseTagReference, splitTagged } from './references';
 import { SavedImage, writeImageArchive } from './save';
 import { StagedBlob, StagedImage, stageDocument } from './staged-image';
 import { Staging } from './staging';
+import { crashPoint } from '../util/crash-point';
 
 /** One layer of a resolved image. */
 export interface ImageLayer {
@@ -48,6 +50,8 @@ export interface Image {
   repoDigests: string[];
   /** When it was stored here. */
   stored: string;
+  /** The image a build step made this one on (Docker's Parent). */
+  parent?: string;
 }
 
 /** A row of `images`. */
@@ -207,7 +211,35 @@ export class Store {
         author: options.author,
         names,
       });
+      crashPoint('commit:staged');
       const [image] = await this.mutate(() => this.publish([staged], dir));
+      return image;
+    });
+  }
+
+  /**
+   * A new image: `base`'s layers (none for null), plus one layer made of
+   * `layerTar` when given (as createLayerImage), with the config that
+   * `config` makes from the diff IDs and the time. What `build` uses for
+   * each step; `references` tag the result.
+   */
+  async createImage(
+    base: Image | null,
+    layerTar: Readable | null,
+    config: (diffIDs: string[], created: string) => ImageConfig,
+    references: string[] = [],
+  ): Promise<Image> {
+    const names = references.map((r) => parseTagReference(r));
+    const baseManifest = base ? parseManifest(this.readBlob(base.manifest, `image ${base.id}`), `manifest ${base.manifest}`) : null;
+    return this.withStaging('build', async (dir) => {
+      const staged = await stageImage(layerTar, dir, this.layers, this.logger, {
+        parentLayers: baseManifest?.layers ?? [],
+        parentDiffIDs: base?.config.rootfs.diff_ids ?? [],
+        blobPath: (digest) => this.blobs.path(digest),
+        config,
+        names,
+      });
+      const [image] = await this.mutate(() => this.publish([{ ...staged, ...(base ? { parent: base.id } : {}) }], dir));
       return image;
     });
   }
@@ -247,10 +279,15 @@ export class Store {
         readBlob: (digest) => this.readBlob(digest, `blob ${digest}`),
         blobPath: (digest) => this.blobs.path(digest),
         hasLayerFrom: (diffID, blobDigest) => this.layers.has(diffID) && this.layerBlob(diffID) === blobDigest,
-        stageLayer: (input, blob, diffID) => this.layers.stageStream(input, blob, dir, `layer-${layers++}`, diffID, this.logger),
+        stageLayer: async (input, blob, diffID) => {
+          const layer = await this.layers.stageStream(input, blob, dir, `layer-${layers++}`, diffID, this.logger);
+          crashPoint('pull:layer');
+          return layer;
+        },
         stageDocument: (digest, data) => stageDocument(dir, digest, data),
       };
       const staged = await stage(staging);
+      crashPoint('pull:staged');
       const [image] = await this.mutate(() => this.publish([staged], dir));
       return image;
     });
@@ -327,10 +364,13 @@ export class Store {
       }
     }
     for (const image of fresh) for (const blob of image.blobs) this.blobs.publish(blob.file, blob.digest);
+    crashPoint('publish:blobs');
     for (const image of fresh) for (const layer of image.layers) if (layer.applied) this.layers.publish(layer.applied);
     for (const layer of lateLayers) this.layers.publish(layer);
+    crashPoint('publish:layers');
     const stored = new Date().toISOString();
-    for (const image of fresh) this.records.write({ id: image.id, manifest: image.manifest.digest, created: stored });
+    for (const image of fresh) this.records.write({ id: image.id, manifest: image.manifest.digest, created: stored, ...(image.parent !== undefined ? { parent: image.parent } : {}) });
+    crashPoint('publish:records');
 
     const tags = this.records.tags();
     let retagged = false;
@@ -416,12 +456,17 @@ export class Store {
     return opened;
   }
 
-  /** Every image, newest first. */
-  images(): ImageSummary[] {
+  /**
+   * Every image, newest first; intermediate images (untagged build steps
+   * that a later step was made on) only with `all`, as `docker images -a`.
+   */
+  images(options: { all?: boolean } = {}): ImageSummary[] {
     const byId = this.records.tagsById();
     const digestsById = this.records.tagsById(this.records.digests());
-    return this.records
-      .list()
+    const records = this.records.list();
+    const parents = new Set(records.map((r) => r.parent));
+    return records
+      .filter((record) => options.all || byId.has(record.id) || digestsById.has(record.id) || !parents.has(record.id))
       .map((record) => {
         const image = this.imageOf(record, byId, digestsById);
         return { id: image.id, repoTags: image.repoTags, created: image.config.created ?? image.stored, size: sizeOf(image) };
@@ -490,23 +535,66 @@ export class Store {
         this.records.writeDigests(digests);
       }
       this.records.remove(record.id);
+      const parents = this.removeUnusedParents(record, tags, digests);
       const gc = this.collectGarbage();
-      return [...imageTags.map((t) => `Untagged: ${t}`), `Deleted: ${record.id}`, ...gc.layers.map((l) => `Deleted: ${l}`)];
+      return [...imageTags.map((t) => `Untagged: ${t}`), `Deleted: ${record.id}`, ...parents.map((p) => `Deleted: ${p}`), ...gc.layers.map((l) => `Deleted: ${l}`)];
     });
   }
 
-  /** Removes dangling images (untagged, and used by no container) and what only they used. */
-  async prune(): Promise<PruneResult> {
+  /**
+   * Removes dangling images (untagged, and used by no container), or with
+   * `all` every image no container uses (`docker image prune -a`), and
+   * what only they used.
+   */
+  async prune(options: { all?: boolean } = {}): Promise<PruneResult> {
     return this.mutate(() => {
-      const tagged = this.records.tagsById();
+      const tags = this.records.tags();
+      const tagged = this.records.tagsById(tags);
+      const digests = this.records.digests();
       // An image pulled by digest has no tag, but it is named: not dangling (as in Docker).
-      const digested = this.records.tagsById(this.records.digests());
+      const digested = this.records.tagsById(digests);
       const used = new Set(this.containers.list().map((c) => c.imageId));
-      const dangling = this.records.list().filter((r) => !tagged.has(r.id) && !digested.has(r.id) && !used.has(r.id));
-      dangling.forEach((r) => this.records.remove(r.id));
+      const records = this.records.list();
+      // The build steps below an image that stays are kept with it, as Docker keeps an image's parents.
+      const kept = new Set(records.filter((r) => used.has(r.id) || (!options.all && (tagged.has(r.id) || digested.has(r.id)))).map((r) => r.id));
+      for (let grew = true; grew; ) {
+        grew = false;
+        for (const record of records) {
+          if (kept.has(record.id) && record.parent !== undefined && !kept.has(record.parent)) {
+            kept.add(record.parent);
+            grew = true;
+          }
+        }
+      }
+      const unused = records.filter((r) => !kept.has(r.id));
+      const gone = new Set(unused.map((r) => r.id));
+      if (options.all) {
+        this.records.writeTags(Object.fromEntries(Object.entries(tags).filter(([, id]) => !gone.has(id))));
+        this.records.writeDigests(Object.fromEntries(Object.entries(digests).filter(([, id]) => !gone.has(id))));
+      }
+      unused.forEach((r) => this.records.remove(r.id));
       const gc = this.collectGarbage();
-      return { deleted: [...dangling.map((r) => r.id), ...gc.layers], reclaimedBytes: gc.bytes };
+      return { deleted: [...unused.map((r) => r.id), ...gc.layers], reclaimedBytes: gc.bytes };
     });
+  }
+
+  /**
+   * Removes the intermediate images below a removed one, as docker rmi
+   * does: each untagged parent that no container uses and that is no
+   * other image's parent. Returns their ids.
+   */
+  private removeUnusedParents(removed: ImageRecord, tags: Record<string, string>, digests: Record<string, string>): string[] {
+    const named = new Set([...Object.values(tags), ...Object.values(digests)]);
+    const used = new Set(this.containers.list().map((c) => c.imageId));
+    const deleted: string[] = [];
+    for (let parent = removed.parent; parent !== undefined; ) {
+      const record = this.records.get(parent);
+      if (!record || named.has(record.id) || used.has(record.id) || this.records.list().some((r) => r.parent === record.id)) break;
+      this.records.remove(record.id);
+      deleted.push(record.id);
+      parent = record.parent;
+    }
+    return deleted;
   }
 
   private collectGarbage(): GcResult {
@@ -516,6 +604,38 @@ export class Store {
     } finally {
       this.staging.remove(trash);
     }
+  }
+
+  /**
+   * `tsrun system check`: the store's consistency (see check.ts). A check
+   * shares the lock with readers; a repair holds it alone.
+   */
+  async check(options: CheckOptions = {}): Promise<CheckReport> {
+    const stores = { records: this.records, blobs: this.blobs, layers: this.layers, containers: this.containers, staging: this.staging, logger: this.logger };
+    if (options.repair) return this.mutate(() => checkStore(stores, options));
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    return withFileLock(this.lockFile, 'shared', () => checkStore(stores, options));
+  }
+
+  /**
+   * The images' part of `tsrun system df`: layers shared by several images
+   * count once; an image is active while a container uses it, and what
+   * only inactive images use is reclaimable.
+   */
+  imageUsage(): { total: number; active: number; size: number; reclaimable: number } {
+    const images = this.records.list().map((record) => this.imageOf(record, new Map(), new Map()));
+    const used = new Set(this.containers.list().map((c) => c.imageId));
+    const layerSizes = new Map<string, number>();
+    const activeLayers = new Set<string>();
+    for (const image of images) {
+      for (const layer of image.layers) {
+        layerSizes.set(layer.diffID, layer.size);
+        if (used.has(image.id)) activeLayers.add(layer.diffID);
+      }
+    }
+    const size = [...layerSizes.values()].reduce((a, b) => a + b, 0);
+    const reclaimable = [...layerSizes].filter(([d]) => !activeLayers.has(d)).reduce((a, [, n]) => a + n, 0);
+    return { total: images.length, active: images.filter((i) => used.has(i.id)).length, size, reclaimable };
   }
 
   private containersUsing(id: string): ContainerRecord[] {
@@ -562,7 +682,16 @@ export class Store {
       const layer = this.layers.get(diffID);
       return { diffID, dir: layer.dir, link: layer.link, size: layer.record.size };
     });
-    return { id: record.id, manifest: record.manifest, config, layers, repoTags: [...repoTags].sort(), repoDigests: [...namesOf(digests)].sort(), stored: record.created };
+    return {
+      id: record.id,
+      manifest: record.manifest,
+      config,
+      layers,
+      repoTags: [...repoTags].sort(),
+      repoDigests: [...namesOf(digests)].sort(),
+      stored: record.created,
+      ...(record.parent !== undefined ? { parent: record.parent } : {}),
+    };
   }
 }
 

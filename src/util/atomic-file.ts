@@ -7,9 +7,9 @@ import { randomHex } from './random';
  * `durable` adds an fsync for data that must survive a power loss (the
  * store), which runtime state on a tmpfs does not need.
  */
-export function writeFileAtomic(file: string, data: string | Buffer, options: { durable: boolean }): void {
+export function writeFileAtomic(file: string, data: string | Buffer, options: { durable: boolean; mode?: number }): void {
   const tmp = `${file}.${process.pid}.${randomHex(4)}.tmp`;
-  const fd = fs.openSync(tmp, 'w', 0o600);
+  const fd = fs.openSync(tmp, 'w', options.mode ?? 0o600);
   try {
     fs.writeFileSync(fd, data);
     if (options.durable) fs.fsyncSync(fd);

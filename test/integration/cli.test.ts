@@ -1,7 +1,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { busyboxRootfs, describeAsRoot, useTempDir, until } from '../helpers/fixtures';
 import { hostTsrunCgroups } from '../helpers/cgroups';
 import { snapshot } from '../helpers/leaks';
 
@@ -17,14 +17,6 @@ function processAlive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
-  }
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
 
@@ -61,6 +53,38 @@ describeAsRoot('tsrun CLI', () => {
     return { child, output: () => output, exit };
   }
 
+
+  test('security flags: --cap-add/--cap-drop, --security-opt, --ulimit, --tmpfs, --device, --privileged', () => {
+    const caps = runInBusybox(['sh', '-c', 'grep -E "^(CapEff|NoNewPrivs|Seccomp):" /proc/self/status; ulimit -n; touch /tmp/x && echo tmp-rw; [ -c /dev/fuse ] && echo fuse'], [
+      '--cap-drop',
+      'ALL',
+      '--cap-add',
+      'net_admin',
+      '--security-opt',
+      'no-new-privileges=false',
+      '--security-opt',
+      'seccomp=unconfined',
+      '--ulimit',
+      'nofile=64:128',
+      '--read-only',
+      '--tmpfs',
+      '/tmp:size=1m',
+      ...(fs.existsSync('/dev/fuse') ? ['--device', '/dev/fuse'] : []),
+    ]);
+    expect(caps.stderr).toBe('');
+    expect(caps.stdout.replace(/[ \t]+/g, ' ')).toBe(`CapEff: 0000000000001000\nNoNewPrivs: 0\nSeccomp: 0\n64\ntmp-rw\n${fs.existsSync('/dev/fuse') ? 'fuse\n' : ''}`);
+    const privileged = runInBusybox(['grep', '^Seccomp:', '/proc/self/status'], ['--privileged']);
+    expect(privileged.stdout).toMatch(/^Seccomp:\s+0\n$/);
+    const unknown = runInBusybox(['true'], ['--cap-add', 'FLY']);
+    expect(unknown.status).toBe(125);
+    expect(unknown.stderr).toMatch(/--cap-add.*unknown capability "FLY"|capAdd\[0\]: unknown capability "FLY"/);
+    const badOpt = runInBusybox(['true'], ['--security-opt', 'apparmor=x']);
+    expect(badOpt.status).toBe(125);
+    expect(badOpt.stderr).toMatch(/--security-opt: unknown option "apparmor=x"/);
+    const noRange = runInBusybox(['true'], ['--userns-remap', 'tsrun-no-such-user']);
+    expect(noRange.status).toBe(125);
+    expect(noRange.stderr).toMatch(/usernsRemap: tsrun-no-such-user has no range in \/etc\/subuid/);
+  });
   test('the exit code of the container is the exit code of tsrun', () => {
     expect(runInBusybox(['sh', '-c', 'exit 7']).status).toBe(7);
     expect(runInBusybox(['true']).status).toBe(0);

@@ -10,6 +10,7 @@ import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { tarOf, umociImage, writeOciLayout, writeTree } from '../helpers/images';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { collectOutput } from '../helpers/run';
 import { tempPodman } from '../helpers/podman';
 
 /** The kernel copies one page of mount options; the short links keep a deep image's under it. */
@@ -24,14 +25,7 @@ describeAsRoot('images across tools: made elsewhere and run here, made here and 
 
   /** Runs `args` in a container of `image` in `store` and collects its output. */
   async function runImage(store: Store, image: string, args: string[], options: Partial<RunOptions> = {}): Promise<{ stdout: string; stderr: string; exitCode: number; id: string }> {
-    const container = await run({ root: store.root, stateDir: stateDir(), image, args, stdio: 'pipe', autoRemove: true, ...options });
-    let stdout = '';
-    let stderr = '';
-    container.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    container.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    container.stdin?.end();
-    const { exitCode } = await container.wait();
-    return { stdout, stderr, exitCode, id: container.id };
+    return collectOutput(await run({ root: store.root, stateDir: stateDir(), image, args, stdio: 'pipe', autoRemove: true, ...options }));
   }
 
   describe('an image from umoci, and skopeo copies of it', () => {

@@ -65,7 +65,7 @@ describeNetwork('networks: CNI bridge, -p, names, teardown', () => {
         await new Promise((resolve) => child.once('close', resolve));
       }
     }
-    if (fs.existsSync(path.join(root(), 'networks', 'attachments')) && attachments().length > 0) tsrun(['system', 'prune']);
+    if (fs.existsSync(path.join(root(), 'networks', 'attachments')) && attachments().length > 0) tsrun(['system', 'prune', '-f']);
   });
   checkLeaksAfterEach();
 
@@ -127,7 +127,7 @@ describeNetwork('networks: CNI bridge, -p, names, teardown', () => {
     expect(veths()).not.toBe('');
     expect(containerRules().length).toBeGreaterThan(0);
 
-    const prune = tsrun(['system', 'prune']);
+    const prune = tsrun(['system', 'prune', '-f']);
     expect(prune.status).toBe(0);
     expect(prune.stdout).toMatch(/Detached from their networks:\n[0-9a-f]{64}\n/);
     expect(attachments()).toEqual([]);

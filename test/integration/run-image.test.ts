@@ -6,6 +6,7 @@ import { commitContainer, containerChanges, listContainers, removeContainer } fr
 import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { collectOutput } from '../helpers/run';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
 
@@ -22,14 +23,7 @@ describeAsRoot('tsrun run IMAGE', () => {
   });
 
   async function collect(options: Parameters<typeof run>[0]): Promise<{ stdout: string; stderr: string; exitCode: number; id: string }> {
-    const container = await run({ root: root(), stateDir: stateDir(), stdio: 'pipe', ...options });
-    let stdout = '';
-    let stderr = '';
-    container.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    container.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    container.stdin?.end();
-    const { exitCode } = await container.wait();
-    return { stdout, stderr, exitCode, id: container.id };
+    return collectOutput(await run({ root: root(), stateDir: stateDir(), stdio: 'pipe', ...options }));
   }
 
   test('the image config gives the command, env and working dir; -e and args override', async () => {

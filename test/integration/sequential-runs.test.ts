@@ -1,3 +1,5 @@
+import * as v8 from 'node:v8';
+import * as vm from 'node:vm';
 import { run } from '../../src';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { expectNoLeaks, snapshot } from '../helpers/leaks';
@@ -26,5 +28,24 @@ describeAsRoot('sequential runs from one process', () => {
     const after = snapshot();
     expectNoLeaks(before, after);
     expect(after.threads).toBeLessThanOrEqual(before.threads);
+  });
+
+  test('a container that exited and is no longer referenced is garbage collected', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc') as () => void;
+    const stateDir = tmp();
+    const runOnce = async (): Promise<WeakRef<object>> => {
+      const container = await run({ rootfs: busyboxRootfs(), args: ['true'], stdio: 'ignore', stateDir, autoRemove: true });
+      await container.wait();
+      return new WeakRef(container);
+    };
+    const refs: WeakRef<object>[] = [];
+    for (let i = 0; i < 5; i++) refs.push(await runOnce());
+    // A WeakRef keeps its target until the job that made it ends; collect after.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+    }
+    expect(refs.filter((r) => r.deref() !== undefined)).toHaveLength(0);
   });
 });

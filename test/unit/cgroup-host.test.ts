@@ -71,6 +71,7 @@ describe('cgroup host detection', () => {
       cpuset: '/sys/fs/cgroup/cpuset',
       memory: '/sys/fs/cgroup/memory',
       pids: '/sys/fs/cgroup/pids',
+      devices: '/sys/fs/cgroup/devices',
       blkio: '/sys/fs/cgroup/blkio',
       freezer: '/sys/fs/cgroup/freezer',
     });

@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { DEFAULT_CAPABILITIES, lastCapability } from '../../src/linux/capabilities';
 import { CLONE_NEW } from '../../src/linux/namespaces';
+import { DEFAULT_MASKED_PATHS, DEFAULT_READONLY_PATHS } from '../../src/oci/defaults';
 import { MS } from '../../src/linux/mounts';
 import { loadNative } from '../../src/native';
 import type { Spec } from '../../src/oci/runtime-spec';
@@ -45,6 +47,8 @@ describe('buildContainerPlan', () => {
     const b = build(specFor());
     const mkdirs = (n: number): string[] => Array<string>(n).fill('Mkdir');
     expect(b.ops).toEqual([
+      // not dumpable while it is a copy of Node
+      'Prctl',
       // cgroup namespace: unshared in the child, not cloned
       'Unshare',
       // rootfs: umask 0, / private, root bound onto itself
@@ -72,53 +76,71 @@ describe('buildContainerPlan', () => {
       'PivotRoot',
       'Umount2',
       'Chdir',
+      // Docker's read-only paths (bind, remount) and masked paths
+      ...Array<string>(2 * DEFAULT_READONLY_PATHS.length).fill('Mount'),
+      ...Array<string>(DEFAULT_MASKED_PATHS.length).fill('MaskPath'),
       // UTS and network namespace setup
       'Sethostname',
       'LinkUp',
-      // the process
+      // the process: stdio, every other fd closed
+      'Stdio',
+      'CloseFrom',
+      // the bounding set lost what Docker's default set lacks, keep-caps across the uid change
+      ...Array<string>(lastCapability() + 1 - DEFAULT_CAPABILITIES.length).fill('Prctl'),
+      'Prctl',
       'Setgroups',
       'Setresgid',
       'Setresuid',
+      'Capset',
+      // death signal, cwd, umask, no_new_privs, then the seccomp filter last
       'Prctl',
       'Chdir',
       'Umask',
-      'Stdio',
-      'CloseFrom',
+      'Prctl',
+      'Seccomp',
       'Exec',
     ]);
     expect(b.plan.mode).toBe('vfork');
     expect(b.plan.cloneFlags).toBe(CLONE_NEW.pid | CLONE_NEW.network | CLONE_NEW.ipc | CLONE_NEW.uts | CLONE_NEW.mount);
     expect(b.plan.cloneFlags & CLONE_NEW.cgroup).toBe(0);
-    expect(b.decoded.steps[0].args[0]).toBe(BigInt(CLONE_NEW.cgroup));
+    expect(b.decoded.steps[0].args).toEqual([4n /* PR_SET_DUMPABLE */, 0n, 0n]);
+    expect(b.decoded.steps[1].args[0]).toBe(BigInt(CLONE_NEW.cgroup));
   });
 
   test('the rootfs steps carry the right arguments', () => {
     const b = build(specFor());
-    expect(b.decoded.steps[1].args[0]).toBe(0n);
-    expect(b.decoded.steps[2].args[0]).toBe(BigInt(MS.REC | MS.PRIVATE));
-    expect(strings(b, 2)).toEqual([null, '/', null, null]);
-    expect(b.decoded.steps[3].args[0]).toBe(BigInt(MS.BIND | MS.REC));
-    expect(strings(b, 3)).toEqual([rootfs, rootfs, null, null]);
+    expect(b.decoded.steps[2].args[0]).toBe(0n);
+    expect(b.decoded.steps[3].args[0]).toBe(BigInt(MS.REC | MS.PRIVATE));
+    expect(strings(b, 3)).toEqual([null, '/', null, null]);
+    expect(b.decoded.steps[4].args[0]).toBe(BigInt(MS.BIND | MS.REC));
+    expect(strings(b, 4)).toEqual([rootfs, rootfs, null, null]);
     const pivot = b.ops.indexOf('PivotRoot');
     expect(strings(b, pivot - 1)[0]).toBe(rootfs);
     expect(strings(b, pivot)).toEqual(['.', '.', null, null]);
     expect(b.decoded.steps[pivot + 1].args[0]).toBe(2n /* MNT_DETACH */);
     expect(strings(b, pivot + 2)[0]).toBe('/');
-    // Every mount point is created inside the root first, tolerating EEXIST.
+    // Every mount point is created inside the root first, tolerating EEXIST,
+    // and the child resolves it again inside the root (the root's length in args[2]).
     for (const [i, step] of b.decoded.steps.entries()) {
-      if (step.op !== 'Mkdir') continue;
-      expect(step.flags).toBe(StepFlag.IgnoreExist);
-      expect(strings(b, i)[0]?.startsWith(`${rootfs}/`)).toBe(true);
+      if (step.op !== 'Mkdir' && !(step.op === 'Mount' && step.flags & StepFlag.InRoot)) continue;
+      if (step.op === 'Mkdir') expect(step.flags).toBe(StepFlag.IgnoreExist | StepFlag.InRoot);
+      expect(step.args[2]).toBe(BigInt(rootfs.length));
+      expect(strings(b, i)[step.op === 'Mkdir' ? 0 : 1]?.startsWith(`${rootfs}/`)).toBe(true);
     }
+    expect(b.decoded.steps.filter((s) => s.op === 'Mount' && s.flags & StepFlag.InRoot).length).toBeGreaterThanOrEqual(6);
   });
 
   test('the process steps carry the credentials, cwd, stdio and the command', () => {
     const b = build(specFor({ user: 'app', cwd: '/tmp', env: ['PATH=/bin:/usr/bin'] }), { stdio: [7, -1, 9] });
     const at = (op: string): number => b.ops.lastIndexOf(op);
+    const prctl = (option: bigint): number => b.decoded.steps.findIndex((s) => s.op === 'Prctl' && s.args[0] === option);
     expect(b.decoded.list(b.decoded.steps[at('Setgroups')].refs[0])).toEqual(['10', '29']);
     expect(b.decoded.steps[at('Setresgid')].args).toEqual([1000n, 1000n, 1000n]);
     expect(b.decoded.steps[at('Setresuid')].args).toEqual([1000n, 1000n, 1000n]);
-    expect(b.decoded.steps[at('Prctl')].args).toEqual([1n /* PR_SET_PDEATHSIG */, 9n, 0n]);
+    expect(b.decoded.steps[prctl(1n /* PR_SET_PDEATHSIG */)].args).toEqual([1n, 9n, 0n]);
+    // A non-root user: the bounding set only, as Docker gives it.
+    expect(b.decoded.steps[at('Capset')].args).toEqual([0n, 0n, 0n]);
+    expect(b.decoded.steps[prctl(38n /* PR_SET_NO_NEW_PRIVS */)].args).toEqual([38n, 1n, 0n]);
     expect(strings(b, at('Chdir'))[0]).toBe('/tmp');
     expect(b.decoded.steps[at('Umask')].args[0]).toBe(0o022n);
     expect(b.decoded.steps[at('Stdio')].args).toEqual([7n, -1n, 9n]);
@@ -131,7 +153,11 @@ describe('buildContainerPlan', () => {
     expect(at('Setgroups')).toBeLessThan(at('Setresgid'));
     expect(at('Setresgid')).toBeLessThan(at('Setresuid'));
     // setresuid clears the parent-death signal: it must come after.
-    expect(at('Setresuid')).toBeLessThan(at('Prctl'));
+    expect(at('Setresuid')).toBeLessThan(prctl(1n));
+    // Keep-caps before the uid change, capset after it; every fd closed before the chdir (CVE-2024-21626).
+    expect(prctl(8n /* PR_SET_KEEPCAPS */)).toBeLessThan(at('Setresuid'));
+    expect(at('Setresuid')).toBeLessThan(at('Capset'));
+    expect(at('CloseFrom')).toBeLessThan(at('Chdir'));
   });
 
   test('without pivot_root: MS_MOVE of the root onto / and chroot', () => {
@@ -149,10 +175,10 @@ describe('buildContainerPlan', () => {
 
   test('a user namespace: the child asks for its maps, waits, becomes root, then the rest', () => {
     const b = build(specFor({ idMappings: { uid: WIDE, gid: WIDE } }));
-    expect(b.ops.slice(0, 5)).toEqual(['SyncSignal', 'SyncWait', 'Setresgid', 'Setresuid', 'Unshare']);
-    expect(b.decoded.steps[0].args[0]).toBe(BigInt(SyncMessage.UserMapRequest));
-    expect(b.decoded.steps[2].args).toEqual([0n, 0n, 0n]);
+    expect(b.ops.slice(0, 6)).toEqual(['Prctl', 'SyncSignal', 'SyncWait', 'Setresgid', 'Setresuid', 'Unshare']);
+    expect(b.decoded.steps[1].args[0]).toBe(BigInt(SyncMessage.UserMapRequest));
     expect(b.decoded.steps[3].args).toEqual([0n, 0n, 0n]);
+    expect(b.decoded.steps[4].args).toEqual([0n, 0n, 0n]);
     expect(b.plan.mode).toBe('fork');
     expect(b.plan.cloneFlags & CLONE_NEW.user).toBe(CLONE_NEW.user);
     // mknod is not allowed in a user namespace: the host's nodes are bound instead.
@@ -174,8 +200,8 @@ describe('buildContainerPlan', () => {
 
   test('a CNI network: the child asks for it right after the cgroup join and waits; the plan is fork-style', () => {
     const b = build(specFor(), { networkSync: true, cgroupJoin: [{ op: 'WriteFile', args: [1], strs: ['/x/cgroup.procs', '0'], phase: 'cgroup' }] });
-    expect(b.ops.slice(0, 3)).toEqual(['WriteFile', 'SyncSignal', 'SyncWait']);
-    expect(b.decoded.steps[1].args[0]).toBe(BigInt(SyncMessage.NetworkRequest));
+    expect(b.ops.slice(1, 4)).toEqual(['WriteFile', 'SyncSignal', 'SyncWait']);
+    expect(b.decoded.steps[2].args[0]).toBe(BigInt(SyncMessage.NetworkRequest));
     expect(b.plan.mode).toBe('fork');
     expect(build(specFor()).plan.mode).toBe('vfork');
   });
@@ -193,10 +219,10 @@ describe('buildContainerPlan', () => {
     const spec = specFor();
     spec.linux.namespaces = spec.linux.namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: '/proc/1/ns/net' } : ns));
     const b = build(spec);
-    expect(b.ops[0]).toBe('Setns');
-    expect(strings(b, 0)[0]).toBe('/proc/1/ns/net');
-    expect(b.decoded.steps[0].args[0]).toBe(BigInt(CLONE_NEW.network));
-    expect(b.ops[1]).toBe('Unshare');
+    expect(b.ops[1]).toBe('Setns');
+    expect(strings(b, 1)[0]).toBe('/proc/1/ns/net');
+    expect(b.decoded.steps[1].args[0]).toBe(BigInt(CLONE_NEW.network));
+    expect(b.ops[2]).toBe('Unshare');
     expect(b.plan.cloneFlags & CLONE_NEW.network).toBe(0);
     // The joined network namespace is not ours to configure.
     expect(b.ops).not.toContain('LinkUp');
@@ -206,7 +232,8 @@ describe('buildContainerPlan', () => {
     const spec = specFor({ network: 'host', uts: 'host', cgroupns: 'host' });
     spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== 'mount');
     const b = build(spec);
-    expect(b.ops).toEqual(['Setgroups', 'Setresgid', 'Setresuid', 'Prctl', 'Chdir', 'Umask', 'Stdio', 'CloseFrom', 'Exec']);
+    expect(b.ops.filter((op) => op !== 'Prctl')).toEqual(['Stdio', 'CloseFrom', 'Setgroups', 'Setresgid', 'Setresuid', 'Capset', 'Chdir', 'Umask', 'Seccomp', 'Exec']);
+    expect(b.ops).not.toContain('MaskPath');
     expect(b.plan.cloneFlags).toBe(CLONE_NEW.pid | CLONE_NEW.ipc);
   });
 
@@ -221,10 +248,10 @@ describe('buildContainerPlan', () => {
     const spec = specFor({ idMappings: { uid: WIDE, gid: WIDE } });
     spec.linux.namespaces = spec.linux.namespaces.map((ns) => (ns.type === 'network' ? { type: 'network', path: '/proc/1/ns/net' } : ns));
     const b = build(spec, { cgroupJoin: join });
-    expect(b.ops.slice(0, 8)).toEqual(['WriteFile', 'WriteFile', 'SyncSignal', 'SyncWait', 'Setresgid', 'Setresuid', 'Setns', 'Unshare']);
-    expect(strings(b, 0).slice(0, 2)).toEqual(['/cg/memory/tsrun/x/cgroup.procs', '0']);
-    expect(strings(b, 1).slice(0, 2)).toEqual(['/cg/pids/tsrun/x/cgroup.procs', '0']);
-    expect(b.decoded.steps[7].args[0]).toBe(BigInt(CLONE_NEW.cgroup));
+    expect(b.ops.slice(0, 9)).toEqual(['Prctl', 'WriteFile', 'WriteFile', 'SyncSignal', 'SyncWait', 'Setresgid', 'Setresuid', 'Setns', 'Unshare']);
+    expect(strings(b, 1).slice(0, 2)).toEqual(['/cg/memory/tsrun/x/cgroup.procs', '0']);
+    expect(strings(b, 2).slice(0, 2)).toEqual(['/cg/pids/tsrun/x/cgroup.procs', '0']);
+    expect(b.decoded.steps[8].args[0]).toBe(BigInt(CLONE_NEW.cgroup));
   });
 
   test('a read-only root is remounted after the pivot; no death signal when not asked for', () => {
@@ -233,7 +260,18 @@ describe('buildContainerPlan', () => {
     expect(b.ops[remount]).toBe('Mount');
     expect(b.decoded.steps[remount].args[0]).toBe(BigInt(MS.REMOUNT | MS.BIND | MS.RDONLY));
     expect(strings(b, remount)[1]).toBe('/');
-    expect(b.ops).not.toContain('Prctl');
+    expect(b.decoded.steps.filter((s) => s.op === 'Prctl' && s.args[0] === 1n)).toEqual([]);
+  });
+
+  test('without no_new_privs the filter is loaded before the capabilities go; none when unconfined', () => {
+    const lifted = build(specFor({ noNewPrivileges: false }));
+    expect(lifted.ops.indexOf('Seccomp')).toBeLessThan(lifted.ops.indexOf('Capset'));
+    expect(lifted.ops.indexOf('Seccomp')).toBeGreaterThan(lifted.ops.indexOf('CloseFrom'));
+    expect(build(specFor({ seccomp: 'unconfined' })).ops).not.toContain('Seccomp');
+    const seccomp = build(specFor());
+    const blob = seccomp.decoded.steps[seccomp.ops.indexOf('Seccomp')].refs[0];
+    // u32 length, then whole 8-byte instructions.
+    expect(seccomp.decoded.pool.readUInt32LE(blob) % 8).toBe(0);
   });
 
   test('the plan parses in the addon up to its exec', () => {

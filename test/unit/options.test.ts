@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { NotFoundError, ValidationError } from '../../src/errors';
+import { CAPABILITIES, DEFAULT_CAPABILITIES } from '../../src/linux/capabilities';
 import { validateNamespaces } from '../../src/linux/namespaces';
 import { DEFAULT_PATH } from '../../src/oci/defaults';
 import type { Namespace } from '../../src/oci/runtime-spec';
@@ -107,12 +108,18 @@ describe('buildSpec', () => {
       const s = spec({});
       expect(s.linux.namespaces.map((n) => n.type)).toEqual(['pid', 'network', 'ipc', 'uts', 'mount', 'cgroup']);
       expect(s.hostname).toBe(ID.slice(0, 12));
+      const dockerDefault = [...DEFAULT_CAPABILITIES].sort((a, b) => CAPABILITIES[a] - CAPABILITIES[b]);
       expect(s.process).toEqual({
         args: ['sh'],
         env: [`PATH=${DEFAULT_PATH}`, `HOSTNAME=${ID.slice(0, 12)}`, 'HOME=/root'],
         cwd: '/',
         user: { uid: 0, gid: 0, additionalGids: [] },
+        capabilities: { bounding: dockerDefault, effective: dockerDefault, permitted: dockerDefault },
+        noNewPrivileges: true,
+        rlimits: [],
       });
+      expect(s.linux.maskedPaths).toContain('/proc/kcore');
+      expect(s.linux.readonlyPaths).toContain('/proc/sys');
       expect(s.root).toEqual({ path: rootfs, readonly: false });
       expect(s.linux.uidMappings).toBeUndefined();
       expect(s.mounts.map((m) => m.destination)).toEqual(['/proc', '/dev', '/dev/pts', '/dev/shm', '/dev/mqueue', '/sys']);

@@ -47,7 +47,9 @@ describe('the limit flags of run and update', () => {
     expect(error({ cpusetCpus: '7' })).toMatchObject({ field: '--cpuset-cpus', message: '--cpuset-cpus: CPUs 7 are not available on this host (online: 0-3)' });
     expect(error({ memory: '16m', memorySwap: '8m' })).toMatchObject({ field: '--memory-swap' });
     expect(error({ pidsLimit: 'x' })).toBeInstanceOf(ValidationError);
-    const other = new ValidationError('hostname', 'bad');
+    expect(nameTheFlag(new ValidationError('env[2]', '"=x" is not KEY=VALUE'))).toMatchObject({ field: '--env', message: '--env: "=x" is not KEY=VALUE' });
+    expect(nameTheFlag(new ValidationError('cwd', '"x" must be an absolute path'))).toMatchObject({ field: '--workdir' });
+    const other = new ValidationError('rootfs', 'bad');
     expect(nameTheFlag(other)).toBe(other);
     const plain = new Error('memory: not a validation error');
     expect(nameTheFlag(plain)).toBe(plain);

@@ -1,4 +1,4 @@
-import { parseMountFlag, parseTmpfsFlag, parseVolumeFlag, rootPropagationFor } from '../../src/runtime/volumes';
+import { parseMountFlag, parseVolumeFlag, rootPropagationFor } from '../../src/runtime/volumes';
 
 describe('volume flags', () => {
   test('-v: host path, volume name, anonymous, options', () => {
@@ -17,10 +17,6 @@ describe('volume flags', () => {
     expect(() => parseMountFlag('type=bind,source=/a')).toThrow(/target is required/);
     expect(() => parseMountFlag('type=nfs,target=/a')).toThrow(/not bind, volume or tmpfs/);
     expect(() => parseMountFlag('type=volume,target=/a,bind-propagation=shared')).toThrow(/unknown option "bind-propagation"/);
-  });
-
-  test('--tmpfs: Docker\'s defaults, then the options given', () => {
-    expect(parseTmpfsFlag('/run:size=1m,exec')).toEqual({ type: 'tmpfs', target: '/run', readOnly: false, options: ['noexec', 'nosuid', 'nodev', 'size=1m', 'exec'] });
   });
 
   test('the root is rshared when a mount shares both ways, rslave when one only receives, else rprivate', () => {

@@ -2,6 +2,7 @@ import { ValidationError } from '../../errors';
 import { SUPPORTED_INSTRUCTIONS } from '../../oci/image-changes';
 import type { Store } from '../../storage/store';
 import type { CliCommand, GlobalArgs } from '../command';
+import { confirm } from '../prompt';
 import { UsageError, reportError } from '../fail';
 import { humanDuration, humanSize, table } from '../format';
 
@@ -117,6 +118,7 @@ interface ImagesArgs extends GlobalArgs {
   quiet: boolean;
   format?: 'table' | 'json';
   'no-trunc': boolean;
+  all: boolean;
 }
 
 export const imagesCommand: CliCommand<ImagesArgs> = {
@@ -128,6 +130,7 @@ export const imagesCommand: CliCommand<ImagesArgs> = {
     quiet: { alias: 'q', type: 'boolean', default: false, describe: 'only show image ids' },
     format: { type: 'string', choices: ['table', 'json'], describe: 'output format' },
     'no-trunc': { type: 'boolean', default: false, describe: 'do not truncate output' },
+    all: { alias: 'a', type: 'boolean', default: false, describe: 'show intermediate images (build steps) too' },
   },
   async execute(argv) {
     await reporting(argv, async () => {
@@ -139,7 +142,7 @@ export const imagesCommand: CliCommand<ImagesArgs> = {
       if (wanted !== undefined && wanted.kind !== 'tag') throw new UsageError('"tsrun images" filters by REPOSITORY[:TAG]');
       const explicitTag = filter !== undefined && /:[^/]*$/.test(filter);
       // One row per tag, as docker: an image with two tags is listed twice, an untagged one as <none>.
-      const rows = store.images().flatMap((image) =>
+      const rows = store.images({ all: argv.all }).flatMap((image) =>
         (image.repoTags.length > 0 ? image.repoTags : ['<none>:<none>'])
           .map((tag) => ({ image, repository: tag.slice(0, tag.lastIndexOf(':')), tag: tag.slice(tag.lastIndexOf(':') + 1) }))
           .filter((row) => wanted === undefined || (row.repository === wanted.name && (!explicitTag || row.tag === wanted.tag))),
@@ -236,19 +239,6 @@ export const rmiCommand: CliCommand<RmiArgs> = {
 
 interface PruneArgs extends GlobalArgs {
   force: boolean;
-}
-
-/** Asks on stderr and reads one answer line from stdin; no answer is no. */
-async function confirm(question: string): Promise<boolean> {
-  process.stderr.write(question);
-  const { createInterface } = await import('node:readline');
-  const lines = createInterface({ input: process.stdin });
-  try {
-    for await (const line of lines) return /^y(es)?$/i.test(line.trim());
-    return false;
-  } finally {
-    lines.close();
-  }
 }
 
 export const pruneCommand: CliCommand<PruneArgs> = {

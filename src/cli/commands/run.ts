@@ -1,5 +1,7 @@
 import type { Options } from 'yargs';
 import type { Container } from '../../runtime/container';
+import type { RunOptions } from '../../runtime/options';
+import { parseUlimit } from '../../linux/rlimits';
 import { run } from '../../runtime/run';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
@@ -32,11 +34,18 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   'no-pivot': boolean;
   pull: PullPolicy;
   platform?: string;
+  'cap-add': string[];
+  'cap-drop': string[];
+  privileged: boolean;
+  'security-opt': string[];
+  ulimit: string[];
+  device: string[];
+  tmpfs: string[];
+  'userns-remap'?: string;
   interactive: boolean;
   tty: boolean;
   volume: string[];
   mount: string[];
-  tmpfs: string[];
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -63,13 +72,51 @@ export const RUN_OPTIONS = {
   'no-pivot': { type: 'boolean', default: false, describe: 'use MS_MOVE + chroot instead of pivot_root' },
   pull: { type: 'string', choices: ['missing', 'always', 'never'], default: 'missing', describe: 'pull the image before running it' },
   platform: { type: 'string', requiresArg: true, describe: 'os/arch[/variant] to pull from a multi-platform index (default: this host)' },
+  'cap-add': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'add a capability to the default set (NET_ADMIN, ALL)' },
+  'cap-drop': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'drop a capability from the default set (ALL)' },
+  privileged: { type: 'boolean', default: false, describe: 'every capability, no seccomp, no masked paths, all host devices' },
+  'security-opt': { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'no-new-privileges[=true|false], seccomp=unconfined|PROFILE.json' },
+  ulimit: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'resource limit NAME=SOFT[:HARD] (nofile=1024:2048, -1 for unlimited)' },
+  device: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'add a host device HOST[:CONTAINER][:rwm]' },
+  tmpfs: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'mount a tmpfs PATH[:OPTIONS] (size=64m,mode=1777)' },
+  'userns-remap': { type: 'string', requiresArg: true, describe: 'user namespace from /etc/subuid, /etc/subgid: default (dockremap) or USER[:GROUP]' },
   interactive: { alias: 'i', type: 'boolean', default: false, describe: 'keep stdin open: the container reads tsrun\'s stdin (without it, /dev/null)' },
   tty: { alias: 't', type: 'boolean', default: false, describe: 'allocate a pseudo-terminal' },
   volume: { alias: 'v', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'bind mount or volume: [SOURCE:]TARGET[:ro|rw][,shared|slave|private|rshared|rslave|rprivate]' },
   mount: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'type=bind|volume|tmpfs,source=...,target=...[,readonly]...' },
-  tmpfs: { type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'mount a tmpfs: PATH[:OPTIONS]' },
   ...RESOURCE_OPTIONS,
 } satisfies Record<string, Options>;
+
+/** `--tmpfs /run:size=64m` as a path -> options map, as Docker's API has it. */
+function tmpfsOption(values: readonly string[]): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const value of values) {
+    const colon = value.indexOf(':');
+    result[colon < 0 ? value : value.slice(0, colon)] = colon < 0 ? '' : value.slice(colon + 1);
+  }
+  return result;
+}
+
+type SecurityOptions = Pick<RunOptions, 'noNewPrivileges' | 'seccomp'>;
+
+/** `--security-opt` values as Docker takes them (`KEY=VALUE`, or the older `KEY:VALUE`). */
+export function parseSecurityOpts(values: readonly string[]): SecurityOptions {
+  const result: SecurityOptions = {};
+  for (const raw of values) {
+    const match = /^([a-z-]+)(?:[=:](.*))?$/.exec(raw);
+    const [key, value] = match ? [match[1], match[2]] : [raw, undefined];
+    if (key === 'no-new-privileges') {
+      if (value !== undefined && value !== 'true' && value !== 'false') throw new UsageError(`--security-opt: invalid no-new-privileges value ${JSON.stringify(value)} (true or false)`);
+      result.noNewPrivileges = value !== 'false';
+    } else if (key === 'seccomp') {
+      if (!value) throw new UsageError('--security-opt: seccomp needs a value: unconfined or the path of a profile (JSON)');
+      result.seccomp = value;
+    } else {
+      throw new UsageError(`--security-opt: unknown option ${JSON.stringify(raw)} (no-new-privileges, seccomp)`);
+    }
+  }
+  return result;
+}
 
 /** Signals a foreground container gets from `tsrun run`, as docker run --sig-proxy does. */
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2', 'SIGWINCH'];
@@ -105,10 +152,10 @@ class SignalProxy {
   }
 }
 
-/** In Docker's order: -v, then --mount, then --tmpfs. */
-async function userMounts(argv: RunArgs): Promise<VolumeMount[]> {
-  const { parseMountFlag, parseTmpfsFlag, parseVolumeFlag } = await import('../../runtime/volumes');
-  return [...argv.volume.map(parseVolumeFlag), ...argv.mount.map(parseMountFlag), ...argv.tmpfs.map(parseTmpfsFlag)];
+/** In Docker's order: -v, then --mount (--tmpfs is the `tmpfs` option). */
+async function userVolumes(argv: RunArgs): Promise<VolumeMount[]> {
+  const { parseMountFlag, parseVolumeFlag } = await import('../../runtime/volumes');
+  return [...argv.volume.map(parseVolumeFlag), ...argv.mount.map(parseMountFlag)];
 }
 
 export const runCommand: CliCommand<RunArgs> = {
@@ -127,7 +174,7 @@ export const runCommand: CliCommand<RunArgs> = {
     const proxy = new SignalProxy(argv.tty);
     let container;
     try {
-      const mounts = await userMounts(argv);
+      const volumes = await userVolumes(argv);
       const { parsePublish } = await import('../../network/ports');
       const publish = argv.publish.map(parsePublish);
       if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
@@ -152,9 +199,17 @@ export const runCommand: CliCommand<RunArgs> = {
         ipc: argv.ipc,
         uts: argv.uts,
         cgroupns: argv.cgroupns,
-        mounts,
+        volumes,
         readOnly: argv['read-only'],
         noPivot: argv['no-pivot'],
+        capAdd: argv['cap-add'],
+        capDrop: argv['cap-drop'],
+        privileged: argv.privileged,
+        ...parseSecurityOpts(argv['security-opt']),
+        ulimits: argv.ulimit.map((u, i) => parseUlimit(`--ulimit[${i}]`, u)),
+        devices: argv.device,
+        tmpfs: tmpfsOption(argv.tmpfs),
+        usernsRemap: argv['userns-remap'],
         autoRemove: argv.rm,
         ...resourceOptions(argv),
         stdio: [argv.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],

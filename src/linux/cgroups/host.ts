@@ -12,7 +12,7 @@ import { TsrunError, syscallErrorFrom } from '../../errors';
 export type CgroupMode = 'unified' | 'legacy' | 'hybrid';
 
 /** The cgroup v1 controllers tsrun puts a container in. */
-export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'blkio', 'freezer'] as const;
+export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'cpuset', 'memory', 'pids', 'blkio', 'freezer', 'devices'] as const;
 export type V1Controller = (typeof V1_CONTROLLERS)[number];
 
 export interface CgroupHost {

@@ -30,6 +30,7 @@ import {
 } from './files';
 import { V1_CONTROLLERS, V1Controller } from './host';
 import type { CgroupResources } from './resources';
+import type { LinuxDeviceCgroup } from '../../oci/runtime-spec';
 import { parseBlkioServiceBytes, waitFor } from './stats';
 
 export interface V1DriverOptions extends DriverOptions {
@@ -54,7 +55,14 @@ interface Hierarchy {
   dir: string;
 }
 
-const NS_PER_TICK = 10_000_000; // USER_HZ is 100 on every Linux ABI
+const NS_PER_TICK = 10_000_000;
+
+/** "c 1:3 rwm", as devices.allow and devices.deny take a rule. */
+export function deviceRule(rule: LinuxDeviceCgroup): string {
+  const id = (n: number | undefined): string => (n === undefined || n < 0 ? '*' : String(n));
+  const type = rule.type ?? 'a';
+  return type === 'a' ? 'a' : `${type} ${id(rule.major)}:${id(rule.minor)} ${rule.access ?? 'rwm'}`;
+} // USER_HZ is 100 on every Linux ABI
 
 /**
  * The cgroup v1 driver: a `<parent>/<id>` cgroup under each controller's
@@ -130,7 +138,7 @@ export class V1Driver implements CgroupDriver {
 
   update(resources: CgroupResources): string[] {
     const warnings: string[] = [];
-    const { memory, cpu, pids, blockIO } = resources;
+    const { memory, cpu, pids, blockIO, devices } = resources;
     if (memory) this._setMemory(memory, warnings);
     if (cpu) {
       if (cpu.shares) writeCgroupFile(path.join(this._require('cpu', 'cpu shares'), 'cpu.shares'), String(cpu.shares));
@@ -140,6 +148,10 @@ export class V1Driver implements CgroupDriver {
     }
     if (pids?.limit) {
       writeCgroupFile(path.join(this._require('pids', 'a pids limit'), 'pids.max'), pids.limit < 0 ? 'max' : String(pids.limit));
+    }
+    if (devices && devices.length > 0) {
+      const dir = this._require('devices', 'device rules');
+      for (const rule of devices) writeCgroupFile(path.join(dir, rule.allow ? 'devices.allow' : 'devices.deny'), deviceRule(rule));
     }
     if (blockIO?.weight) {
       const dir = this.dirOf('blkio');

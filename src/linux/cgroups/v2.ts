@@ -108,7 +108,9 @@ export class V2Driver implements CgroupDriver {
   update(resources: CgroupResources): string[] {
     const warnings: string[] = [];
     const file = (name: string): string => path.join(this.dir, name);
-    const { memory, cpu, pids, blockIO } = resources;
+    const { memory, cpu, pids, blockIO, devices } = resources;
+    // cgroup2 filters devices with an attached BPF program only.
+    if (devices && devices.length > 0) warnings.push('device rules: cgroup v2 needs a BPF device program, which tsrun does not load yet; only the container\'s /dev contents and its capabilities limit device access');
     if (memory && (memory.limit || memory.swap || memory.reservation)) {
       this._require('memory', 'a memory limit');
       if (memory.limit) writeCgroupFile(file('memory.max'), formatV2Limit(memory.limit));
