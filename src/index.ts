@@ -7,7 +7,13 @@
  * c.stdout?.pipe(process.stdout);
  * console.log(await c.wait()); // { exitCode: 0, signal: null }
  */
-export { run } from './runtime/run';
+export { run, create } from './runtime/run';
+export type { CreatedContainer } from './runtime/run';
+export { startContainer, stopContainer, killContainer, waitContainer } from './runtime/detached';
+export { containerLogs } from './runtime/logs';
+export type { LogEntry, LogOptions } from './runtime/logs';
+export type { MonitorExit } from './runtime/monitor';
+export type { OciStatus } from './runtime/lifecycle';
 export type { RunOptions, StdioOption } from './runtime/options';
 export type { ResourceOptions } from './linux/cgroups/resources';
 export { Container } from './runtime/container';
@@ -18,7 +24,7 @@ export { inspectContainer } from './runtime/containers';
 export type { ContainerLocation } from './runtime/containers';
 export type { ContainerInspect } from './runtime/container-inspect';
 export { ExitCode, exitCodeForStartError } from './runtime/exit-codes';
-export { TsrunError, SyscallError, ValidationError, NotFoundError, ConflictError, ContentError, DigestMismatchError, LockTimeoutError, RegistryError, AuthError } from './errors';
+export { TsrunError, SyscallError, ValidationError, NotFoundError, ConflictError, StateError, ContentError, DigestMismatchError, LockTimeoutError, RegistryError, AuthError } from './errors';
 export type { RegistryErrorDetails } from './errors';
 export type { Logger } from './logger';
 export type { Spec, IdMapping, LinuxResources } from './oci/runtime-spec';

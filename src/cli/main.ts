@@ -6,7 +6,8 @@ import { commitCommand, diffCommand, inspectContainerCommand, psCommand, rmComma
 import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images';
 import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
-import { runCommand } from './commands/run';
+import { createCommand, runCommand } from './commands/run';
+import { containerCleanupCommand, killCommand, logsCommand, startCommand, stopCommand, waitCommand } from './commands/lifecycle';
 import { systemPruneCommand } from './commands/system';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
@@ -23,6 +24,13 @@ const GLOBAL_OPTIONS = {
 
 const COMMANDS: CliCommand<never>[] = [
   runCommand,
+  createCommand,
+  startCommand,
+  stopCommand,
+  killCommand,
+  waitCommand,
+  logsCommand,
+  containerCleanupCommand,
   psCommand,
   rmCommand,
   commitCommand,
@@ -80,7 +88,7 @@ function commandGroups(): Map<string, string[]> {
 /** The parser for `tsrun` without a known subcommand: help, version, or a usage error. */
 function topLevelParser(args: string[]): Argv {
   let cli = yargs(args).usage('$0 <command> [options]').options(GLOBAL_OPTIONS);
-  for (const command of COMMANDS.filter((c) => !c.name.includes(' '))) cli = cli.command(command.name, command.describe);
+  for (const command of COMMANDS.filter((c) => !c.name.includes(' '))) cli = command.describe === false ? cli.command(command.name, false) : cli.command(command.name, command.describe);
   for (const [group, subs] of commandGroups()) cli = cli.command(group, `${subs.join(', ')} (tsrun ${group} COMMAND --help)`);
   return withCommonSettings(cli.demandCommand(1, 'tsrun needs a command').strictCommands().recommendCommands().version());
 }

@@ -11,7 +11,11 @@ const DEFAULT_UMASK = 0o022;
 export const SyncMessage = {
   UserMapRequest: 1,
   UserMapDone: 2,
+  /** The init is set up and waits on its exec fifo: the container is created. */
+  Created: 3,
 } as const;
+
+const O_WRONLY = 1;
 
 export interface ContainerPlan {
   steps: PlanStep[];
@@ -29,6 +33,12 @@ export interface PlanOptions {
   pivot: boolean;
   /** The steps that move the child into its cgroup (CgroupDriver.joinSteps); the plan runs them first. */
   cgroupJoin: PlanStep[];
+  /**
+   * An fd (inherited by the child, opened O_PATH) of the container's exec
+   * fifo: the init says Created on the sync channel, then blocks opening
+   * the fifo for writing until `start` opens it for reading.
+   */
+  execFifoFd?: number;
 }
 
 /**
@@ -56,6 +66,8 @@ export function execCandidates(command: string, env: readonly string[]): string[
  *                                     unshare(CLONE_NEWCGROUP)
  *                                     mounts, devices, pivot_root
  *                                     hostname, loopback
+ *                <-- Created          [create/start only]
+ *   (start: open the fifo) ------->  open the exec fifo for writing
  *                                     groups, gid, uid, cwd, umask
  *                                     stdio, close other fds
  *                                     execve  (closes the error channel)
@@ -77,12 +89,29 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   }
   steps.push(...joinNamespaceSteps(spec));
   steps.push(...cgroupNamespaceSteps(spec));
+  const fifoEarly = options.execFifoFd !== undefined && !(spec.mounts ?? []).some((m) => m.destination === '/proc');
+  if (fifoEarly) steps.push(...execFifoSteps(options.execFifoFd as number));
   if (createsNamespace(spec, 'mount')) {
     steps.push(...rootfsSteps(spec, { pivot: options.pivot, inUserNamespace: userns }));
   }
   steps.push(...namespaceSetupSteps(spec));
+  if (options.execFifoFd !== undefined && !fifoEarly) steps.push(...execFifoSteps(options.execFifoFd));
   steps.push(...processSteps(spec, options));
-  return { steps, cloneFlags: cloneFlags(spec), mode: userns ? 'fork' : 'vfork' };
+  return { steps, cloneFlags: cloneFlags(spec), mode: userns || options.execFifoFd !== undefined ? 'fork' : 'vfork' };
+}
+
+/**
+ * The fifo is reopened through /proc/self/fd while the init is still root:
+ * a later uid change makes /proc/self/fd unreadable to it. A container
+ * without a /proc mount waits before its root changes, while it still
+ * sees the host's /proc.
+ */
+function execFifoSteps(fd: number): PlanStep[] {
+  const phase = 'exec fifo';
+  return [
+    { op: 'SyncSignal', args: [SyncMessage.Created], phase },
+    { op: 'WriteFile', strs: [`/proc/self/fd/${fd}`, '0'], args: [O_WRONLY], phase, detail: 'waiting for start' },
+  ];
 }
 
 function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {

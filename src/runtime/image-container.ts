@@ -5,7 +5,7 @@ import type { Logger } from '../logger';
 import type { LinuxResources } from '../oci/runtime-spec';
 import { OverlayLayout, detachOverlay, mountOverlay } from '../linux/overlay';
 import { resolveInRoot } from '../linux/path-in-root';
-import { ownIdentity, processStartTime } from '../linux/proc';
+import { ProcessIdentity, ownIdentity, processStartTime } from '../linux/proc';
 import { createContainerLayers, removeContainerLayers } from '../storage/container-layers';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { withFileLock } from '../util/file-lock';
@@ -48,6 +48,7 @@ export interface ImageContainer {
   rootfs: string;
   process: { args: string[]; env: string[]; cwd: string; user: string | undefined };
   started(pid: number): void;
+  created(pid: number, monitor: ProcessIdentity): void;
   startFailed(): Promise<void>;
   exited(result: ExitResult): Promise<void>;
 }
@@ -131,6 +132,11 @@ export async function createImageContainer(
       // means nothing is left mounted when the container goes, however it goes.
       unmount();
       record.state = { ...record.state, status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, startedAt: new Date().toISOString() };
+      containers.save(record);
+    },
+    created(pid, monitor) {
+      unmount();
+      record.state = { ...record.state, status: 'created', pid, pidStartTime: processStartTime(pid) ?? undefined, owner: monitor };
       containers.save(record);
     },
     async startFailed() {

@@ -1,8 +1,9 @@
 import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { TsrunError, ValidationError } from '../errors';
 import type { CgroupDriver } from '../linux/cgroups';
 import { canPivotRoot } from '../linux/rootfs';
-import { ownIdentity, processStartTime } from '../linux/proc';
+import { ProcessIdentity, ownIdentity, processStartTime } from '../linux/proc';
 import { loadNative } from '../native';
 import { Logger, silentLogger } from '../logger';
 import { ContainerPlan, buildContainerPlan } from './container-plan';
@@ -64,6 +65,8 @@ interface Lifecycle {
   rootfs: string;
   process?: { args: string[]; env: string[]; cwd: string; user: string | undefined };
   started(pid: number): void;
+  /** A detached init waits on its exec fifo, under `monitor`, which records its exit. */
+  created(pid: number, monitor: ProcessIdentity): void;
   startFailed(): void | Promise<void>;
   exited(result: ExitResult): void | Promise<void>;
 }
@@ -82,6 +85,7 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
     created: new Date().toISOString(),
     command: options.args ?? [],
     resources,
+    autoRemove: options.autoRemove,
   };
   // Taken before the start, so that a name in use stops it.
   store.create(state);
@@ -89,6 +93,10 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
     rootfs: options.rootfs ?? '',
     started(pid) {
       Object.assign(state, { status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, rootfs: spec().root.path, startedAt: new Date().toISOString() });
+      store.save(state);
+    },
+    created(pid, monitor) {
+      Object.assign(state, { status: 'created', pid, pidStartTime: processStartTime(pid) ?? undefined, rootfs: spec().root.path, owner: monitor });
       store.save(state);
     },
     startFailed() {
@@ -119,15 +127,21 @@ async function imageLifecycle(options: RunOptions & { image: string }, id: strin
   return createImageContainer(options, id, name, resources, logger);
 }
 
-/**
- * Starts a container and returns once its command has exec'd.
- *
- * @example
- * const c = await run({ rootfs: '/srv/busybox', args: ['sh', '-c', 'echo hi'] });
- * c.stdout?.pipe(process.stdout);
- * const { exitCode } = await c.wait();
- */
-export async function run(options: RunOptions): Promise<Container> {
+/** What prepare() made: the container's records, cgroup and spec, ready for its init. */
+interface Prepared {
+  id: string;
+  name: string;
+  spec: Spec;
+  cgroup: CgroupDriver;
+  lifecycle: Lifecycle;
+  pivot: boolean;
+  cgroups: typeof import('./container-cgroup');
+  logger: Logger;
+  /** Undoes everything prepare() did, keeping the first error first. */
+  fail(err: unknown): Promise<never>;
+}
+
+async function prepare(options: RunOptions): Promise<Prepared> {
   const logger = options.logger ?? silentLogger;
   options.signal?.throwIfAborted();
   if ((options.rootfs === undefined) === (options.image === undefined)) throw new ValidationError('rootfs', 'give either rootfs or image, not both or neither');
@@ -146,20 +160,8 @@ export async function run(options: RunOptions): Promise<Container> {
     options.image !== undefined
       ? await imageLifecycle({ ...options, image: options.image }, id, name, resources, logger)
       : rootfsLifecycle(options, id, name, () => spec as Spec, resources);
-
-  let stdio: StdioFds | undefined;
   let cgroup: CgroupDriver | undefined;
-  let plan: ContainerPlan;
-  let spawned;
-  try {
-    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources);
-    if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
-    stdio = setupStdio(options.stdio);
-    cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
-    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps() });
-    spawned = spawnContainer(spec, plan);
-  } catch (err) {
-    if (stdio) closeAll(stdio.parent);
+  const fail = async (err: unknown): Promise<never> => {
     const cleanups = [async () => cgroup?.destroy(), async () => lifecycle.startFailed()];
     for (const cleanup of cleanups) {
       try {
@@ -169,6 +171,37 @@ export async function run(options: RunOptions): Promise<Container> {
       }
     }
     throw err;
+  };
+  try {
+    spec = buildSpec({ ...options, ...lifecycle.process, rootfs: lifecycle.rootfs }, id, resources);
+    if (!pivot && !options.noPivot) logger.warn({ id, rootfs: spec.root.path }, 'pivot_root is impossible on a ramfs root; using MS_MOVE + chroot');
+    cgroup = cgroups.createContainerCgroup(id, spec.linux.resources ?? {}, logger);
+  } catch (err) {
+    return fail(err);
+  }
+  return { id, name, spec, cgroup, lifecycle, pivot, cgroups, logger, fail };
+}
+
+/**
+ * Starts a container and returns once its command has exec'd.
+ *
+ * @example
+ * const c = await run({ rootfs: '/srv/busybox', args: ['sh', '-c', 'echo hi'] });
+ * c.stdout?.pipe(process.stdout);
+ * const { exitCode } = await c.wait();
+ */
+export async function run(options: RunOptions): Promise<Container> {
+  const { id, name, spec, cgroup, lifecycle, pivot, cgroups, logger, fail } = await prepare(options);
+  let stdio: StdioFds | undefined;
+  let plan: ContainerPlan;
+  let spawned;
+  try {
+    stdio = setupStdio(options.stdio);
+    plan = buildContainerPlan(spec, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, pivot, cgroupJoin: cgroup.joinSteps() });
+    spawned = spawnContainer(spec, plan);
+  } catch (err) {
+    if (stdio) closeAll(stdio.parent);
+    return fail(err);
   } finally {
     if (stdio) closeAll(stdio.childEnds);
   }
@@ -183,7 +216,6 @@ export async function run(options: RunOptions): Promise<Container> {
   const onAbort = (): void => {
     container.kill('SIGKILL');
   };
-  const containerCgroup = cgroup;
   const container = new Container(
     id,
     name,
@@ -194,7 +226,7 @@ export async function run(options: RunOptions): Promise<Container> {
       options.signal?.removeEventListener('abort', onAbort);
       // The cgroup goes before the record says exited: a record that says
       // so while its cgroup exists marks a leftover for `tsrun ps`.
-      const result = await cgroups.releaseContainerCgroup(containerCgroup, reaped, logger);
+      const result = await cgroups.releaseContainerCgroup(cgroup, reaped, logger);
       await lifecycle.exited(result);
       return result;
     },
@@ -202,4 +234,50 @@ export async function run(options: RunOptions): Promise<Container> {
   );
   options.signal?.addEventListener('abort', onAbort, { once: true });
   return container;
+}
+
+/** A container created by create(): its init waits under its monitor until startContainer(). */
+export interface CreatedContainer {
+  id: string;
+  name: string;
+  /** The host pid of the container's init. */
+  pid: number;
+  /** The monitor process (tsrun-monitor), which holds the exit code and the logs. */
+  monitorPid: number;
+}
+
+/** The tsrun command the monitor runs once the container has exited: it records the exit and removes the cgroup. */
+function cleanupCommand(options: RunOptions, id: string): string[] {
+  const cli = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
+  const { storeRoot } = require('./image-container') as typeof import('./image-container');
+  return [process.execPath, cli, '--root', storeRoot(options), '--state', stateDirOf(options), 'container-cleanup', id];
+}
+
+export function stateDirOf(options: Pick<RunOptions, 'stateDir'>): string {
+  return path.resolve(options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
+}
+
+/**
+ * Creates a detached container (`tsrun create`): the image's layers or the
+ * root filesystem, the cgroup, and an init set up in its namespaces that
+ * waits for startContainer() before it execs. Its parent is a small
+ * monitor process (tsrun-monitor) that writes its output to the log and
+ * keeps its exit code after this process is gone. stdio options are
+ * ignored: the container's stdin is /dev/null, its output goes to the log.
+ */
+export async function create(options: RunOptions): Promise<CreatedContainer> {
+  const { id, name, spec, cgroup, lifecycle, pivot, logger, fail } = await prepare({ ...options, stdio: 'ignore' });
+  const { MONITOR_FIFO_FD, MonitorFiles, createMonitored } = await import('./monitor');
+  const files = MonitorFiles.of(stateDirOf(options), id);
+  let init;
+  try {
+    const plan = buildContainerPlan(spec, { stdio: [-1, -1, -1], dieWithParent: true, pivot, cgroupJoin: cgroup.joinSteps(), execFifoFd: MONITOR_FIFO_FD });
+    init = createMonitored(spec, plan, files, cleanupCommand(options, id));
+  } catch (err) {
+    files.remove();
+    return fail(err);
+  }
+  logger.debug({ id, name, pid: init.pid, monitor: init.monitor.pid }, 'container created');
+  lifecycle.created(init.pid, init.monitor);
+  return { id, name, pid: init.pid, monitorPid: init.monitor.pid };
 }

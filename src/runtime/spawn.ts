@@ -65,13 +65,17 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess 
   return { pid: spawned.pid, pidfd: spawned.pidfd };
 }
 
-function runParentSide(spec: Spec, pid: number, fd: number): void {
+/**
+ * The parent's half of the plan, until the child execs (null) or says it
+ * is created and waits on its exec fifo (SyncMessage.Created).
+ */
+export function runParentSide(spec: Spec, pid: number, fd: number): number | null {
   const native = loadNative();
   for (;;) {
     const message = native.syncWait(fd, SYNC_TIMEOUT_MS);
     // null: the child stopped before the next sync point; its error
     // report on the error channel says why.
-    if (message === null) return;
+    if (message === null || message === SyncMessage.Created) return message;
     switch (message) {
       case SyncMessage.UserMapRequest:
         writeIdMaps(pid, spec.linux.uidMappings ?? [], spec.linux.gidMappings ?? []);

@@ -30,6 +30,8 @@ export interface ContainerState {
   command: string[];
   /** The limits asked for at run, as `tsrun update` last changed them. */
   resources?: LinuxResources;
+  /** Remove the container once it exits (`run --rm`). */
+  autoRemove?: boolean;
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

@@ -1,6 +1,7 @@
 import type { Options } from 'yargs';
 import type { Container } from '../../runtime/container';
-import { run } from '../../runtime/run';
+import { create, run } from '../../runtime/run';
+import type { RunOptions } from '../../runtime/options';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
@@ -25,6 +26,7 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   'no-pivot': boolean;
   pull: PullPolicy;
   platform?: string;
+  detach: boolean;
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -32,6 +34,7 @@ export const RUN_OPTIONS = {
   rootfs: { type: 'string', describe: 'run on this root filesystem directory instead of an image', requiresArg: true },
   entrypoint: { type: 'string', describe: 'replace the image\'s ENTRYPOINT ("" clears it)' },
   rm: { type: 'boolean', default: false, describe: 'remove the container when it exits' },
+  detach: { alias: 'd', type: 'boolean', default: false, describe: 'run in the background under a monitor and print the container id' },
   name: { type: 'string', requiresArg: true, describe: 'container name' },
   hostname: { alias: 'h', type: 'string', requiresArg: true, describe: 'container host name (default: short id)' },
   env: { alias: 'e', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'set environment variables (KEY=VALUE)' },
@@ -92,33 +95,17 @@ export const runCommand: CliCommand<RunArgs> = {
     const image = argv.rootfs === undefined ? positionals.shift() : undefined;
     if (argv.rootfs === undefined && image === undefined) throw new UsageError('"tsrun run" requires an image (or --rootfs DIR) and a command');
     if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError('"tsrun run" requires a command to run');
+    if (argv.detach) {
+      await createFromArgs(argv, image, positionals, true);
+      return;
+    }
     const proxy = new SignalProxy();
     let container;
     try {
       if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
       container = await run({
-        rootfs: argv.rootfs,
-        image,
-        root: argv.root,
-        args: positionals,
-        entrypoint: argv.entrypoint === undefined ? undefined : argv.entrypoint === '' ? [] : [argv.entrypoint],
-        env: argv.env,
-        cwd: argv.workdir,
-        user: argv.user,
-        hostname: argv.hostname,
-        name: argv.name,
-        network: argv.network,
-        pid: argv.pid,
-        ipc: argv.ipc,
-        uts: argv.uts,
-        cgroupns: argv.cgroupns,
-        readOnly: argv['read-only'],
-        noPivot: argv['no-pivot'],
-        autoRemove: argv.rm,
-        ...resourceOptions(argv),
+        ...runOptions(argv, image, positionals),
         stdio: 'inherit',
-        stateDir: argv.state,
-        logger: argv.logger,
       });
     } catch (err) {
       proxy.close();
@@ -132,5 +119,60 @@ export const runCommand: CliCommand<RunArgs> = {
     } finally {
       proxy.close();
     }
+  },
+};
+
+function runOptions(argv: RunArgs, image: string | undefined, positionals: string[]): RunOptions {
+  return {
+    rootfs: argv.rootfs,
+    image,
+    root: argv.root,
+    args: positionals,
+    entrypoint: argv.entrypoint === undefined ? undefined : argv.entrypoint === '' ? [] : [argv.entrypoint],
+    env: argv.env,
+    cwd: argv.workdir,
+    user: argv.user,
+    hostname: argv.hostname,
+    name: argv.name,
+    network: argv.network,
+    pid: argv.pid,
+    ipc: argv.ipc,
+    uts: argv.uts,
+    cgroupns: argv.cgroupns,
+    readOnly: argv['read-only'],
+    noPivot: argv['no-pivot'],
+    autoRemove: argv.rm,
+    ...resourceOptions(argv),
+    stateDir: argv.state,
+    logger: argv.logger,
+  };
+}
+
+/** `run -d` and `create`: the container's id on stdout once it is created (and, for run, started). */
+async function createFromArgs(argv: RunArgs, image: string | undefined, positionals: string[], start: boolean): Promise<void> {
+  let id: string | undefined;
+  try {
+    if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
+    ({ id } = await create(runOptions(argv, image, positionals)));
+    if (start) await (await import('../../runtime/detached')).startContainer(id, { root: argv.root, stateDir: argv.state, logger: argv.logger });
+    process.stdout.write(`${id}\n`);
+  } catch (err) {
+    process.exitCode = reportError(nameTheFlag(err), argv.debug, exitCodeForStartError(err));
+  }
+}
+
+export const createCommand: CliCommand<RunArgs> = {
+  name: 'create',
+  aliases: ['container create'],
+  describe: 'Create a new container, to start later with "tsrun start"',
+  usage: '$0 create [options] IMAGE [COMMAND [ARG...]]\n$0 create [options] --rootfs DIR COMMAND [ARG...]',
+  options: RUN_OPTIONS,
+  containerCommandAfter: 1,
+  async execute(argv) {
+    const positionals = [...argv._, ...(argv['--'] ?? [])].map(String);
+    const image = argv.rootfs === undefined ? positionals.shift() : undefined;
+    if (argv.rootfs === undefined && image === undefined) throw new UsageError('"tsrun create" requires an image (or --rootfs DIR) and a command');
+    if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError('"tsrun create" requires a command to run');
+    await createFromArgs(argv, image, positionals, false);
   },
 };

@@ -1,0 +1,149 @@
+import type { CliCommand, GlobalArgs } from '../command';
+import { UsageError, commandExitCode, reportError } from '../fail';
+
+/** Loaded when a command runs, so that `tsrun run` never pays for these modules. */
+const detached = (): Promise<typeof import('../../runtime/detached')> => import('../../runtime/detached');
+
+function location(argv: GlobalArgs): { root: string; stateDir: string; logger: GlobalArgs['logger'] } {
+  return { root: argv.root, stateDir: argv.state, logger: argv.logger };
+}
+
+function containersOf(argv: GlobalArgs, command: string): string[] {
+  const references = argv._.map(String);
+  if (references.length === 0) throw new UsageError(`"tsrun ${command}" requires at least one container`);
+  return references;
+}
+
+/** Like docker: each container is tried, each failure reported, and the exit code says whether all went. */
+async function eachContainer(argv: GlobalArgs, command: string, action: (reference: string) => Promise<void>): Promise<void> {
+  for (const reference of containersOf(argv, command)) {
+    try {
+      await action(reference);
+    } catch (err) {
+      process.exitCode = reportError(err, argv.debug, commandExitCode(err));
+    }
+  }
+}
+
+export const startCommand: CliCommand = {
+  name: 'start',
+  aliases: ['container start'],
+  describe: 'Start one or more created containers',
+  usage: '$0 start CONTAINER [CONTAINER...]',
+  options: {},
+  async execute(argv) {
+    const { startContainer } = await detached();
+    await eachContainer(argv, 'start', async (reference) => {
+      await startContainer(reference, location(argv));
+      process.stdout.write(`${reference}\n`);
+    });
+  },
+};
+
+interface StopArgs extends GlobalArgs {
+  time: number;
+  signal?: string;
+}
+
+export const stopCommand: CliCommand<StopArgs> = {
+  name: 'stop',
+  aliases: ['container stop'],
+  describe: 'Stop one or more running containers: SIGTERM, then SIGKILL after a grace period',
+  usage: '$0 stop [options] CONTAINER [CONTAINER...]',
+  options: {
+    time: { alias: 't', type: 'number', default: 10, requiresArg: true, describe: 'seconds to wait before killing the container' },
+    signal: { alias: 's', type: 'string', requiresArg: true, describe: 'signal to send first (default SIGTERM)' },
+  },
+  async execute(argv) {
+    const { stopContainer } = await detached();
+    await eachContainer(argv, 'stop', async (reference) => {
+      await stopContainer(reference, { ...location(argv), timeoutSeconds: argv.time, signal: argv.signal });
+      process.stdout.write(`${reference}\n`);
+    });
+  },
+};
+
+interface KillArgs extends GlobalArgs {
+  signal: string;
+}
+
+export const killCommand: CliCommand<KillArgs> = {
+  name: 'kill',
+  aliases: ['container kill'],
+  describe: 'Send a signal to the init of one or more running containers',
+  usage: '$0 kill [options] CONTAINER [CONTAINER...]',
+  options: { signal: { alias: 's', type: 'string', default: 'KILL', requiresArg: true, describe: 'signal to send (name or number)' } },
+  async execute(argv) {
+    const { killContainer } = await detached();
+    await eachContainer(argv, 'kill', async (reference) => {
+      killContainer(reference, argv.signal, location(argv));
+      process.stdout.write(`${reference}\n`);
+    });
+  },
+};
+
+export const waitCommand: CliCommand = {
+  name: 'wait',
+  aliases: ['container wait'],
+  describe: 'Block until one or more containers stop, then print their exit codes',
+  usage: '$0 wait CONTAINER [CONTAINER...]',
+  options: {},
+  async execute(argv) {
+    const { waitContainer } = await detached();
+    await eachContainer(argv, 'wait', async (reference) => {
+      const { exitCode } = await waitContainer(reference, location(argv));
+      process.stdout.write(`${exitCode}\n`);
+    });
+  },
+};
+
+interface LogsArgs extends GlobalArgs {
+  follow: boolean;
+  tail?: string;
+  timestamps: boolean;
+}
+
+export const logsCommand: CliCommand<LogsArgs> = {
+  name: 'logs',
+  aliases: ['container logs'],
+  describe: 'Fetch the output of a detached container',
+  usage: '$0 logs [options] CONTAINER',
+  options: {
+    follow: { alias: 'f', type: 'boolean', default: false, describe: 'follow the output until the container exits' },
+    tail: { alias: 'n', type: 'string', requiresArg: true, describe: 'number of lines to show from the end ("all" for all)' },
+    timestamps: { alias: 't', type: 'boolean', default: false, describe: 'show timestamps' },
+  },
+  async execute(argv) {
+    const [reference, ...extra] = argv._.map(String);
+    if (reference === undefined || extra.length > 0) throw new UsageError('"tsrun logs" requires exactly one container');
+    if (argv.tail !== undefined && argv.tail !== 'all' && !/^\d+$/.test(argv.tail)) throw new UsageError(`--tail: ${JSON.stringify(argv.tail)} is not a number of lines`);
+    const tail = argv.tail === undefined || argv.tail === 'all' ? undefined : Number(argv.tail);
+    const { containerLogs } = await import('../../runtime/logs');
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    for await (const entry of containerLogs(reference, { ...location(argv), tail, follow: argv.follow, signal: stop.signal })) {
+      const text = argv.timestamps ? `${entry.time} ${entry.text}` : entry.text;
+      const out = entry.stream === 'stderr' ? process.stderr : process.stdout;
+      if (!out.write(text)) await new Promise((resolve) => out.once('drain', resolve));
+    }
+  },
+};
+
+/** What tsrun-monitor runs once a detached container has exited; not for people. */
+export const containerCleanupCommand: CliCommand = {
+  name: 'container-cleanup',
+  describe: false,
+  usage: '$0 container-cleanup CONTAINER',
+  options: {},
+  async execute(argv) {
+    const [reference] = argv._.map(String);
+    if (reference === undefined) throw new UsageError('"tsrun container-cleanup" requires a container');
+    const { cleanupContainer } = await detached();
+    try {
+      await cleanupContainer(reference, location(argv));
+    } catch (err) {
+      // Removed meanwhile (`tsrun rm -f`): nothing is left to clean.
+      if ((err as { code?: string }).code !== 'ENOENT') throw err;
+    }
+  },
+};

@@ -1,0 +1,174 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { create, startContainer, waitContainer } from '../../src';
+import { removeContainer } from '../../src/runtime/containers';
+import { isRunning } from '../../src/linux/proc';
+import { Store } from '../../src/storage/store';
+import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { hostTsrunCgroups } from '../helpers/cgroups';
+import { checkLeaksAfterEach } from '../helpers/leaks';
+
+const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
+const TICKER = ['sh', '-c', 'while true; do echo tick; sleep 1; done'];
+
+interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** A process of this container still alive: its monitor (whose command line names the container's directory) or anything in it. */
+function processesOf(id: string): number[] {
+  const found: number[] = [];
+  for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(id)) found.push(Number(entry));
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return found;
+}
+
+async function until<T>(what: string, probe: () => T | undefined | false): Promise<T> {
+  for (let i = 0; i < 1000; i++) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wait, rm', () => {
+  const tmp = useTempDir('tsrun-detached-');
+  const root = () => path.join(tmp(), 'store');
+  const stateDir = () => path.join(tmp(), 'state');
+  checkLeaksAfterEach();
+
+  const tsrun = (...args: string[]): CliResult => {
+    const result = spawnSync(TSRUN, ['--root', root(), '--state', stateDir(), ...args], { encoding: 'utf8', timeout: 60_000 });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  };
+  const ok = (...args: string[]): string => {
+    const result = tsrun(...args);
+    if (result.status !== 0) throw new Error(`tsrun ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+    return result.stdout;
+  };
+  const inspect = (name: string): { Id: string; State: { Status: string; Pid: number; ExitCode: number } } => JSON.parse(ok('inspect', name))[0];
+
+  beforeAll(async () => {
+    const tar = path.join(tmp(), 'busybox.tar');
+    execFileSync('tar', ['-C', busyboxRootfs(), '-cf', tar, '.']);
+    await Store.open(root()).importRootfs(tar, 'busybox:test', { changes: ['CMD ["sh"]'] });
+  });
+
+  test('run -d outlives its tsrun: logs, stop, ps -a says Exited (137 or 143), rm leaves no mount, cgroup or process', async () => {
+    const id = ok('run', '-d', '--name', 'web', 'busybox:test', ...TICKER).trim();
+    expect(id).toMatch(/^[0-9a-f]{64}$/);
+    // spawnSync returned: the tsrun that started it is gone, the container runs on.
+    const { Pid: pid } = inspect('web').State;
+    expect(isRunning(pid, undefined)).toBe(true);
+    await until('two ticks in the log', () => ok('logs', 'web') === 'tick\ntick\n');
+    expect(ok('ps')).toMatch(/Up .*\bweb\n/);
+
+    const stop = tsrun('stop', '-t', '2', 'web');
+    expect(stop).toMatchObject({ status: 0, stdout: 'web\n' });
+    expect(isRunning(pid, undefined)).toBe(false);
+    expect(ok('ps', '-a')).toMatch(/Exited \((137|143)\) .*\bweb\n/);
+    expect(ok('wait', 'web')).toMatch(/^(137|143)\n$/);
+    // The log stays after the exit.
+    expect(ok('logs', '--tail', '1', 'web')).toBe('tick\n');
+    expect(ok('logs', '--timestamps', '--tail', '1', 'web')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z tick\n$/);
+
+    expect(ok('rm', 'web')).toBe('web\n');
+    expect(tsrun('ps', '-a').stdout).not.toContain('web');
+    await until('the monitor to exit', () => processesOf(id).length === 0);
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(id);
+    expect(hostTsrunCgroups().filter((cg) => cg.includes(id))).toEqual([]);
+    expect(fs.existsSync(path.join(stateDir(), 'monitors', id))).toBe(false);
+  });
+
+  test('the monitor holds the exit code and the log in well under 3.5 MiB', async () => {
+    const id = ok('run', '-d', '--name', 'small', '--rootfs', busyboxRootfs(), ...TICKER).trim();
+    try {
+      const monitor = await until('the monitor', () => processesOf(id).find((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('tsrun-monitor')));
+      const rssKiB = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${monitor}/status`, 'utf8'))?.[1]);
+      expect(rssKiB).toBeGreaterThan(0);
+      expect(rssKiB).toBeLessThan(3.5 * 1024);
+      // Not a Node process.
+      expect(fs.readlinkSync(`/proc/${monitor}/exe`)).toMatch(/tsrun-monitor$/);
+    } finally {
+      ok('rm', '-f', 'small');
+    }
+  });
+
+  test('create, then start; the states are checked: no second start, no rm of a running one without -f', async () => {
+    const id = ok('create', '--name', 'later', 'busybox:test', 'sh', '-c', 'trap "echo got TERM; exit 3" TERM; echo started; while true; do sleep 0.1; done').trim();
+    expect(ok('ps', '-a')).toMatch(/Created +later\n/);
+    expect(ok('logs', 'later')).toBe('');
+    expect(inspect('later').State.Status).toBe('created');
+
+    expect(ok('start', 'later')).toBe('later\n');
+    await until('the init to start', () => ok('logs', 'later') === 'started\n');
+    expect(inspect('later').State.Status).toBe('running');
+    // A second start of a running container is a no-op, as Docker's.
+    expect(tsrun('start', 'later').status).toBe(0);
+
+    const rm = tsrun('rm', 'later');
+    expect(rm.status).toBe(1);
+    expect(rm.stderr).toMatch(/cannot remove running container [0-9a-f]{12}: stop it first or use --force/);
+
+    expect(ok('kill', '-s', 'TERM', 'later')).toBe('later\n');
+    expect(ok('wait', 'later')).toBe('3\n');
+    expect(ok('logs', 'later')).toBe('started\ngot TERM\n');
+    const start = tsrun('start', 'later');
+    expect(start.status).toBe(1);
+    expect(start.stderr).toMatch(/cannot start stopped container later: start needs a created container/);
+    const kill = tsrun('kill', 'later');
+    expect(kill.stderr).toMatch(/cannot kill stopped container later/);
+    ok('rm', 'later');
+    await until('the monitor to exit', () => processesOf(id).length === 0);
+  });
+
+  test('a created container is removed without -f, its waiting init and monitor with it', async () => {
+    const id = ok('create', '--name', 'never', '--rootfs', busyboxRootfs(), 'true').trim();
+    const { Pid: pid } = inspect('never').State;
+    expect(isRunning(pid, undefined)).toBe(true);
+    ok('rm', 'never');
+    expect(isRunning(pid, undefined)).toBe(false);
+    await until('the monitor to exit', () => processesOf(id).length === 0);
+  });
+
+  test('logs -f follows until the exit; stderr stays stderr; a line without newline is kept', () => {
+    ok('run', '-d', '--name', 'talker', '--rootfs', busyboxRootfs(), 'sh', '-c', 'for i in 1 2 3; do echo out $i; echo err $i >&2; sleep 0.2; done; printf end');
+    const follow = tsrun('logs', '-f', 'talker');
+    expect(follow).toMatchObject({ status: 0, stdout: 'out 1\nout 2\nout 3\nend', stderr: 'err 1\nerr 2\nerr 3\n' });
+    expect(ok('wait', 'talker')).toBe('0\n');
+    ok('rm', 'talker');
+  });
+
+  test('run -d with --rm: the container goes once it exits', async () => {
+    const id = ok('run', '-d', '--rm', '--name', 'gone', 'busybox:test', 'sh', '-c', 'exit 4').trim();
+    await until('the container to be removed', () => !tsrun('ps', '-a').stdout.includes('gone') && processesOf(id).length === 0);
+    expect(fs.existsSync(path.join(root(), 'containers', id))).toBe(false);
+    expect(fs.existsSync(path.join(stateDir(), 'monitors', id))).toBe(false);
+  });
+
+  test('a command that cannot start fails run -d with 127 and the step, and leaves the container exited', () => {
+    const result = tsrun('run', '-d', '--name', 'broken', '--rootfs', busyboxRootfs(), 'no-such-command');
+    expect(result.status).toBe(127);
+    expect(result.stderr).toMatch(/exec no-such-command: ENOENT/);
+    expect(ok('ps', '-a')).toMatch(/Exited \(127\).*\bbroken\n/);
+    ok('rm', 'broken');
+  });
+
+  test('library: create, startContainer, waitContainer', async () => {
+    const created = await create({ rootfs: busyboxRootfs(), args: ['sh', '-c', 'exit 7'], stateDir: stateDir(), root: root() });
+    expect(isRunning(created.pid, undefined)).toBe(true);
+    await startContainer(created.id, { stateDir: stateDir(), root: root() });
+    expect(await waitContainer(created.id, { stateDir: stateDir(), root: root() })).toMatchObject({ exitCode: 7, signal: null });
+    await removeContainer(created.id, { stateDir: stateDir(), root: root() });
+    await until('the monitor to exit', () => processesOf(created.id).length === 0);
+  });
+});
