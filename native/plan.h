@@ -59,7 +59,14 @@ enum class Op : uint32_t {
   Touch = 27,         // strs: path; args[0]: mode (creates a bind target)
   Setrlimit = 28,     // args: resource, soft, hard
   Stdio = 29,         // args: source fds for 0, 1, 2 (-1 keeps the fd)
+  ForkIntoParent = 30,  // clone(CLONE_PARENT): the new process goes on with the
+                        // plan; the caller reports its pid (kForkNotice) and exits 0
 };
+
+// ChildError.step of the report ForkIntoParent writes: err holds the pid of
+// the process that goes on. A setns into a pid namespace applies to the
+// caller's children only, so the process that execs must be a new one.
+constexpr uint32_t kForkNotice = 0xfffffffeu;
 
 // Step flags.
 constexpr uint32_t kFlagIgnoreExist = 1u << 0;  // EEXIST is success

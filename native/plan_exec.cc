@@ -12,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sched.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -157,6 +158,17 @@ long Stdio(const PreparedStep& step) {
   return 0;
 }
 
+// A sibling, not a child: the runtime that cloned us is its parent, holds
+// it by pidfd and reaps it. Without CLONE_VM it runs on a copy of this
+// stack, as after fork(), so it simply returns here and goes on.
+long ForkIntoParent(const ChildContext* ctx) {
+  long pid = sys::call(SYS_clone, CLONE_PARENT | SIGCHLD, 0, 0, 0, 0);
+  if (pid <= 0) return pid;
+  ChildError notice = {kForkNotice, static_cast<int32_t>(pid)};
+  WriteAll(ctx->error_fd, reinterpret_cast<const char*>(&notice), sizeof notice);
+  sys::exit_group(0);
+}
+
 long RunStep(const ChildContext* ctx, const PreparedStep& s) {
   const int64_t* a = s.args;
   switch (s.op) {
@@ -221,6 +233,8 @@ long RunStep(const ChildContext* ctx, const PreparedStep& s) {
       return Touch(s);
     case Op::Stdio:
       return Stdio(s);
+    case Op::ForkIntoParent:
+      return ForkIntoParent(ctx);
     case Op::Setrlimit: {
       struct rlimit limit = {static_cast<rlim_t>(a[1]), static_cast<rlim_t>(a[2])};
       return sys::call(SYS_prlimit64, 0, a[0], &limit, nullptr);

@@ -11,6 +11,8 @@ export { run, create } from './runtime/run';
 export type { CreatedContainer } from './runtime/run';
 export { startContainer, stopContainer, killContainer, waitContainer } from './runtime/detached';
 export { containerLogs } from './runtime/logs';
+export { execInContainer, containerProcesses } from './runtime/exec';
+export type { ExecOptions, ContainerProcess } from './runtime/exec';
 export type { LogEntry, LogOptions } from './runtime/logs';
 export type { MonitorExit } from './runtime/monitor';
 export type { OciStatus } from './runtime/lifecycle';

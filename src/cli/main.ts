@@ -7,7 +7,7 @@ import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand
 import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { createCommand, runCommand } from './commands/run';
-import { containerCleanupCommand, killCommand, logsCommand, startCommand, stopCommand, waitCommand } from './commands/lifecycle';
+import { containerCleanupCommand, execCommand, killCommand, logsCommand, startCommand, stopCommand, topCommand, waitCommand } from './commands/lifecycle';
 import { systemPruneCommand } from './commands/system';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
@@ -30,6 +30,8 @@ const COMMANDS: CliCommand<never>[] = [
   killCommand,
   waitCommand,
   logsCommand,
+  execCommand,
+  topCommand,
   containerCleanupCommand,
   psCommand,
   rmCommand,

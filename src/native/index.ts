@@ -30,7 +30,7 @@ export interface NativeBinding {
   socketPair(): [number, number];
   syncWait(fd: number, timeoutMs: number): number | null;
   syncRelease(fd: number, byte: number): void;
-  readChildError(fd: number): ChildErrorReport | null;
+  readChildError(fd: number, keepOpen?: boolean): ChildErrorReport | null;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): void;
   waitExit(pidfd: number, block: boolean): ExitStatus | null;

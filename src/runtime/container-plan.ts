@@ -1,6 +1,6 @@
-import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
+import { CLONE_NEW, createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
 import { rootfsSteps } from '../linux/rootfs';
-import type { Spec } from '../oci/runtime-spec';
+import type { NamespaceType, Spec } from '../oci/runtime-spec';
 import type { PlanStep } from './plan';
 
 const PR_SET_PDEATHSIG = 1;
@@ -114,7 +114,33 @@ function execFifoSteps(fd: number): PlanStep[] {
   ];
 }
 
-function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
+/** A namespace of a running container, by its /proc path, to setns into. */
+export interface JoinedNamespace {
+  type: NamespaceType;
+  path: string;
+}
+
+/**
+ * The plan of `exec`: join the container's cgroup and namespaces, then
+ * the same process steps as its init. The user namespace comes first (it
+ * grants the rights for the others) and the mount namespace last (the
+ * other paths are the host's /proc). A joined pid namespace holds only
+ * the children of the process that joined it, so a new process goes on
+ * from there (ForkIntoParent), a child of the runtime like the first.
+ */
+export function buildExecPlan(namespaces: readonly JoinedNamespace[], process: Spec['process'], options: Omit<PlanOptions, 'pivot' | 'execFifoFd'>): ContainerPlan {
+  const order: NamespaceType[] = ['user', 'ipc', 'uts', 'network', 'cgroup', 'pid', 'mount'];
+  const sorted = [...namespaces].sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
+  const steps: PlanStep[] = [...options.cgroupJoin];
+  for (const ns of sorted) {
+    steps.push({ op: 'Setns', args: [CLONE_NEW[ns.type]], strs: [ns.path], phase: 'exec', target: ns.path, detail: `join ${ns.type} namespace` });
+  }
+  if (namespaces.some((ns) => ns.type === 'pid')) steps.push({ op: 'ForkIntoParent', phase: 'exec', detail: 'enter the pid namespace' });
+  steps.push(...processSteps({ process }, options));
+  return { steps, cloneFlags: 0, mode: 'vfork' };
+}
+
+function processSteps(spec: Pick<Spec, 'process'>, options: Pick<PlanOptions, 'stdio' | 'dieWithParent'>): PlanStep[] {
   const { user, cwd, args, env } = spec.process;
   const phase = 'process';
   const steps: PlanStep[] = [

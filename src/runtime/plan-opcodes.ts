@@ -39,7 +39,11 @@ export const Op = {
   Touch: 27,
   Setrlimit: 28,
   Stdio: 29,
+  ForkIntoParent: 30,
 } as const;
+
+/** ChildErrorReport.step of ForkIntoParent's notice; its errno field holds the new pid. */
+export const FORK_NOTICE = 0xfffffffe;
 
 export type OpName = keyof typeof Op;
 export type OpCode = (typeof Op)[OpName];

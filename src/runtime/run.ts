@@ -14,7 +14,7 @@ import { DEFAULT_STATE_DIR, RunOptions, StdioOption, buildSpec } from './options
 import { spawnContainer } from './spawn';
 import { ContainerState, StateStore, newContainerId, validateName } from './state';
 
-interface StdioFds {
+export interface StdioFds {
   /** What the child's 0, 1, 2 become (-1: inherited). */
   child: [number, number, number];
   /** Fds to close in this process once the child has them. */
@@ -23,7 +23,7 @@ interface StdioFds {
   parent: [number, number, number];
 }
 
-function setupStdio(option: RunOptions['stdio']): StdioFds {
+export function setupStdio(option: RunOptions['stdio']): StdioFds {
   const perFd: StdioOption[] = Array.isArray(option) ? option : [option ?? 'pipe', option ?? 'pipe', option ?? 'pipe'];
   const fds: StdioFds = { child: [-1, -1, -1], childEnds: [], parent: [-1, -1, -1] };
   try {
@@ -53,7 +53,7 @@ function setupStdio(option: RunOptions['stdio']): StdioFds {
   return fds;
 }
 
-function closeAll(fds: number[]): void {
+export function closeAll(fds: number[]): void {
   for (const fd of fds) if (fd >= 0) fs.closeSync(fd);
 }
 

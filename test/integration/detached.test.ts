@@ -71,6 +71,10 @@ describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wai
     expect(isRunning(pid, undefined)).toBe(true);
     await until('two ticks in the log', () => ok('logs', 'web') === 'tick\ntick\n');
     expect(ok('ps')).toMatch(/Up .*\bweb\n/);
+    // exec joins its pid namespace: the init is PID 1 there, and ps sees itself beside it.
+    const ps = ok('exec', 'web', 'ps');
+    expect(ps).toMatch(/^\s*1 root +sh -c while true/m);
+    expect(ps).toMatch(/^\s*\d+ root +ps$/m);
 
     const stop = tsrun('stop', '-t', '2', 'web');
     expect(stop).toMatchObject({ status: 0, stdout: 'web\n' });
@@ -87,6 +91,26 @@ describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wai
     expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(id);
     expect(hostTsrunCgroups().filter((cg) => cg.includes(id))).toEqual([]);
     expect(fs.existsSync(path.join(stateDir(), 'monitors', id))).toBe(false);
+  });
+
+  test('exec: -e, -w, -u, exit codes, a missing command, a stopped container; top lists the processes', () => {
+    ok('run', '-d', '--name', 'box', 'busybox:test', 'sh', '-c', 'echo $$ > /tmp/init-pid; exec sleep 1000');
+    expect(ok('exec', '-e', 'GREETING=hi', '-w', '/tmp', '-u', '1000:1000', 'box', 'sh', '-c', 'echo $GREETING $(pwd) $(id -u):$(id -g) $(cat /tmp/init-pid)')).toBe('hi /tmp 1000:1000 1\n');
+    expect(ok('exec', 'box', 'hostname')).toBe(`${inspect('box').Id.slice(0, 12)}\n`);
+    expect(tsrun('exec', 'box', 'sh', '-c', 'exit 5').status).toBe(5);
+    const missing = tsrun('exec', 'box', 'no-such-command');
+    expect(missing.status).toBe(127);
+    expect(missing.stderr).toMatch(/exec no-such-command: ENOENT/);
+    // Without -i the command reads /dev/null, not the caller's stdin.
+    expect(spawnSync(TSRUN, ['--root', root(), '--state', stateDir(), 'exec', 'box', 'cat'], { input: 'ignored', encoding: 'utf8' }).stdout).toBe('');
+    expect(spawnSync(TSRUN, ['--root', root(), '--state', stateDir(), 'exec', '-i', 'box', 'cat'], { input: 'read', encoding: 'utf8' }).stdout).toBe('read');
+    const top = ok('top', 'box');
+    expect(top).toMatch(/^UID +PID +PPID +CMD\n0 +\d+ +\d+ +sleep 1000\n$/);
+    ok('stop', '-t', '1', 'box');
+    const stopped = tsrun('exec', 'box', 'true');
+    expect(stopped.status).toBe(1);
+    expect(stopped.stderr).toMatch(/cannot exec stopped container box: exec needs a running container/);
+    ok('rm', 'box');
   });
 
   test('the monitor holds the exit code and the log in well under 3.5 MiB', async () => {

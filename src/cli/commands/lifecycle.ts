@@ -1,3 +1,4 @@
+import { NotFoundError, StateError } from '../../errors';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, commandExitCode, reportError } from '../fail';
 
@@ -145,5 +146,74 @@ export const containerCleanupCommand: CliCommand = {
       // Removed meanwhile (`tsrun rm -f`): nothing is left to clean.
       if ((err as { code?: string }).code !== 'ENOENT') throw err;
     }
+  },
+};
+
+interface ExecArgs extends GlobalArgs {
+  env: string[];
+  workdir?: string;
+  user?: string;
+  interactive: boolean;
+}
+
+export const execCommand: CliCommand<ExecArgs> = {
+  name: 'exec',
+  aliases: ['container exec'],
+  describe: 'Run a command in a running container',
+  usage: '$0 exec [options] CONTAINER COMMAND [ARG...]',
+  options: {
+    env: { alias: 'e', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'set environment variables (KEY=VALUE)' },
+    workdir: { alias: 'w', type: 'string', requiresArg: true, describe: 'working directory inside the container' },
+    user: { alias: 'u', type: 'string', requiresArg: true, describe: 'name|uid[:group|gid]' },
+    interactive: { alias: 'i', type: 'boolean', default: false, describe: 'keep stdin open (else the command reads /dev/null)' },
+  },
+  containerCommandAfter: 1,
+  async execute(argv) {
+    const [reference, ...args] = [...argv._, ...(argv['--'] ?? [])].map(String);
+    if (reference === undefined || args.length === 0) throw new UsageError('"tsrun exec" requires a container and a command');
+    const { execInContainer } = await import('../../runtime/exec');
+    const { exitCodeForStartError } = await import('../../runtime/exit-codes');
+    let process_;
+    try {
+      process_ = await execInContainer(reference, {
+        ...location(argv),
+        args,
+        env: argv.env,
+        cwd: argv.workdir,
+        user: argv.user,
+        stdio: [argv.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+      });
+    } catch (err) {
+      // As docker exec: 126/127 when the command cannot run, 1 for a container that is missing or not running.
+      const code = err instanceof StateError || err instanceof NotFoundError ? 1 : exitCodeForStartError(err);
+      process.exitCode = reportError(err, argv.debug, code);
+      return;
+    }
+    const forward = (signal: NodeJS.Signals): void => {
+      process_?.kill(signal);
+    };
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    signals.forEach((s) => process.on(s, forward));
+    try {
+      process.exitCode = (await process_.wait()).exitCode;
+    } finally {
+      signals.forEach((s) => process.off(s, forward));
+    }
+  },
+};
+
+export const topCommand: CliCommand = {
+  name: 'top',
+  aliases: ['container top'],
+  describe: 'Display the running processes of a container',
+  usage: '$0 top CONTAINER',
+  options: {},
+  async execute(argv) {
+    const [reference, ...extra] = argv._.map(String);
+    if (reference === undefined || extra.length > 0) throw new UsageError('"tsrun top" requires exactly one container');
+    const { containerProcesses } = await import('../../runtime/exec');
+    const { table } = await import('../format');
+    const rows = containerProcesses(reference, location(argv)).map((p) => [String(p.uid), String(p.pid), String(p.ppid), p.command]);
+    process.stdout.write(table(['UID', 'PID', 'PPID', 'CMD'], rows));
   },
 };
