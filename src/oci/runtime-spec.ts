@@ -11,6 +11,41 @@ export interface Spec {
   domainname?: string;
   mounts: Mount[];
   linux: Linux;
+  hooks?: Hooks;
+  annotations?: Record<string, string>;
+}
+
+/** A program the runtime runs at a point of the lifecycle, with the container's state JSON on its stdin. */
+export interface Hook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  /** Seconds. */
+  timeout?: number;
+}
+
+export interface Hooks {
+  /** Deprecated by the spec, still run (after createRuntime's point, in the runtime namespace). */
+  prestart?: Hook[];
+  createRuntime?: Hook[];
+  createContainer?: Hook[];
+  startContainer?: Hook[];
+  poststart?: Hook[];
+  poststop?: Hook[];
+}
+
+export interface Capabilities {
+  bounding?: string[];
+  effective?: string[];
+  inheritable?: string[];
+  permitted?: string[];
+  ambient?: string[];
+}
+
+export interface Rlimit {
+  type: string;
+  soft: number;
+  hard: number;
 }
 
 export interface Process {
@@ -20,6 +55,12 @@ export interface Process {
   env: string[];
   cwd: string;
   noNewPrivileges?: boolean;
+  capabilities?: Capabilities;
+  rlimits?: Rlimit[];
+  oomScoreAdj?: number;
+  apparmorProfile?: string;
+  selinuxLabel?: string;
+  consoleSize?: { height: number; width: number };
 }
 
 export interface User {
@@ -100,4 +141,9 @@ export interface Linux {
   rootfsPropagation?: string;
   maskedPaths?: string[];
   readonlyPaths?: string[];
+  /** `/parent/name` under each hierarchy (or systemd's `slice:prefix:name`). */
+  cgroupsPath?: string;
+  sysctl?: Record<string, string>;
+  /** Checked for shape here; applied by the seccomp module. */
+  seccomp?: { defaultAction: string; architectures?: string[]; syscalls?: { names: string[]; action: string }[] };
 }

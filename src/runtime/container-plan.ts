@@ -39,6 +39,8 @@ export interface PlanOptions {
    * the fifo for writing until `start` opens it for reading.
    */
   execFifoFd?: number;
+  /** Steps run once the namespaces and the root are set up, before the exec fifo (sysctl, rlimits). */
+  setupSteps?: PlanStep[];
 }
 
 /**
@@ -95,6 +97,7 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
     steps.push(...rootfsSteps(spec, { pivot: options.pivot, inUserNamespace: userns }));
   }
   steps.push(...namespaceSetupSteps(spec));
+  steps.push(...(options.setupSteps ?? []));
   if (options.execFifoFd !== undefined && !fifoEarly) steps.push(...execFifoSteps(options.execFifoFd));
   steps.push(...processSteps(spec, options));
   return { steps, cloneFlags: cloneFlags(spec), mode: userns || options.execFifoFd !== undefined ? 'fork' : 'vfork' };
@@ -140,6 +143,8 @@ export function buildExecPlan(namespaces: readonly JoinedNamespace[], process: S
   return { steps, cloneFlags: 0, mode: 'vfork' };
 }
 
+const PR_SET_NO_NEW_PRIVS = 38;
+
 function processSteps(spec: Pick<Spec, 'process'>, options: Pick<PlanOptions, 'stdio' | 'dieWithParent'>): PlanStep[] {
   const { user, cwd, args, env } = spec.process;
   const phase = 'process';
@@ -150,6 +155,7 @@ function processSteps(spec: Pick<Spec, 'process'>, options: Pick<PlanOptions, 's
   ];
   // After the uid change, which clears the parent-death signal.
   if (options.dieWithParent) steps.push({ op: 'Prctl', args: [PR_SET_PDEATHSIG, SIGKILL], phase, detail: 'PR_SET_PDEATHSIG' });
+  if (spec.process.noNewPrivileges) steps.push({ op: 'Prctl', args: [PR_SET_NO_NEW_PRIVS, 1, 0], phase, detail: 'PR_SET_NO_NEW_PRIVS' });
   steps.push(
     { op: 'Chdir', strs: [cwd], phase, target: cwd, detail: 'working directory' },
     { op: 'Umask', args: [user.umask ?? DEFAULT_UMASK], phase },

@@ -27,7 +27,7 @@ export async function startContainer(reference: string, location: ContainerLocat
   checkOperation(short(found), status, 'start');
   requireMonitor(found, 'start');
   const { pid, pidStartTime } = runtimeState(found);
-  await releaseInit(found.monitor, pid, pidStartTime);
+  await releaseInit(found.monitor.fifo, pid, pidStartTime);
   updateRuntimeState(found, location, { status: 'running', startedAt: new Date().toISOString() });
   await awaitExec(found.monitor);
   return containerId(found);

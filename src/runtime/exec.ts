@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import { TsrunError, ValidationError, syscallErrorFrom } from '../errors';
 import { resolveUser } from '../linux/users';
 import { loadNative } from '../native';
+import type { CgroupDriver } from '../linux/cgroups';
 import { Logger, silentLogger } from '../logger';
 import type { NamespaceType, Spec } from '../oci/runtime-spec';
 import { Container, ContainerStdio, pipeStream } from './container';
@@ -94,31 +95,34 @@ function spawnJoined(buffer: Buffer, steps: Parameters<typeof childFailure>[0]):
   return process;
 }
 
-/**
- * Runs a command in a running container (`tsrun exec`): a freshly cloned
- * process joins the container's cgroup and namespaces and runs the same
- * plan steps as its init. Returns once the command has exec'd.
- */
-export async function execInContainer(reference: string, options: ExecOptions): Promise<Container> {
-  const logger = options.logger ?? silentLogger;
-  if (!Array.isArray(options.args) || options.args.length === 0 || options.args[0] === '') throw new ValidationError('args', 'a command is required');
-  const found = findContainer(reference, options);
-  const id = containerId(found);
-  checkOperation(containerName(found), ociStatus(found), 'exec');
-  const { pid } = runtimeState(found);
-  const namespaces = namespacesOf(pid);
-  const root = `/proc/${pid}/root`;
-  const user = options.user === undefined ? initUser(pid) : resolveUser(root, options.user);
-  const env = mergeEnv(initEnv(pid), options.env ?? []);
-  const cwd = options.cwd ?? (found.kind === 'image' ? found.record.cwd : '/');
-  if (!cwd.startsWith('/')) throw new ValidationError('cwd', `${JSON.stringify(cwd)} must be an absolute path`);
-  const process: Spec['process'] = { args: [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } };
-  if (execCandidates(process.args[0], env).length === 0) throw new ValidationError('args[0]', `${process.args[0]}: no PATH in the container's environment to look it up in`);
+/** The container a process joins: its init's namespaces and its cgroup. */
+export interface ExecTarget {
+  id: string;
+  name: string;
+  pid: number;
+  cgroup: CgroupDriver;
+  namespaces: JoinedNamespace[];
+}
 
+export interface ExecProcess {
+  process: Spec['process'];
+  stdio: StdioOption | [StdioOption, StdioOption, StdioOption];
+  dieWithParent: boolean;
+  logger?: Logger;
+}
+
+/**
+ * Clones a process that joins `target`'s cgroup and namespaces and runs
+ * the same plan steps as an init; returns once it has exec'd.
+ */
+export function execProcess(target: ExecTarget, options: ExecProcess): Container {
+  const logger = options.logger ?? silentLogger;
+  const { process } = options;
+  if (execCandidates(process.args[0], process.env).length === 0) throw new ValidationError('args[0]', `${process.args[0]}: no PATH in the environment to look it up in`);
   const stdio = setupStdio(options.stdio);
   let spawned;
   try {
-    const plan = buildExecPlan(namespaces, process, { stdio: stdio.child, dieWithParent: options.dieWithParent ?? true, cgroupJoin: containerCgroup(id).joinSteps() });
+    const plan = buildExecPlan(target.namespaces, process, { stdio: stdio.child, dieWithParent: options.dieWithParent, cgroupJoin: target.cgroup.joinSteps() });
     spawned = spawnJoined(serializePlan(plan.steps), plan.steps);
   } catch (err) {
     closeAll(stdio.parent);
@@ -126,13 +130,34 @@ export async function execInContainer(reference: string, options: ExecOptions): 
   } finally {
     closeAll(stdio.childEnds);
   }
-  logger.debug({ id, pid: spawned.pid, args: process.args }, 'exec started');
+  logger.debug({ id: target.id, pid: spawned.pid, args: process.args }, 'exec started');
   const streams: ContainerStdio = {
     stdin: stdio.parent[0] >= 0 ? pipeStream(stdio.parent[0], 'write') : null,
     stdout: stdio.parent[1] >= 0 ? pipeStream(stdio.parent[1], 'read') : null,
     stderr: stdio.parent[2] >= 0 ? pipeStream(stdio.parent[2], 'read') : null,
   };
-  return new Container(id, containerName(found), undefined, spawned, streams, () => undefined, logger);
+  return new Container(target.id, target.name, undefined, spawned, streams, () => undefined, logger);
+}
+
+/**
+ * Runs a command in a running container (`tsrun exec`): a freshly cloned
+ * process joins the container's cgroup and namespaces and runs the same
+ * plan steps as its init. Returns once the command has exec'd.
+ */
+export async function execInContainer(reference: string, options: ExecOptions): Promise<Container> {
+  if (!Array.isArray(options.args) || options.args.length === 0 || options.args[0] === '') throw new ValidationError('args', 'a command is required');
+  const found = findContainer(reference, options);
+  const id = containerId(found);
+  checkOperation(containerName(found), ociStatus(found), 'exec');
+  const { pid } = runtimeState(found);
+  const root = `/proc/${pid}/root`;
+  const user = options.user === undefined ? initUser(pid) : resolveUser(root, options.user);
+  const env = mergeEnv(initEnv(pid), options.env ?? []);
+  const cwd = options.cwd ?? (found.kind === 'image' ? found.record.cwd : '/');
+  if (!cwd.startsWith('/')) throw new ValidationError('cwd', `${JSON.stringify(cwd)} must be an absolute path`);
+  const process: Spec['process'] = { args: [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } };
+  const target = { id, name: containerName(found), pid, cgroup: containerCgroup(id), namespaces: namespacesOf(pid) };
+  return execProcess(target, { process, stdio: options.stdio ?? 'pipe', dieWithParent: options.dieWithParent ?? true, logger: options.logger });
 }
 
 /** One process of a container, as `tsrun top` lists it. */

@@ -204,11 +204,11 @@ async function sleep(ms: number): Promise<void> {
  * init's open for writing, and the byte it writes says it got there. The
  * fifo goes afterwards: its absence is what says "started".
  */
-export async function releaseInit(files: MonitorFiles, pid: number, pidStartTime: number | undefined): Promise<void> {
+export async function releaseInit(fifo: string, pid: number, pidStartTime: number | undefined): Promise<void> {
   const O_NONBLOCK = fs.constants.O_NONBLOCK;
   let fd: number;
   try {
-    fd = fs.openSync(files.fifo, fs.constants.O_RDONLY | O_NONBLOCK);
+    fd = fs.openSync(fifo, fs.constants.O_RDONLY | O_NONBLOCK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new TsrunError(`container init ${pid} was started already`, 'ESTATE');
     throw err;
@@ -229,7 +229,7 @@ export async function releaseInit(files: MonitorFiles, pid: number, pidStartTime
   } finally {
     fs.closeSync(fd);
   }
-  fs.rmSync(files.fifo, { force: true });
+  fs.rmSync(fifo, { force: true });
 }
 
 /**

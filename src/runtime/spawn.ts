@@ -31,7 +31,8 @@ export function killAndReap(process: SpawnedProcess): void {
 
 /**
  * Clones the child, does the parent's half at each sync point, and returns
- * once the container's process has exec'd. If any step fails the child is
+ * once the container's process has exec'd (or, for a plan with an exec
+ * fifo, once it is created and waits there). If any step fails the child is
  * reaped and the error names the step, the syscall, the path and errno.
  */
 export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess {
@@ -40,11 +41,12 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess 
   // [parent end, child end]; the child end is closed once the child has it.
   const sync: number[] = plan.mode === 'fork' ? native.socketPair() : [];
   let spawned: (SpawnedProcess & { errorFd: number }) | undefined;
+  let created = false;
   try {
     spawned = native.spawn(buffer, { cloneFlags: plan.cloneFlags, mode: plan.mode, syncFd: sync[1] });
     if (sync.length > 0) {
       fs.closeSync(sync.pop() as number);
-      runParentSide(spec, spawned.pid, sync[0]);
+      created = runParentSide(spec, spawned.pid, sync[0]) === SyncMessage.Created;
     }
   } catch (err) {
     if (spawned) {
@@ -56,6 +58,11 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess 
     sync.forEach((fd) => fs.closeSync(fd));
   }
 
+  // A created init waits on its exec fifo; whoever starts it learns of the exec by other means.
+  if (created) {
+    fs.closeSync(spawned.errorFd);
+    return { pid: spawned.pid, pidfd: spawned.pidfd };
+  }
   const report = native.readChildError(spawned.errorFd);
   if (report) {
     native.waitExit(spawned.pidfd, true);
