@@ -265,7 +265,7 @@ function parser(args: string[]): Argv<Global> {
     })
     .demandCommand(1, 'tsrun-oci needs a command')
     .strict()
-    .parserConfiguration({ 'populate--': true, 'boolean-negation': false })
+    .parserConfiguration({ 'populate--': true, 'boolean-negation': false, 'greedy-arrays': false })
     .version(`tsrun-oci version ${VERSION}\nspec: 1.3.0`)
     .fail((msg, err) => {
       throw err ?? new ValidationError('arguments', msg);
