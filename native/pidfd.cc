@@ -126,7 +126,14 @@ class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
       result = failure;
     }
     self->Unref();
-    self->callback_.MakeCallback(env.Global(), {result}, *self->context_);
+    // A uv callback has no JS frame above it to take a C++ exception: an
+    // error of the callback goes to Node's uncaught-exception handling, and
+    // one with no value (Node tearing the environment down) is dropped.
+    try {
+      self->callback_.MakeCallback(env.Global(), {result}, *self->context_);
+    } catch (const Napi::Error& error) {
+      if (!error.Value().IsEmpty()) napi_fatal_exception(env, error.Value());
+    }
   }
 
   void ClosePoll() {

@@ -112,6 +112,19 @@ export interface ExecProcess {
 }
 
 /**
+ * For a caller that goes away at once (`tsrun-oci exec --detach`): the
+ * process is left unreaped, for the subreaper that takes it over (conmon,
+ * a shim) to collect its exit status. Returns its host pid.
+ */
+export function execDetached(target: ExecTarget, process: Spec['process']): number {
+  if (execCandidates(process.args[0], process.env).length === 0) throw new ValidationError('args[0]', `${process.args[0]}: no PATH in the environment to look it up in`);
+  const plan = buildExecPlan(target.namespaces, process, { stdio: [0, 1, 2], dieWithParent: false, cgroupJoin: target.cgroup.joinSteps() });
+  const spawned = spawnJoined(serializePlan(plan.steps), plan.steps);
+  fs.closeSync(spawned.pidfd);
+  return spawned.pid;
+}
+
+/**
  * Clones a process that joins `target`'s cgroup and namespaces and runs
  * the same plan steps as an init; returns once it has exec'd.
  */

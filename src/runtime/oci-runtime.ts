@@ -12,7 +12,7 @@ import type { Hook, Hooks, Spec } from '../oci/runtime-spec';
 import { writeFileAtomic } from '../util/atomic-file';
 import { Container } from './container';
 import { buildContainerPlan } from './container-plan';
-import { ExecProcess, execProcess, namespacesOf } from './exec';
+import { ExecProcess, ExecTarget, execDetached, execProcess, namespacesOf } from './exec';
 import { OciStatus, checkOperation } from './lifecycle';
 import { releaseInit } from './monitor';
 import type { PlanStep } from './plan';
@@ -149,6 +149,30 @@ function cgroupOf(state: Pick<StoredState, 'cgroup'>): CgroupDriver {
   return createCgroupDriver(state.cgroup.name, { parent: state.cgroup.parent });
 }
 
+/**
+ * A `cgroup` mount as runc makes it on cgroup v1 and hybrid hosts, where
+ * one mount cannot show every hierarchy: a tmpfs with a bind of the
+ * container's own cgroup from each hierarchy, read-only if asked. On a
+ * unified host it is the cgroup2 filesystem, seen through the container's
+ * cgroup namespace.
+ */
+function expandCgroupMounts(spec: Spec, cgroup: CgroupDriver, location: { parent: string; name: string }): Spec['mounts'] {
+  return spec.mounts.flatMap((mount) => {
+    if (mount.type !== 'cgroup' && mount.type !== 'cgroup2') return [mount];
+    const safe = ['nosuid', 'nodev', 'noexec'];
+    if (cgroup.version === 2) return [{ ...mount, type: 'cgroup2', source: 'cgroup2', options: (mount.options ?? []).filter((o) => !o.endsWith('private')) }];
+    const readOnly = (mount.options ?? []).includes('ro');
+    const suffix = `/${location.parent}/${location.name}`;
+    const mounts: Spec['mounts'] = [{ destination: mount.destination, type: 'tmpfs', source: 'tmpfs', options: [...safe, 'mode=755'] }];
+    for (const dir of cgroup.paths) {
+      const hierarchy = path.basename(dir.slice(0, dir.length - suffix.length));
+      mounts.push({ destination: path.posix.join(mount.destination, hierarchy), source: dir, options: ['bind', ...safe, ...(readOnly ? ['ro'] : [])] });
+    }
+    if (readOnly) mounts.push({ destination: mount.destination, type: 'tmpfs', source: 'tmpfs', options: ['remount', 'ro', ...safe] });
+    return mounts;
+  });
+}
+
 /** sysctl and rlimits: set in the container, after its /proc is mounted and before its exec fifo. */
 function setupSteps(spec: Spec): PlanStep[] {
   const steps: PlanStep[] = [];
@@ -235,6 +259,7 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
     loadNative().mknod(store.fifo(id), S_IFIFO | 0o600, 0, 0);
     fifoFd = fs.openSync(store.fifo(id), O_PATH);
     const pivot = !options.noPivot && canPivotRoot();
+    spec.mounts = expandCgroupMounts(spec, cgroup, state.cgroup);
     const plan = buildContainerPlan(spec, { stdio: [0, 1, 2], dieWithParent: false, pivot, cgroupJoin: cgroup.joinSteps(), execFifoFd: fifoFd, setupSteps: setupSteps(spec) });
     spawned = spawnContainer(spec, plan);
     Object.assign(state, { pid: spawned.pid, pidStartTime: processStartTime(spawned.pid) ?? undefined });
@@ -402,11 +427,20 @@ export function ociPids(id: string, options: OciOptions = {}): number[] {
   return cgroupOf(state).pids().sort((a, b) => a - b);
 }
 
-/** `exec`: a process in the running container's namespaces and cgroup; `process` in config.json's shape. */
-export async function ociExec(id: string, process: Spec['process'], options: OciOptions & { stdio?: ExecProcess['stdio'] } = {}): Promise<Container> {
+function execTarget(id: string, options: OciOptions): ExecTarget {
   const store = new OciStore(stateRoot(options));
   const state = store.load(id);
   const status = statusOf(store, state);
   if (status !== 'running' && status !== 'created') throw new StateError(id, status, 'exec', `cannot exec in ${status} container ${id}: exec needs a running container`);
-  return execProcess({ id, name: id, pid: state.pid, cgroup: cgroupOf(state), namespaces: namespacesOf(state.pid) }, { process, stdio: options.stdio ?? 'inherit', dieWithParent: false, logger: options.logger });
+  return { id, name: id, pid: state.pid, cgroup: cgroupOf(state), namespaces: namespacesOf(state.pid) };
+}
+
+/** `exec`: a process in the running container's namespaces and cgroup; `process` in config.json's shape. */
+export function ociExec(id: string, process: Spec['process'], options: OciOptions & { stdio?: ExecProcess['stdio'] } = {}): Container {
+  return execProcess(execTarget(id, options), { process, stdio: options.stdio ?? 'inherit', dieWithParent: false, logger: options.logger });
+}
+
+/** `exec --detach`: returns the pid of a process this one leaves unreaped, for the caller's subreaper. */
+export function ociExecDetached(id: string, process: Spec['process'], options: OciOptions = {}): number {
+  return execDetached(execTarget(id, options), process);
 }

@@ -115,7 +115,9 @@ function parser(args: string[]): Argv<Global> {
       criu: { type: 'string', describe: 'accepted; checkpoints are not supported' },
     })
     .middleware((argv) => {
-      argv.logger = createLogger(argv.debug ? 'debug' : 'warn', argv['log-format'] as 'json' | 'text', argv.log as string | undefined);
+      // Without --log, stderr is the container's too (create hands it on): only errors go there.
+      const level = argv.debug ? 'debug' : argv.log ? 'warn' : 'error';
+      argv.logger = createLogger(level, argv['log-format'] as 'json' | 'text', argv.log as string | undefined);
     })
     .command('create ID', 'create a container from a bundle; it waits for "start"', CREATE_OPTIONS, async (argv) => {
       const { ociCreate } = await runtime();
@@ -198,7 +200,7 @@ function parser(args: string[]): Argv<Global> {
         const g = argv as unknown as Global & ExecFlags;
         const id = one(g, 'exec');
         const args = [...((argv.COMMAND as (string | number)[] | undefined) ?? []), ...((argv as { '--'?: string[] })['--'] ?? [])].map(String);
-        const { ociExec, ociState } = await runtime();
+        const { ociExec, ociExecDetached, ociState } = await runtime();
         const { loadBundleConfig, checkCapabilities } = await import('../../oci/config');
         let bundleProcess: Spec['process'] | undefined;
         try {
@@ -210,12 +212,12 @@ function parser(args: string[]): Argv<Global> {
         checkCapabilities(proc.capabilities);
         if (proc.terminal) throw new ValidationError('process.terminal', 'terminals are not supported by tsrun-oci exec yet');
         if (argv['no-new-privs']) proc.noNewPrivileges = true;
-        const child = await ociExec(id, proc, { ...options(g), stdio: 'inherit' });
-        await writePidFile(argv['pid-file'], child.pid);
         if (argv.detach) {
-          child.unref();
+          await writePidFile(argv['pid-file'], ociExecDetached(id, proc, options(g)));
           return;
         }
+        const child = ociExec(id, proc, { ...options(g), stdio: 'inherit' });
+        await writePidFile(argv['pid-file'], child.pid);
         process.exitCode = (await child.wait()).exitCode;
       },
     )
