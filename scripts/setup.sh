@@ -25,9 +25,11 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 # Needed by the build and the tests (skopeo and umoci make and check images as
 # independent tools, podman with runc loads and runs the images tsrun saves;
 # docker-registry is the registry the pull and push tests start,
-# apache2-utils its htpasswd, openssl the token test's certificate); the
+# apache2-utils its htpasswd, openssl the token test's certificate; podman
+# and containerd's ctr also run containers with tsrun-oci as their runtime;
+# the static libc and libstdc++ of build-essential link tsrun-monitor); the
 # peers are only for benchmarks.
-required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd skopeo umoci podman runc docker-registry apache2-utils openssl)
+required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd skopeo umoci podman runc containerd docker-registry apache2-utils openssl)
 peers=(crun hyperfine mmdebstrap)
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]; }
