@@ -47,7 +47,7 @@ interface StoredState {
   created: string;
   annotations?: Record<string, string>;
   cgroup: { parent: string; name: string };
-  /** The hooks that run after create (poststart, poststop), from config.json. */
+  /** The hooks that run after create (startContainer, poststart, poststop), from config.json. */
   hooks?: Hooks;
   paused?: boolean;
 }
@@ -247,7 +247,7 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
     created: new Date().toISOString(),
     annotations: spec.annotations,
     cgroup: cgroupLocation(spec, id),
-    hooks: { poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
+    hooks: { startContainer: spec.hooks?.startContainer, poststart: spec.hooks?.poststart, poststop: spec.hooks?.poststop },
   };
   let cgroup: CgroupDriver | undefined;
   let spawned: SpawnedProcess | undefined;
@@ -286,11 +286,37 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
   }
 }
 
-/** `start`: lets the created init exec, then runs the poststart hooks. */
+/**
+ * A startContainer hook runs in the container's namespaces (its path is
+ * the container's), as a process exec makes, with the state on its stdin.
+ */
+async function runStartContainerHook(hook: Hook, target: ExecTarget, state: OciState): Promise<void> {
+  const process: Spec['process'] = {
+    args: [hook.path, ...(hook.args ?? []).slice(1)],
+    env: hook.env ?? [],
+    cwd: '/',
+    user: { uid: 0, gid: 0 },
+  };
+  const child = execProcess(target, { process, stdio: ['pipe', 'ignore', 'pipe'], dieWithParent: true });
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin?.end(JSON.stringify(state));
+  const timer = hook.timeout ? setTimeout(() => child.kill('SIGKILL'), hook.timeout * 1000) : undefined;
+  const { exitCode } = await child.wait();
+  if (timer) clearTimeout(timer);
+  if (exitCode !== 0) throw new TsrunError(`startContainer hook ${hook.path} exited ${exitCode}${stderr.trim() ? `: ${stderr.trim()}` : ''}`, 'EHOOK');
+}
+
+/** `start`: runs the startContainer hooks in the container, lets the created init exec, then runs the poststart hooks. */
 export async function ociStart(id: string, options: OciOptions = {}): Promise<void> {
   const store = new OciStore(stateRoot(options));
   const state = store.load(id);
   checkOperation(id, statusOf(store, state), 'start');
+  const startHooks = state.hooks?.startContainer ?? [];
+  if (startHooks.length > 0) {
+    const target = execTarget(id, options);
+    for (const hook of startHooks) await runStartContainerHook(hook, target, publicState(store, state));
+  }
   await releaseInit(store.fifo(id), state.pid, state.pidStartTime);
   state.status = 'running';
   store.save(state);

@@ -159,13 +159,25 @@ describeAsRoot('tsrun-oci: runc\'s command line over bundles', () => {
     fs.mkdirSync(out);
     const hook = (name: string) => ({ path: '/bin/sh', args: ['sh', '-c', `cat > ${out}/${name}`] });
     const dir = sleeper((c) => {
-      c.hooks = { createRuntime: [hook('createRuntime')], poststart: [hook('poststart')], poststop: [hook('poststop')] };
+      c.hooks = {
+        createRuntime: [hook('createRuntime')],
+        // Run in the container: its own root, where /hooks is the test's dir bound in.
+        startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'cat > /hooks/startContainer; echo >> /hooks/startContainer; hostname >> /hooks/startContainer'] }],
+        poststart: [hook('poststart')],
+        poststop: [hook('poststop')],
+      };
+      c.mounts.push({ destination: '/hooks', source: out, options: ['bind'] });
+      c.hostname = 'hooked-host';
     });
     ok(['create', '--bundle', dir, 'hooked']);
     const atCreate = JSON.parse(fs.readFileSync(path.join(out, 'createRuntime'), 'utf8'));
     expect(atCreate).toMatchObject({ id: 'hooked', status: 'creating', bundle: dir, pid: state('hooked').pid });
     expect(fs.existsSync(path.join(out, 'poststart'))).toBe(false);
+    expect(fs.existsSync(path.join(out, 'startContainer'))).toBe(false);
     ok(['start', 'hooked']);
+    const [startState, hostname] = fs.readFileSync(path.join(out, 'startContainer'), 'utf8').split('\n');
+    expect(JSON.parse(startState)).toMatchObject({ id: 'hooked', status: 'created' });
+    expect(hostname).toBe('hooked-host');
     expect(JSON.parse(fs.readFileSync(path.join(out, 'poststart'), 'utf8'))).toMatchObject({ id: 'hooked', status: 'running' });
     ok(['delete', '-f', 'hooked']);
     expect(JSON.parse(fs.readFileSync(path.join(out, 'poststop'), 'utf8'))).toMatchObject({ id: 'hooked', status: 'stopped' });
