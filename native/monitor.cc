@@ -1,5 +1,7 @@
 // tsrun-monitor: the process that stays with a detached container after
-// the tsrun that created it has exited (what conmon is to podman).
+// the tsrun that created it has exited (what conmon is to podman). Run as
+// tsrun-init (`run --init` binds it into the container as /dev/tsrun-init),
+// it is instead a container's PID 1: see RunInit.
 //
 //   tsrun-monitor DIR CLONE_FLAGS [EXIT-COMMAND [ARG...]]
 //
@@ -194,7 +196,55 @@ void StartExitCommand(char** argv) {
   _exit(127);
 }
 
+// A reaping init (`tsrun run --init`): PID 1 of a pid namespace gets no
+// default signal actions, so a shell there ignores SIGTERM, and orphans
+// are left to it to reap. This one runs COMMAND as its child, forwards
+// every signal it can catch to it, reaps whatever exits, and exits as
+// COMMAND did.
+int RunInit(int argc, char** argv) {
+  int first = argc > 1 && strcmp(argv[1], "--") == 0 ? 2 : 1;
+  if (first >= argc) {
+    fprintf(stderr, "usage: tsrun-init [--] COMMAND [ARG...]\n");
+    return 125;
+  }
+  sigset_t all, saved;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &saved);
+  pid_t child = fork();
+  if (child < 0) {
+    fprintf(stderr, "tsrun-init: fork: %s\n", strerror(errno));
+    return 125;
+  }
+  if (child == 0) {
+    sigprocmask(SIG_SETMASK, &saved, nullptr);
+    execvp(argv[first], argv + first);
+    int err = errno;
+    fprintf(stderr, "tsrun-init: exec %s: %s\n", argv[first], strerror(err));
+    _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+  }
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&all, &info);
+    if (sig < 0) continue;
+    if (sig != SIGCHLD) {
+      kill(child, sig);
+      continue;
+    }
+    int status;
+    pid_t reaped;
+    while ((reaped = waitpid(-1, &status, WNOHANG)) > 0) {
+      if (reaped == child) return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+    }
+  }
+}
+
+bool CalledAsInit(const char* argv0) {
+  const char* slash = strrchr(argv0, '/');
+  return strcmp(slash ? slash + 1 : argv0, "tsrun-init") == 0;
+}
+
 int Main(int argc, char** argv) {
+  if (argc > 0 && CalledAsInit(argv[0])) return RunInit(argc, argv);
   // Whatever else the creator's process had open is not ours to keep (nor the container's).
   close_range(kFifoFd + 1, ~0U, 0);
   int report_fd = IsOpen(kReportFd) ? kReportFd : -1;

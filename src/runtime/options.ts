@@ -8,6 +8,7 @@ import { resolveUser } from '../linux/users';
 import { DEFAULT_NAMESPACES, DEFAULT_PATH, OCI_VERSION, defaultMounts } from '../oci/defaults';
 import type { IdMapping, LinuxResources, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
+import { monitorBinary } from './monitor';
 
 /** Where a container's stdin, stdout or stderr goes. A number is an fd of this process. */
 export type StdioOption = 'inherit' | 'pipe' | 'ignore' | number;
@@ -60,10 +61,15 @@ export interface RunOptions extends ResourceOptions {
   dieWithParent?: boolean;
   /** Use MS_MOVE + chroot instead of pivot_root (tsrun also falls back by itself where pivot_root cannot work). */
   noPivot?: boolean;
+  /** Run the command under a small reaping init that forwards signals (`--init`), bound in as /dev/tsrun-init. */
+  init?: boolean;
   logger?: Logger;
 }
 
 export const DEFAULT_STATE_DIR = '/run/tsrun';
+
+/** Where `init` binds tsrun-monitor, whose name there makes it the init (native/monitor.cc). */
+const INIT_PATH = '/dev/tsrun-init';
 
 function envList(env: RunOptions['env']): string[] {
   if (!env) return [];
@@ -148,9 +154,13 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
     // network namespace; bind the host's read-only instead, as runc does.
     mounts.push({ destination: '/sys', source: '/sys', options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'] });
   }
+  if (options.init) {
+    // Under the /dev tmpfs: the root filesystem itself is not written to.
+    mounts.push({ destination: INIT_PATH, source: monitorBinary(), options: ['bind', 'ro', 'nosuid', 'nodev'] });
+  }
   const spec: Spec = {
     ociVersion: OCI_VERSION,
-    process: { args: [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } },
+    process: { args: options.init ? [INIT_PATH, '--', ...options.args] : [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids } },
     root: { path: rootfs, readonly: options.readOnly ?? false },
     hostname,
     mounts,

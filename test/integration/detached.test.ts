@@ -187,6 +187,20 @@ describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wai
     ok('rm', 'broken');
   });
 
+  test('--init: PID 1 is tsrun-init, it reaps orphans and passes SIGTERM on, so stop ends a shell at once with 143', () => {
+    const ps = ok('run', '--rm', '--init', '--rootfs', busyboxRootfs(), 'sh', '-c', 'cat /proc/1/cmdline | tr "\\0" " "; echo; (sleep 0.1 &); sleep 0.5; ps -o stat,comm');
+    const [cmdline, ...processes] = ps.trim().split('\n');
+    expect(cmdline.trim()).toBe('/dev/tsrun-init -- sh -c cat /proc/1/cmdline | tr "\\0" " "; echo; (sleep 0.1 &); sleep 0.5; ps -o stat,comm');
+    // The orphaned sleep was reaped: no zombie is left.
+    expect(processes.filter((p) => /^Z/.test(p))).toEqual([]);
+    ok('run', '-d', '--init', '--name', 'initd', '--rootfs', busyboxRootfs(), 'sh', '-c', 'sleep 1000');
+    ok('stop', '-t', '30', 'initd');
+    expect(ok('wait', 'initd')).toBe('143\n');
+    ok('rm', 'initd');
+    const missing = tsrun('run', '--rm', '--init', '--rootfs', busyboxRootfs(), 'no-such-command');
+    expect(missing).toMatchObject({ status: 127, stderr: expect.stringMatching(/tsrun-init: exec no-such-command: No such file or directory/) });
+  });
+
   test('library: create, startContainer, waitContainer', async () => {
     const created = await create({ rootfs: busyboxRootfs(), args: ['sh', '-c', 'exit 7'], stateDir: stateDir(), root: root() });
     expect(isRunning(created.pid, undefined)).toBe(true);

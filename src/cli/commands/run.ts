@@ -27,6 +27,7 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   pull: PullPolicy;
   platform?: string;
   detach: boolean;
+  init: boolean;
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -35,6 +36,7 @@ export const RUN_OPTIONS = {
   entrypoint: { type: 'string', describe: 'replace the image\'s ENTRYPOINT ("" clears it)' },
   rm: { type: 'boolean', default: false, describe: 'remove the container when it exits' },
   detach: { alias: 'd', type: 'boolean', default: false, describe: 'run in the background under a monitor and print the container id' },
+  init: { type: 'boolean', default: false, describe: 'run an init inside the container that forwards signals and reaps processes' },
   name: { type: 'string', requiresArg: true, describe: 'container name' },
   hostname: { alias: 'h', type: 'string', requiresArg: true, describe: 'container host name (default: short id)' },
   env: { alias: 'e', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'set environment variables (KEY=VALUE)' },
@@ -141,6 +143,7 @@ function runOptions(argv: RunArgs, image: string | undefined, positionals: strin
     cgroupns: argv.cgroupns,
     readOnly: argv['read-only'],
     noPivot: argv['no-pivot'],
+    init: argv.init,
     autoRemove: argv.rm,
     ...resourceOptions(argv),
     stateDir: argv.state,
