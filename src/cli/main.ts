@@ -7,7 +7,7 @@ import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand
 import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { createCommand, runCommand } from './commands/run';
-import { containerCleanupCommand, execCommand, killCommand, logsCommand, startCommand, stopCommand, topCommand, waitCommand } from './commands/lifecycle';
+import { containerCleanupCommand, execCommand, killCommand, logsCommand, restartCommand, startCommand, stopCommand, topCommand, waitCommand } from './commands/lifecycle';
 import { systemPruneCommand } from './commands/system';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
@@ -27,6 +27,7 @@ const COMMANDS: CliCommand<never>[] = [
   createCommand,
   startCommand,
   stopCommand,
+  restartCommand,
   killCommand,
   waitCommand,
   logsCommand,

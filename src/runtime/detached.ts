@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import type { RestartPolicy } from './run';
 import { TsrunError, syscallErrorFrom } from '../errors';
 import { isRunning } from '../linux/proc';
 import { loadNative } from '../native';
@@ -18,19 +19,53 @@ function requireMonitor(found: Found, what: string): void {
   }
 }
 
-/** Starts a created container (`tsrun start`); resolves once its command has exec'd. */
+/**
+ * Starts a container (`tsrun start`) and resolves once its command has
+ * exec'd: a created one is released; a stopped one is made anew from what
+ * it was created with, as Docker starts an exited container again.
+ */
 export async function startContainer(reference: string, location: ContainerLocation = {}): Promise<string> {
-  const found = findContainer(reference, location);
+  let found = findContainer(reference, location);
   const status = ociStatus(found);
   // Docker's start of a running container is a no-op.
   if (status === 'running') return containerId(found);
-  checkOperation(short(found), status, 'start');
   requireMonitor(found, 'start');
+  if (status === 'stopped') {
+    await awaitCleanup(found, location);
+    await containerCgroup(containerId(found)).destroy();
+    const { recreate } = await import('./run');
+    await recreate(containerId(found), containerName(found), location);
+    found = findContainer(containerId(found), location);
+  } else {
+    checkOperation(short(found), status, 'start');
+  }
+  found.monitor.markStopped(false);
   const { pid, pidStartTime } = runtimeState(found);
   await releaseInit(found.monitor.fifo, pid, pidStartTime);
   updateRuntimeState(found, location, { status: 'running', startedAt: new Date().toISOString() });
   await awaitExec(found.monitor);
   return containerId(found);
+}
+
+/**
+ * The cleanup the monitor starts after an exit removes the cgroup and
+ * records the exit: a new run must not begin under it. It has run once the
+ * record says stopped; a monitor that died without starting it leaves the
+ * record as it was, and the wait ends after a while.
+ */
+async function awaitCleanup(found: Found, location: ContainerLocation, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { status } = runtimeState(findContainer(containerId(found), location));
+    if (status === 'stopped' || status === 'exited' || Date.now() > deadline) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** `tsrun restart`: stop (SIGTERM, then SIGKILL after the timeout), then start again. */
+export async function restartContainer(reference: string, options: ContainerLocation & { timeoutSeconds?: number } = {}): Promise<string> {
+  const id = await stopContainer(reference, options);
+  return startContainer(id, options);
 }
 
 /** Sends a signal to the container's init through a pidfd, after checking the pid is still that process. */
@@ -73,6 +108,7 @@ export async function stopContainer(reference: string, options: ContainerLocatio
   checkOperation(short(found), status, 'stop');
   if (status === 'stopped') return containerId(found);
   requireMonitor(found, 'stop');
+  found.monitor.markStopped(true);
   signalContainer(found, options.signal ?? 'SIGTERM');
   const timeout = AbortSignal.timeout(Math.max(0, options.timeoutSeconds ?? 10) * 1000);
   try {
@@ -97,10 +133,29 @@ export async function waitContainer(reference: string, location: ContainerLocati
   return waitForExit(found.monitor, signal);
 }
 
+/** Whether the container's restart policy asks for another run after this exit. */
+function shouldRestart(found: Found, exitCode: number): boolean {
+  let policy: RestartPolicy | undefined;
+  try {
+    policy = (JSON.parse(fs.readFileSync(found.monitor.options, 'utf8')) as { restart?: RestartPolicy }).restart;
+  } catch {
+    return false;
+  }
+  if (!policy || policy.name === 'no' || found.monitor.stoppedByHand()) return false;
+  if (policy.name === 'on-failure') return exitCode !== 0 && (policy.maximumRetryCount === undefined || policy.maximumRetryCount === 0 || found.monitor.restartCount() < policy.maximumRetryCount);
+  return true;
+}
+
+/** Docker's back-off between restarts: 100 ms, doubling, at most a minute. */
+function restartDelayMs(count: number): number {
+  return Math.min(100 * 2 ** count, 60_000);
+}
+
 /**
  * What the monitor runs once the init has exited (`tsrun container-cleanup`):
  * the exit goes into the container's record, the cgroup is removed (after
- * reading whether the OOM killer struck), and a container run with --rm goes.
+ * reading whether the OOM killer struck); then the restart policy may
+ * start it again, or a container run with --rm goes.
  */
 export async function cleanupContainer(reference: string, location: ContainerLocation = {}): Promise<void> {
   const found = findContainer(reference, location);
@@ -111,5 +166,16 @@ export async function cleanupContainer(reference: string, location: ContainerLoc
   await cgroup.destroy();
   updateRuntimeState(found, location, { status: 'stopped', pid: 0, exitCode: exit.exitCode, finishedAt: exit.finishedAt, oomKilled });
   const autoRemove = found.kind === 'image' ? found.record.hostConfig.autoRemove : found.state.autoRemove === true;
-  if (autoRemove) await removeContainer(containerId(found), location);
+  if (autoRemove) {
+    await removeContainer(containerId(found), location);
+    return;
+  }
+  if (!shouldRestart(found, exit.exitCode)) return;
+  const count = found.monitor.restartCount();
+  await new Promise((resolve) => setTimeout(resolve, restartDelayMs(count)));
+  // Removed or started by hand meanwhile: nothing left to do.
+  const now = findContainer(containerId(found), location);
+  if (ociStatus(now) !== 'stopped' || now.monitor.stoppedByHand()) return;
+  now.monitor.setRestartCount(count + 1);
+  await startContainer(containerId(found), location);
 }

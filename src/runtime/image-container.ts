@@ -6,7 +6,7 @@ import type { LinuxResources } from '../oci/runtime-spec';
 import { OverlayLayout, detachOverlay, mountOverlay } from '../linux/overlay';
 import { resolveInRoot } from '../linux/path-in-root';
 import { ProcessIdentity, ownIdentity, processStartTime } from '../linux/proc';
-import { createContainerLayers, removeContainerLayers } from '../storage/container-layers';
+import { containerLayout, createContainerLayers, removeContainerLayers } from '../storage/container-layers';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { withFileLock } from '../util/file-lock';
 import type { ExitResult } from './container';
@@ -101,6 +101,35 @@ export async function createImageContainer(
     }
   });
 
+  return mountedContainer(options, record, layout, process);
+}
+
+/**
+ * A stopped container made from an image, to start again: its record and
+ * layers as they are (the writable layer keeps its changes), mounted anew.
+ */
+export async function reopenImageContainer(options: RunOptions, id: string): Promise<ImageContainer> {
+  const root = storeRoot(options);
+  const containers = new ContainerStore(root);
+  const record = containers.load(id);
+  record.state = { ...record.state, status: 'created', pid: 0, owner: ownIdentity() };
+  containers.save(record);
+  const process = { args: record.args, env: record.env, cwd: record.cwd, user: record.user || undefined };
+  return mountedContainer({ ...options, autoRemove: record.hostConfig.autoRemove }, record, containerLayout(root, id), process, true);
+}
+
+/** Mounts the container's root filesystem; what is returned records its start and exit. */
+async function mountedContainer(
+  options: RunOptions,
+  record: ContainerRecord,
+  layout: OverlayLayout,
+  process: ImageContainer['process'],
+  reopened = false,
+): Promise<ImageContainer> {
+  const root = storeRoot(options);
+  const containers = new ContainerStore(root);
+  const lock = storeLockFile(root);
+  const id = record.id;
   const remove = (): Promise<void> =>
     withFileLock(lock, 'exclusive', () => {
       removeContainerLayers(root, id);
@@ -118,10 +147,9 @@ export async function createImageContainer(
     createWorkingDir(layout.merged, process.cwd);
   } catch (err) {
     unmount();
-    await remove();
+    if (!reopened) await remove();
     throw err;
   }
-
   return {
     record,
     layout,

@@ -48,6 +48,40 @@ export class MonitorFiles {
     return path.join(this.dir, 'exec.fifo');
   }
 
+  /** The options the container was created with (run.ts), for restarts. */
+  get options(): string {
+    return path.join(this.dir, 'options.json');
+  }
+
+  /** How many times a restart policy restarted the container. */
+  restartCount(): number {
+    try {
+      return Number(fs.readFileSync(path.join(this.dir, 'restart-count'), 'utf8')) || 0;
+    } catch {
+      return 0;
+    }
+  }
+
+  setRestartCount(count: number): void {
+    fs.writeFileSync(path.join(this.dir, 'restart-count'), String(count));
+  }
+
+  /** `stop` marks the container stopped by hand, which restart policies respect. */
+  markStopped(byHand: boolean): void {
+    const marker = path.join(this.dir, 'stopped-by-hand');
+    if (byHand) fs.writeFileSync(marker, '');
+    else fs.rmSync(marker, { force: true });
+  }
+
+  stoppedByHand(): boolean {
+    return fs.existsSync(path.join(this.dir, 'stopped-by-hand'));
+  }
+
+  /** Before a restart: what the last run left, but the log (which goes on, as Docker's). */
+  clearRun(): void {
+    for (const name of ['exit.json', 'exec-status', 'steps.json', 'exec.fifo', 'plan.bin']) fs.rmSync(path.join(this.dir, name), { force: true });
+  }
+
   get steps(): string {
     return path.join(this.dir, 'steps.json');
   }
@@ -143,6 +177,7 @@ export function createMonitored(spec: Spec, plan: ContainerPlan, files: MonitorF
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const childProcess = require('node:child_process') as typeof import('node:child_process');
   fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+  fs.rmSync(files.fifo, { force: true });
   native.mknod(files.fifo, S_IFIFO | 0o600, 0, 0);
   const planFile = path.join(files.dir, 'plan.bin');
   fs.writeFileSync(planFile, serializePlan(plan.steps), { mode: 0o600 });

@@ -71,9 +71,9 @@ interface Lifecycle {
   exited(result: ExitResult): void | Promise<void>;
 }
 
-function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec, resources: LinuxResources): Lifecycle {
+function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec, resources: LinuxResources, relaunch: boolean): Lifecycle {
   const store = new StateStore(options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
-  const state: ContainerState = {
+  const fresh: ContainerState = {
     ociVersion: OCI_VERSION,
     id,
     name,
@@ -87,8 +87,14 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
     resources,
     autoRemove: options.autoRemove,
   };
-  // Taken before the start, so that a name in use stops it.
-  store.create(state);
+  let state = fresh;
+  if (relaunch) {
+    state = { ...store.load(id), status: 'creating', owner: ownIdentity(), resources };
+    store.save(state);
+  } else {
+    // Taken before the start, so that a name in use stops it.
+    store.create(state);
+  }
   return {
     rootfs: options.rootfs ?? '',
     started(pid) {
@@ -100,7 +106,8 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
       store.save(state);
     },
     startFailed() {
-      store.remove(state);
+      if (relaunch) store.save({ ...state, status: 'stopped', pid: 0 });
+      else store.remove(state);
     },
     exited(result) {
       if (options.autoRemove) {
@@ -122,9 +129,9 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
 }
 
 /** The image store's code loads only for image containers, so that `run --rootfs` starts without it. */
-async function imageLifecycle(options: RunOptions & { image: string }, id: string, name: string, resources: LinuxResources, logger: Logger): Promise<Lifecycle> {
-  const { createImageContainer } = await import('./image-container');
-  return createImageContainer(options, id, name, resources, logger);
+async function imageLifecycle(options: RunOptions & { image: string }, id: string, name: string, resources: LinuxResources, logger: Logger, relaunch: boolean): Promise<Lifecycle> {
+  const { createImageContainer, reopenImageContainer } = await import('./image-container');
+  return relaunch ? reopenImageContainer(options, id) : createImageContainer(options, id, name, resources, logger);
 }
 
 /** What prepare() made: the container's records, cgroup and spec, ready for its init. */
@@ -141,7 +148,13 @@ interface Prepared {
   fail(err: unknown): Promise<never>;
 }
 
-async function prepare(options: RunOptions): Promise<Prepared> {
+/** An existing container to start anew under its own id and name (restart), rather than a new one. */
+interface Existing {
+  id: string;
+  name: string;
+}
+
+async function prepare(options: RunOptions, existing?: Existing): Promise<Prepared> {
   const logger = options.logger ?? silentLogger;
   options.signal?.throwIfAborted();
   if ((options.rootfs === undefined) === (options.image === undefined)) throw new ValidationError('rootfs', 'give either rootfs or image, not both or neither');
@@ -149,8 +162,8 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   const cgroups = await import('./container-cgroup');
   // Before anything exists: a bad limit leaves nothing to clean up.
   const resources = cgroups.resourcesFromOptions(options);
-  const id = newContainerId();
-  const name = options.name ?? id.slice(0, 12);
+  const id = existing?.id ?? newContainerId();
+  const name = existing?.name ?? options.name ?? id.slice(0, 12);
   validateName(name);
   const pivot = !options.noPivot && canPivotRoot();
   let spec: Spec | undefined;
@@ -158,8 +171,8 @@ async function prepare(options: RunOptions): Promise<Prepared> {
   // container as being created, and leaves its cgroup alone.
   const lifecycle: Lifecycle =
     options.image !== undefined
-      ? await imageLifecycle({ ...options, image: options.image }, id, name, resources, logger)
-      : rootfsLifecycle(options, id, name, () => spec as Spec, resources);
+      ? await imageLifecycle({ ...options, image: options.image }, id, name, resources, logger, existing !== undefined)
+      : rootfsLifecycle(options, id, name, () => spec as Spec, resources, existing !== undefined);
   let cgroup: CgroupDriver | undefined;
   const fail = async (err: unknown): Promise<never> => {
     const cleanups = [async () => cgroup?.destroy(), async () => lifecycle.startFailed()];
@@ -265,19 +278,75 @@ export function stateDirOf(options: Pick<RunOptions, 'stateDir'>): string {
  * keeps its exit code after this process is gone. stdio options are
  * ignored: the container's stdin is /dev/null, its output goes to the log.
  */
-export async function create(options: RunOptions): Promise<CreatedContainer> {
-  const { id, name, spec, cgroup, lifecycle, pivot, logger, fail } = await prepare({ ...options, stdio: 'ignore' });
+export async function create(options: RunOptions & { restart?: RestartPolicy }): Promise<CreatedContainer> {
+  return createDetached(options);
+}
+
+/** What a detached container was created with, which restarts use again (options.json in its monitor directory). */
+type SavedOptions = Omit<RunOptions, 'logger' | 'signal' | 'stdio'> & { restart?: RestartPolicy };
+
+async function createDetached(options: SavedOptions & Pick<RunOptions, 'logger'>, existing?: Existing): Promise<CreatedContainer> {
+  if (options.restart) checkRestartPolicy(options.restart);
+  const { id, name, spec, cgroup, lifecycle, pivot, logger, fail } = await prepare({ ...options, stdio: 'ignore' }, existing);
   const { MONITOR_FIFO_FD, MonitorFiles, createMonitored } = await import('./monitor');
   const files = MonitorFiles.of(stateDirOf(options), id);
   let init;
   try {
+    if (existing) files.clearRun();
+    else {
+      fs.mkdirSync(files.dir, { recursive: true, mode: 0o700 });
+      const { logger: _logger, signal: _signal, stdio: _stdio, ...saved } = options as RunOptions & SavedOptions;
+      fs.writeFileSync(files.options, JSON.stringify({ ...saved, name }), { mode: 0o600 });
+    }
     const plan = buildContainerPlan(spec, { stdio: [-1, -1, -1], dieWithParent: true, pivot, cgroupJoin: cgroup.joinSteps(), execFifoFd: MONITOR_FIFO_FD });
     init = createMonitored(spec, plan, files, cleanupCommand(options, id));
   } catch (err) {
-    files.remove();
+    if (!existing) files.remove();
     return fail(err);
   }
   logger.debug({ id, name, pid: init.pid, monitor: init.monitor.pid }, 'container created');
   lifecycle.created(init.pid, init.monitor);
   return { id, name, pid: init.pid, monitorPid: init.monitor.pid };
+}
+
+/** Docker's --restart: no, on-failure[:N] (restart after a non-zero exit, at most N times), always (unless stopped by hand). */
+export interface RestartPolicy {
+  name: 'no' | 'on-failure' | 'always' | 'unless-stopped';
+  maximumRetryCount?: number;
+}
+
+/** `on-failure:3` -> { name: 'on-failure', maximumRetryCount: 3 }. */
+export function parseRestartPolicy(text: string): RestartPolicy {
+  const [name, count, ...extra] = text.split(':');
+  const policy: RestartPolicy = { name: name as RestartPolicy['name'] };
+  if (count !== undefined) {
+    if (name !== 'on-failure' || !/^\d+$/.test(count) || extra.length > 0) throw new ValidationError('restart', `${JSON.stringify(text)}: only on-failure takes a count (on-failure:N)`);
+    policy.maximumRetryCount = Number(count);
+  }
+  checkRestartPolicy(policy);
+  return policy;
+}
+
+function checkRestartPolicy(policy: RestartPolicy): void {
+  if (!['no', 'on-failure', 'always', 'unless-stopped'].includes(policy.name)) {
+    throw new ValidationError('restart', `${JSON.stringify(policy.name)} is not a restart policy (no, on-failure[:N], always, unless-stopped)`);
+  }
+}
+
+/**
+ * Starts a stopped detached container again, under its id, name, layers
+ * and log, with the options it was created with: Docker's `start` of an
+ * exited container, `restart`, and restart policies.
+ */
+export async function recreate(id: string, name: string, location: Pick<RunOptions, 'stateDir' | 'root' | 'logger'>): Promise<CreatedContainer> {
+  const { MonitorFiles } = await import('./monitor');
+  const files = MonitorFiles.of(stateDirOf(location), id);
+  let saved: SavedOptions;
+  try {
+    saved = JSON.parse(fs.readFileSync(files.options, 'utf8')) as SavedOptions;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new TsrunError(`container ${name} was not created detached; it cannot be started again`, 'EINVAL');
+    throw err;
+  }
+  return createDetached({ ...saved, stateDir: location.stateDir ?? saved.stateDir, root: location.root ?? saved.root, logger: location.logger }, { id, name });
 }

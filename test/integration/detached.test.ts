@@ -146,12 +146,12 @@ describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wai
     expect(ok('kill', '-s', 'TERM', 'later')).toBe('later\n');
     expect(ok('wait', 'later')).toBe('3\n');
     expect(ok('logs', 'later')).toBe('started\ngot TERM\n');
-    const start = tsrun('start', 'later');
-    expect(start.status).toBe(1);
-    expect(start.stderr).toMatch(/cannot start stopped container later: start needs a created container/);
     const kill = tsrun('kill', 'later');
     expect(kill.stderr).toMatch(/cannot kill stopped container later/);
-    ok('rm', 'later');
+    // As Docker's: start of an exited container runs it again, and its log goes on.
+    ok('start', 'later');
+    await until('the second run', () => ok('logs', 'later') === 'started\ngot TERM\nstarted\n');
+    ok('rm', '-f', 'later');
     await until('the monitor to exit', () => processesOf(id).length === 0);
   });
 
@@ -199,6 +199,26 @@ describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wai
     ok('rm', 'initd');
     const missing = tsrun('run', '--rm', '--init', '--rootfs', busyboxRootfs(), 'no-such-command');
     expect(missing).toMatchObject({ status: 127, stderr: expect.stringMatching(/tsrun-init: exec no-such-command: No such file or directory/) });
+  });
+
+  test('restart keeps the writable layer and the log; on-failure:N restarts N times; a stopped always-container stays stopped', async () => {
+    ok('run', '-d', '--name', 'again', 'busybox:test', 'sh', '-c', 'echo run $(cat /counter 2>/dev/null); echo x >> /counter; trap "exit 0" TERM; while true; do sleep 0.1; done');
+    await until('the first run', () => ok('logs', 'again') === 'run\n');
+    expect(ok('restart', '-t', '5', 'again')).toBe('again\n');
+    await until('the second run', () => ok('logs', 'again') === 'run\nrun x\n');
+    expect(inspect('again').State.Status).toBe('running');
+    ok('rm', '-f', 'again');
+
+    ok('run', '-d', '--restart', 'on-failure:2', '--name', 'flaky', '--rootfs', busyboxRootfs(), 'sh', '-c', 'echo try; exit 3');
+    await until('three tries', () => ok('logs', 'flaky') === 'try\ntry\ntry\n' && inspect('flaky').State.Status === 'exited' && inspect('flaky').State.ExitCode === 3);
+    ok('rm', 'flaky');
+
+    ok('run', '-d', '--restart', 'always', '--name', 'always', '--rootfs', busyboxRootfs(), 'sh', '-c', 'echo up; trap "exit 0" TERM; while true; do sleep 0.1; done');
+    ok('stop', 'always');
+    expect(inspect('always').State.Status).toBe('exited');
+    expect(ok('logs', 'always')).toBe('up\n');
+    ok('rm', 'always');
+    expect(tsrun('run', '-d', '--restart', 'sometimes', '--rootfs', busyboxRootfs(), 'true').stderr).toMatch(/restart: "sometimes" is not a restart policy/);
   });
 
   test('library: create, startContainer, waitContainer', async () => {

@@ -64,6 +64,21 @@ export const stopCommand: CliCommand<StopArgs> = {
   },
 };
 
+export const restartCommand: CliCommand<StopArgs> = {
+  name: 'restart',
+  aliases: ['container restart'],
+  describe: 'Restart one or more detached containers',
+  usage: '$0 restart [options] CONTAINER [CONTAINER...]',
+  options: { time: { alias: 't', type: 'number', default: 10, requiresArg: true, describe: 'seconds to wait before killing the container' } },
+  async execute(argv) {
+    const { restartContainer } = await detached();
+    await eachContainer(argv, 'restart', async (reference) => {
+      await restartContainer(reference, { ...location(argv), timeoutSeconds: argv.time });
+      process.stdout.write(`${reference}\n`);
+    });
+  },
+};
+
 interface KillArgs extends GlobalArgs {
   signal: string;
 }

@@ -1,6 +1,6 @@
 import type { Options } from 'yargs';
 import type { Container } from '../../runtime/container';
-import { create, run } from '../../runtime/run';
+import { create, parseRestartPolicy, run } from '../../runtime/run';
 import type { RunOptions } from '../../runtime/options';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
@@ -28,6 +28,7 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   platform?: string;
   detach: boolean;
   init: boolean;
+  restart: string;
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -37,6 +38,7 @@ export const RUN_OPTIONS = {
   rm: { type: 'boolean', default: false, describe: 'remove the container when it exits' },
   detach: { alias: 'd', type: 'boolean', default: false, describe: 'run in the background under a monitor and print the container id' },
   init: { type: 'boolean', default: false, describe: 'run an init inside the container that forwards signals and reaps processes' },
+  restart: { type: 'string', default: 'no', requiresArg: true, describe: 'restart policy of a detached container: no, on-failure[:N], always, unless-stopped' },
   name: { type: 'string', requiresArg: true, describe: 'container name' },
   hostname: { alias: 'h', type: 'string', requiresArg: true, describe: 'container host name (default: short id)' },
   env: { alias: 'e', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'set environment variables (KEY=VALUE)' },
@@ -101,6 +103,7 @@ export const runCommand: CliCommand<RunArgs> = {
       await createFromArgs(argv, image, positionals, true);
       return;
     }
+    if (argv.restart !== 'no') throw new UsageError('--restart needs a detached container (-d): a foreground container ends with its tsrun');
     const proxy = new SignalProxy();
     let container;
     try {
@@ -156,7 +159,7 @@ async function createFromArgs(argv: RunArgs, image: string | undefined, position
   let id: string | undefined;
   try {
     if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
-    ({ id } = await create(runOptions(argv, image, positionals)));
+    ({ id } = await create({ ...runOptions(argv, image, positionals), restart: parseRestartPolicy(argv.restart) }));
     if (start) await (await import('../../runtime/detached')).startContainer(id, { root: argv.root, stateDir: argv.state, logger: argv.logger });
     process.stdout.write(`${id}\n`);
   } catch (err) {
