@@ -1,9 +1,7 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConflictError, NotFoundError, TsrunError, syscallErrorFrom } from '../errors';
+import { ConflictError, NotFoundError, TsrunError } from '../errors';
 import type { Logger } from '../logger';
 import { silentLogger } from '../logger';
-import { loadNative } from '../native/index';
 import { isRunning } from '../linux/proc';
 import { overlayRoot, removeContainerLayers } from '../storage/container-layers';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
@@ -21,6 +19,7 @@ import { MonitorFiles } from './monitor';
 import { OciStatus, checkOperation } from './lifecycle';
 import type { ProcessIdentity } from '../linux/proc';
 import { signalNumber } from './signals';
+import { signalProcess } from './process-signal';
 
 export interface ContainerLocation {
   /** The image store (default /var/lib/tsrun, or $TSRUN_ROOT). */
@@ -277,22 +276,7 @@ export function saveContainerResources(found: Found, location: ContainerLocation
  * that started it, reaps it.
  */
 async function killAndWait(id: string, pid: number, pidStartTime: number | undefined, timeoutMs = 10_000): Promise<void> {
-  const native = loadNative();
-  let pidfd: number;
-  try {
-    pidfd = native.pidfdOpen(pid);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
-    throw syscallErrorFrom('kill', err);
-  }
-  try {
-    if (!isRunning(pid, pidStartTime)) return;
-    native.pidfdSendSignal(pidfd, signalNumber('SIGKILL'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw syscallErrorFrom('kill', err);
-  } finally {
-    fs.closeSync(pidfd);
-  }
+  if (!signalProcess(pid, pidStartTime, signalNumber('SIGKILL'))) return;
   await waitUntilGone(pid, pidStartTime, timeoutMs).catch((err: unknown) => {
     throw new TsrunError(`container ${id.slice(0, 12)} did not die within ${timeoutMs} ms of SIGKILL`, 'ETIMEDOUT', { cause: err });
   });

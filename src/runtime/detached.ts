@@ -1,13 +1,12 @@
 import * as fs from 'node:fs';
 import type { RestartPolicy } from './run';
-import { TsrunError, syscallErrorFrom } from '../errors';
-import { isRunning } from '../linux/proc';
-import { loadNative } from '../native';
+import { TsrunError } from '../errors';
 import { containerCgroup } from './container-cgroup';
 import { ContainerLocation, Found, containerId, containerName, findContainer, ociStatus, removeContainer, runtimeState, updateRuntimeState } from './containers';
 import { checkOperation } from './lifecycle';
 import { MonitorExit, awaitExec, releaseInit, waitForExit } from './monitor';
 import { signalNumber } from './signals';
+import { signalProcess } from './process-signal';
 
 function short(found: Found): string {
   return containerName(found);
@@ -70,23 +69,8 @@ export async function restartContainer(reference: string, options: ContainerLoca
 
 /** Sends a signal to the container's init through a pidfd, after checking the pid is still that process. */
 export function signalContainer(found: Found, signal: string | number): void {
-  const number = signalNumber(signal);
   const { pid, pidStartTime } = runtimeState(found);
-  const native = loadNative();
-  let pidfd: number;
-  try {
-    pidfd = native.pidfdOpen(pid);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
-    throw syscallErrorFrom('kill', err);
-  }
-  try {
-    if (isRunning(pid, pidStartTime)) native.pidfdSendSignal(pidfd, number);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw syscallErrorFrom('kill', err);
-  } finally {
-    fs.closeSync(pidfd);
-  }
+  signalProcess(pid, pidStartTime, signalNumber(signal));
 }
 
 /** `tsrun kill [-s SIGNAL]`: default SIGKILL, as Docker's. */

@@ -17,6 +17,7 @@ import { OciStatus, checkOperation } from './lifecycle';
 import { releaseInit } from './monitor';
 import type { PlanStep } from './plan';
 import { signalNumber } from './signals';
+import { signalProcess } from './process-signal';
 import { SpawnedProcess, killAndReap, spawnContainer } from './spawn';
 
 export const DEFAULT_OCI_ROOT = '/run/tsrun-oci';
@@ -347,21 +348,7 @@ export function ociList(options: OciOptions = {}): (OciState & { created: string
 }
 
 function signalInit(state: StoredState, signal: number): void {
-  const native = loadNative();
-  let pidfd: number;
-  try {
-    pidfd = native.pidfdOpen(state.pid);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
-    throw syscallErrorFrom('kill', err);
-  }
-  try {
-    if (isRunning(state.pid, state.pidStartTime)) native.pidfdSendSignal(pidfd, signal);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw syscallErrorFrom('kill', err);
-  } finally {
-    fs.closeSync(pidfd);
-  }
+  signalProcess(state.pid, state.pidStartTime, signal);
 }
 
 /** `kill ID [SIGNAL]` (default SIGTERM); `all` signals every process of the cgroup. */

@@ -8,6 +8,7 @@ import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { hostTsrunCgroups } from '../helpers/cgroups';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { until } from '../helpers/until';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
 const TICKER = ['sh', '-c', 'while true; do echo tick; sleep 1; done'];
@@ -29,15 +30,6 @@ function processesOf(id: string): number[] {
     }
   }
   return found;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false): Promise<T> {
-  for (let i = 0; i < 1000; i++) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wait, rm', () => {

@@ -5,6 +5,7 @@ import { isRunning } from '../../src/linux/proc';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { hostTsrunCgroups } from '../helpers/cgroups';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { until } from '../helpers/until';
 
 const OCI = path.resolve(__dirname, '..', '..', 'bin', 'tsrun-oci');
 
@@ -20,15 +21,6 @@ interface State {
   status: string;
   pid?: number;
   bundle: string;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false): Promise<T> {
-  for (let i = 0; i < 500; i++) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describeAsRoot('tsrun-oci: runc\'s command line over bundles', () => {
