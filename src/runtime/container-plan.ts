@@ -1,4 +1,4 @@
-import { CLONE_NEW, createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
+import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
 import { rootfsSteps } from '../linux/rootfs';
 import type { NamespaceType, Spec } from '../oci/runtime-spec';
 import type { PlanStep } from './plan';
@@ -124,22 +124,13 @@ export interface JoinedNamespace {
 }
 
 /**
- * The plan of `exec`: join the container's cgroup and namespaces, then
- * the same process steps as its init. The user namespace comes first (it
- * grants the rights for the others) and the mount namespace last (the
- * other paths are the host's /proc). A joined pid namespace holds only
- * the children of the process that joined it, so a new process goes on
- * from there (ForkIntoParent), a child of the runtime like the first.
+ * The plan of `exec`: join the container's cgroup and namespaces (as a
+ * spec's namespaces with paths are joined), then the same process steps
+ * as its init.
  */
 export function buildExecPlan(namespaces: readonly JoinedNamespace[], process: Spec['process'], options: Omit<PlanOptions, 'pivot' | 'execFifoFd'>): ContainerPlan {
-  const order: NamespaceType[] = ['user', 'ipc', 'uts', 'network', 'cgroup', 'pid', 'mount'];
-  const sorted = [...namespaces].sort((a, b) => order.indexOf(a.type) - order.indexOf(b.type));
-  const steps: PlanStep[] = [...options.cgroupJoin];
-  for (const ns of sorted) {
-    steps.push({ op: 'Setns', args: [CLONE_NEW[ns.type]], strs: [ns.path], phase: 'exec', target: ns.path, detail: `join ${ns.type} namespace` });
-  }
-  if (namespaces.some((ns) => ns.type === 'pid')) steps.push({ op: 'ForkIntoParent', phase: 'exec', detail: 'enter the pid namespace' });
-  steps.push(...processSteps({ process }, options));
+  const joined = { linux: { namespaces: namespaces.map((ns) => ({ type: ns.type, path: ns.path })) } } as Spec;
+  const steps: PlanStep[] = [...options.cgroupJoin, ...joinNamespaceSteps(joined), ...processSteps({ process }, options)];
   return { steps, cloneFlags: 0, mode: 'vfork' };
 }
 

@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import { TsrunError, ValidationError, syscallErrorFrom } from '../errors';
 import { resolveUser } from '../linux/users';
-import { loadNative } from '../native';
 import type { CgroupDriver } from '../linux/cgroups';
 import { Logger, silentLogger } from '../logger';
 import type { NamespaceType, Spec } from '../oci/runtime-spec';
@@ -11,8 +10,7 @@ import { JoinedNamespace, buildExecPlan, execCandidates } from './container-plan
 import { ContainerLocation, containerId, containerName, findContainer, ociStatus, runtimeState } from './containers';
 import { checkOperation } from './lifecycle';
 import type { StdioOption } from './options';
-import { childFailure, serializePlan } from './plan';
-import { FORK_NOTICE } from './plan-opcodes';
+import { spawnContainer } from './spawn';
 import { closeAll, setupStdio } from './run';
 
 export interface ExecOptions extends ContainerLocation {
@@ -68,33 +66,6 @@ function mergeEnv(base: string[], extra: string[]): string[] {
   return [...merged.values()];
 }
 
-/**
- * Clones a process, runs `plan`, and returns the process that execs: with
- * a joined pid namespace, the one ForkIntoParent made (this process's
- * child too), after the first is reaped.
- */
-function spawnJoined(buffer: Buffer, steps: Parameters<typeof childFailure>[0]): { pid: number; pidfd: number } {
-  const native = loadNative();
-  const first = native.spawn(buffer, { cloneFlags: 0, mode: 'vfork' });
-  let report = native.readChildError(first.errorFd, true);
-  let process = { pid: first.pid, pidfd: first.pidfd };
-  if (report?.step === FORK_NOTICE) {
-    native.waitExit(first.pidfd, true);
-    fs.closeSync(first.pidfd);
-    const pid = report.errno;
-    process = { pid, pidfd: native.pidfdOpen(pid) };
-    report = native.readChildError(first.errorFd);
-  } else {
-    fs.closeSync(first.errorFd);
-  }
-  if (report) {
-    native.waitExit(process.pidfd, true);
-    fs.closeSync(process.pidfd);
-    throw childFailure(steps, report);
-  }
-  return process;
-}
-
 /** The container a process joins: its init's namespaces and its cgroup. */
 export interface ExecTarget {
   id: string;
@@ -119,7 +90,7 @@ export interface ExecProcess {
 export function execDetached(target: ExecTarget, process: Spec['process']): number {
   if (execCandidates(process.args[0], process.env).length === 0) throw new ValidationError('args[0]', `${process.args[0]}: no PATH in the environment to look it up in`);
   const plan = buildExecPlan(target.namespaces, process, { stdio: [0, 1, 2], dieWithParent: false, cgroupJoin: target.cgroup.joinSteps() });
-  const spawned = spawnJoined(serializePlan(plan.steps), plan.steps);
+  const spawned = spawnContainer({ process } as Spec, plan);
   fs.closeSync(spawned.pidfd);
   return spawned.pid;
 }
@@ -136,7 +107,7 @@ export function execProcess(target: ExecTarget, options: ExecProcess): Container
   let spawned;
   try {
     const plan = buildExecPlan(target.namespaces, process, { stdio: stdio.child, dieWithParent: options.dieWithParent, cgroupJoin: target.cgroup.joinSteps() });
-    spawned = spawnJoined(serializePlan(plan.steps), plan.steps);
+    spawned = spawnContainer({ process } as Spec, plan);
   } catch (err) {
     closeAll(stdio.parent);
     throw err;

@@ -5,6 +5,7 @@ import { loadNative } from '../native';
 import type { Spec } from '../oci/runtime-spec';
 import { ContainerPlan, SyncMessage } from './container-plan';
 import { childFailure, serializePlan } from './plan';
+import { FORK_NOTICE } from './plan-opcodes';
 
 /** How long the parent waits for the child to reach a sync point. */
 const SYNC_TIMEOUT_MS = 10_000;
@@ -44,6 +45,15 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess 
   let created = false;
   try {
     spawned = native.spawn(buffer, { cloneFlags: plan.cloneFlags, mode: plan.mode, syncFd: sync[1] });
+    if (plan.steps.some((step) => step.op === 'ForkIntoParent')) {
+      const followed = followFork(plan, spawned);
+      if ('error' in followed) {
+        fs.closeSync(spawned.errorFd);
+        spawned = undefined;
+        throw followed.error;
+      }
+      spawned = { ...followed, errorFd: spawned.errorFd };
+    }
     if (sync.length > 0) {
       fs.closeSync(sync.pop() as number);
       created = runParentSide(spec, spawned.pid, sync[0]) === SyncMessage.Created;
@@ -76,6 +86,21 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan): SpawnedProcess 
  * The parent's half of the plan, until the child execs (null) or says it
  * is created and waits on its exec fifo (SyncMessage.Created).
  */
+/**
+ * A plan that joins a pid namespace goes on in a process its first one
+ * forks (as this process's child) and reports; the first one exits and is
+ * reaped here. Returns the process that goes on, or why there is none.
+ */
+function followFork(plan: ContainerPlan, first: SpawnedProcess & { errorFd: number }): SpawnedProcess | { error: Error } {
+  const native = loadNative();
+  const report = native.readChildError(first.errorFd, true);
+  native.waitExit(first.pidfd, true);
+  fs.closeSync(first.pidfd);
+  if (report === null) return { error: new TsrunError('spawn: the child exited before it reached its pid namespace', 'ECHILD') };
+  if (report.step !== FORK_NOTICE) return { error: childFailure(plan.steps, report) };
+  return { pid: report.errno, pidfd: native.pidfdOpen(report.errno) };
+}
+
 export function runParentSide(spec: Spec, pid: number, fd: number): number | null {
   const native = loadNative();
   for (;;) {

@@ -199,7 +199,7 @@ describeAsRoot('tsrun-oci: runc\'s command line over bundles', () => {
     expect(ok(['list', '-q'])).toBe('');
   });
 
-  test('ociVersion 1.3, rlimits, sysctl, oomScoreAdj and a joined network namespace are applied', () => {
+  test('ociVersion 1.3, rlimits, sysctl, oomScoreAdj, joined network and pid namespaces are applied', () => {
     ok(['run', '-d', '--bundle', sleeper(), 'netowner']);
     const owner = state('netowner').pid as number;
     const dir = bundle((c) => {
@@ -214,6 +214,15 @@ describeAsRoot('tsrun-oci: runc\'s command line over bundles', () => {
     const result = oci(['run', 'joiner'], { cwd: dir });
     expect(result.stderr).toBe('');
     expect(result.stdout).toBe(`512\n1\n123\n${fs.readlinkSync(`/proc/${owner}/ns/net`)}\n`);
+
+    // Joining its pid namespace: the owner's init is PID 1 there too.
+    const pidJoiner = bundle((c) => {
+      c.process.args = ['sh', '-c', 'tr "\\0" " " < /proc/1/cmdline; echo; readlink /proc/self/ns/pid'];
+      c.linux.namespaces = c.linux.namespaces.map((ns: { type: string }) => (ns.type === 'pid' ? { type: 'pid', path: `/proc/${owner}/ns/pid` } : ns));
+    });
+    const joined = oci(['run', 'pidjoiner'], { cwd: pidJoiner });
+    expect(joined.stderr).toBe('');
+    expect(joined.stdout).toBe(`sh -c trap "exit 42" TERM; while true; do sleep 0.1; done \n${fs.readlinkSync(`/proc/${owner}/ns/pid`)}\n`);
     ok(['delete', '-f', 'netowner']);
   });
 
