@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import type { RestartPolicy } from './run';
 import { TsrunError } from '../errors';
+import { isRunning } from '../linux/proc';
 import { containerCgroup } from './container-cgroup';
 import { ContainerLocation, Found, containerId, containerName, findContainer, ociStatus, removeContainer, runtimeState, updateRuntimeState } from './containers';
 import { checkOperation } from './lifecycle';
@@ -91,30 +92,44 @@ export async function stopContainer(reference: string, options: ContainerLocatio
   const status = ociStatus(found);
   checkOperation(short(found), status, 'stop');
   if (status === 'stopped') return containerId(found);
-  requireMonitor(found, 'stop');
-  found.monitor.markStopped(true);
+  if (found.monitor.exists()) found.monitor.markStopped(true);
   signalContainer(found, options.signal ?? 'SIGTERM');
   const timeout = AbortSignal.timeout(Math.max(0, options.timeoutSeconds ?? 10) * 1000);
   try {
-    await waitForExit(found.monitor, timeout);
+    await exitOf(found, options, timeout);
   } catch (err) {
     if (!timeout.aborted) throw err;
     signalContainer(found, 'SIGKILL');
-    await waitForExit(found.monitor);
+    await exitOf(found, options);
   }
   return containerId(found);
+}
+
+/**
+ * The exit of a container: its monitor's exit file for a detached one;
+ * for one in the foreground of a tsrun, the record that tsrun writes once
+ * it has reaped the init (-1 when that tsrun died first).
+ */
+async function exitOf(found: Found, location: ContainerLocation, signal?: AbortSignal): Promise<MonitorExit> {
+  if (found.monitor.exists()) return waitForExit(found.monitor, signal);
+  let delay = 5;
+  for (;;) {
+    const current = findContainer(containerId(found), location);
+    const recorded = runtimeState(current);
+    if (recorded.status === 'exited' || recorded.status === 'stopped') return { exitCode: recorded.exitCode ?? -1, signal: null, finishedAt: recorded.finishedAt ?? '' };
+    const owner = recorded.owner;
+    if (ociStatus(current) === 'stopped' && (!owner || !isRunning(owner.pid, owner.startTime))) return { exitCode: -1, signal: null, finishedAt: '' };
+    signal?.throwIfAborted();
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 100);
+  }
 }
 
 /** `tsrun wait`: the exit code, once the container has exited. */
 export async function waitContainer(reference: string, location: ContainerLocation = {}, signal?: AbortSignal): Promise<MonitorExit> {
   const found = findContainer(reference, location);
   checkOperation(short(found), ociStatus(found), 'wait');
-  const recorded = runtimeState(found);
-  if (!found.monitor.exists()) {
-    if (recorded.status === 'exited' || recorded.status === 'stopped') return { exitCode: recorded.exitCode ?? -1, signal: null, finishedAt: recorded.finishedAt ?? '' };
-    requireMonitor(found, 'wait');
-  }
-  return waitForExit(found.monitor, signal);
+  return exitOf(found, location, signal);
 }
 
 /** Whether the container's restart policy asks for another run after this exit. */

@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { create, startContainer, waitContainer } from '../../src';
@@ -211,6 +211,21 @@ describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wai
     expect(ok('logs', 'always')).toBe('up\n');
     ok('rm', 'always');
     expect(tsrun('run', '-d', '--restart', 'sometimes', '--rootfs', busyboxRootfs(), 'true').stderr).toMatch(/restart: "sometimes" is not a restart policy/);
+  });
+
+  test('stop and wait work on a container in the foreground of another tsrun too', async () => {
+    const foreground = spawn(TSRUN, ['--root', root(), '--state', stateDir(), 'run', '--name', 'fg', '--rootfs', busyboxRootfs(), 'sh', '-c', 'trap "exit 5" TERM; echo up; while true; do sleep 0.1; done'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<number | null>((resolve) => foreground.once('exit', (code) => resolve(code)));
+    await new Promise((resolve) => foreground.stdout.once('data', resolve));
+    const waited = spawn(TSRUN, ['--root', root(), '--state', stateDir(), 'wait', 'fg'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let waitOutput = '';
+    waited.stdout.setEncoding('utf8').on('data', (d: string) => (waitOutput += d));
+    const waitDone = new Promise((resolve) => waited.once('close', resolve));
+    expect(ok('stop', 'fg')).toBe('fg\n');
+    expect(await exited).toBe(5);
+    await waitDone;
+    expect(waitOutput).toBe('5\n');
+    ok('rm', 'fg');
   });
 
   test('library: create, startContainer, waitContainer', async () => {
