@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/channel.cc",
+        "native/console.cc",
         "native/errors.cc",
         "native/lock.cc",
         "native/mount.cc",

@@ -24,6 +24,9 @@ Napi::Value Lsetxattr(const Napi::CallbackInfo& info);
 Napi::Value Lgetxattr(const Napi::CallbackInfo& info);
 Napi::Value Llistxattr(const Napi::CallbackInfo& info);
 Napi::Value Flock(const Napi::CallbackInfo& info);
+Napi::Value OpenPty(const Napi::CallbackInfo& info);
+Napi::Value SendFd(const Napi::CallbackInfo& info);
+Napi::Value SetWindowSize(const Napi::CallbackInfo& info);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
@@ -46,6 +49,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr));
   exports.Set("llistxattr", Napi::Function::New(env, Llistxattr));
   exports.Set("flock", Napi::Function::New(env, Flock));
+  exports.Set("openPty", Napi::Function::New(env, OpenPty));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd));
+  exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;
 }
 

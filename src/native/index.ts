@@ -47,6 +47,11 @@ export interface NativeBinding {
   llistxattr(path: string): string[];
   /** flock(fd, op | LOCK_NB): false when another holder has the lock. */
   flock(fd: number, operation: number): boolean;
+  /** A pty: both fds close-on-exec; `name` is the slave's /dev/pts path. */
+  openPty(): { master: number; slave: number; name: string };
+  /** Sends fd over a unix socket (SCM_RIGHTS) with `name` as the message (an OCI --console-socket). */
+  sendFd(socketPath: string, fd: number, name: string): void;
+  setWindowSize(fd: number, rows: number, columns: number): void;
 }
 
 let binding: NativeBinding | undefined;

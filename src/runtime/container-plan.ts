@@ -41,6 +41,8 @@ export interface PlanOptions {
   execFifoFd?: number;
   /** Steps run once the namespaces and the root are set up, before the exec fifo (sysctl, rlimits). */
   setupSteps?: PlanStep[];
+  /** stdio is a pty's slave: the process gets a session of its own with it as the controlling terminal. */
+  terminal?: boolean;
 }
 
 /**
@@ -136,7 +138,7 @@ export function buildExecPlan(namespaces: readonly JoinedNamespace[], process: S
 
 const PR_SET_NO_NEW_PRIVS = 38;
 
-function processSteps(spec: Pick<Spec, 'process'>, options: Pick<PlanOptions, 'stdio' | 'dieWithParent'>): PlanStep[] {
+function processSteps(spec: Pick<Spec, 'process'>, options: Pick<PlanOptions, 'stdio' | 'dieWithParent' | 'terminal'>): PlanStep[] {
   const { user, cwd, args, env } = spec.process;
   const phase = 'process';
   const steps: PlanStep[] = [
@@ -151,6 +153,12 @@ function processSteps(spec: Pick<Spec, 'process'>, options: Pick<PlanOptions, 's
     { op: 'Chdir', strs: [cwd], phase, target: cwd, detail: 'working directory' },
     { op: 'Umask', args: [user.umask ?? DEFAULT_UMASK], phase },
     { op: 'Stdio', args: options.stdio, phase, detail: 'stdio' },
+    ...(options.terminal
+      ? [
+          { op: 'Setsid', phase, detail: 'new session for the terminal' } as PlanStep,
+          { op: 'SetCtty', args: [0], phase, detail: 'controlling terminal' } as PlanStep,
+        ]
+      : []),
     // Nothing of the runtime's may reach the container (CVE-2024-21626).
     { op: 'CloseFrom', args: [3], phase, detail: 'close inherited fds' },
     {

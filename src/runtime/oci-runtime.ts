@@ -228,7 +228,6 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
   const bundle = path.resolve(options.bundle);
   const spec = loadBundleConfig(bundle);
   if (spec.process.terminal && !options.consoleSocket) throw new ValidationError('process.terminal', 'a terminal needs --console-socket');
-  if (spec.process.terminal) throw new ValidationError('process.terminal', 'terminals are not supported by tsrun-oci yet; run without one');
   if (spec.linux.seccomp) logger.warn({ id }, 'linux.seccomp is validated but not applied by this build');
   const store = new OciStore(stateRoot(options));
   fs.mkdirSync(store.root, { recursive: true, mode: 0o700 });
@@ -253,16 +252,20 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
   let cgroup: CgroupDriver | undefined;
   let spawned: SpawnedProcess | undefined;
   let fifoFd = -1;
+  let pty: { master: number; slave: number; name: string } | undefined;
   try {
     store.save(state);
+    if (spec.process.terminal) pty = loadNative().openPty();
     cgroup = cgroupOf(state);
     for (const warning of cgroup.create(spec.linux.resources ?? {})) logger.warn({ id }, warning);
     loadNative().mknod(store.fifo(id), S_IFIFO | 0o600, 0, 0);
     fifoFd = fs.openSync(store.fifo(id), O_PATH);
     const pivot = !options.noPivot && canPivotRoot();
     spec.mounts = expandCgroupMounts(spec, cgroup, state.cgroup);
-    const plan = buildContainerPlan(spec, { stdio: [0, 1, 2], dieWithParent: false, pivot, cgroupJoin: cgroup.joinSteps(), execFifoFd: fifoFd, setupSteps: setupSteps(spec) });
+    const stdio: [number, number, number] = pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2];
+    const plan = buildContainerPlan(spec, { stdio, dieWithParent: false, pivot, cgroupJoin: cgroup.joinSteps(), execFifoFd: fifoFd, setupSteps: setupSteps(spec), terminal: pty !== undefined });
     spawned = spawnContainer(spec, plan);
+    if (pty) sendConsole(pty, options.consoleSocket as string, spec.process.consoleSize);
     Object.assign(state, { pid: spawned.pid, pidStartTime: processStartTime(spawned.pid) ?? undefined });
     if (spec.process.oomScoreAdj !== undefined) fs.writeFileSync(`/proc/${spawned.pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
     const hookState: OciState = { ...publicState(store, state), status: 'creating', pid: spawned.pid };
@@ -284,6 +287,18 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
     throw err;
   } finally {
     if (fifoFd >= 0) fs.closeSync(fifoFd);
+    if (pty) [pty.master, pty.slave].forEach((fd) => fs.closeSync(fd));
+  }
+}
+
+/** The pty's master goes to the engine, which owns the terminal from then on. */
+function sendConsole(pty: { master: number; name: string }, socket: string, size: Spec['process']['consoleSize']): void {
+  const native = loadNative();
+  if (size) native.setWindowSize(pty.master, size.height, size.width);
+  try {
+    native.sendFd(path.resolve(socket), pty.master, pty.name);
+  } catch (err) {
+    throw syscallErrorFrom('console socket', err);
   }
 }
 
@@ -453,7 +468,20 @@ export function ociExec(id: string, process: Spec['process'], options: OciOption
   return execProcess(execTarget(id, options), { process, stdio: options.stdio ?? 'inherit', dieWithParent: false, logger: options.logger });
 }
 
-/** `exec --detach`: returns the pid of a process this one leaves unreaped, for the caller's subreaper. */
-export function ociExecDetached(id: string, process: Spec['process'], options: OciOptions = {}): number {
-  return execDetached(execTarget(id, options), process);
+/**
+ * `exec --detach`: returns the pid of a process this one leaves unreaped,
+ * for the caller's subreaper. With process.terminal, its console goes to
+ * `consoleSocket`.
+ */
+export function ociExecDetached(id: string, process: Spec['process'], options: OciOptions & { consoleSocket?: string } = {}): number {
+  if (!process.terminal) return execDetached(execTarget(id, options), process);
+  if (!options.consoleSocket) throw new ValidationError('process.terminal', 'a terminal needs --console-socket');
+  const pty = loadNative().openPty();
+  try {
+    const pid = execDetached(execTarget(id, options), process, pty.slave);
+    sendConsole(pty, options.consoleSocket, process.consoleSize);
+    return pid;
+  } finally {
+    [pty.master, pty.slave].forEach((fd) => fs.closeSync(fd));
+  }
 }

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isRunning } from '../../src/linux/proc';
@@ -8,6 +8,27 @@ import { checkLeaksAfterEach } from '../helpers/leaks';
 import { until } from '../helpers/until';
 
 const OCI = path.resolve(__dirname, '..', '..', 'bin', 'tsrun-oci');
+
+/** Receives a pty master on a unix socket (as conmon does) and prints "ready", the message, then all the pty says. */
+const CONSOLE_RECEIVER = `
+import os, socket, sys
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(sys.argv[1])
+server.listen(1)
+print("ready", flush=True)
+conn, _ = server.accept()
+msg, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+out = b""
+while True:
+    try:
+        data = os.read(fds[0], 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+sys.stdout.write(msg.decode() + "\\n" + out.decode())
+`;
 
 interface Result {
   status: number | null;
@@ -224,6 +245,27 @@ describeAsRoot('tsrun-oci: runc\'s command line over bundles', () => {
     expect(joined.stderr).toBe('');
     expect(joined.stdout).toBe(`sh -c trap "exit 42" TERM; while true; do sleep 0.1; done \n${fs.readlinkSync(`/proc/${owner}/ns/pid`)}\n`);
     ok(['delete', '-f', 'netowner']);
+  });
+
+  test('process.terminal: the init gets a pty as its stdio and controlling terminal; the master goes to --console-socket', async () => {
+    const socketPath = path.join(tmp(), 'console.sock');
+    // An independent receiver: python's socket.recv_fds takes the master and reads the container's output from it.
+    const receiver = spawn('python3', ['-c', CONSOLE_RECEIVER, socketPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let received = '';
+    receiver.stdout.setEncoding('utf8').on('data', (d: string) => (received += d));
+    const done = new Promise((resolve) => receiver.once('close', resolve));
+    await until('the console socket', () => received.startsWith('ready\n'));
+    const dir = bundle((c) => {
+      c.process.terminal = true;
+      c.process.args = ['sh', '-c', '[ -t 0 ] && [ -t 1 ] && echo both-ttys; stty size; exit 4'];
+      c.process.consoleSize = { height: 33, width: 101 };
+    });
+    expect(oci(['run', '--console-socket', socketPath, '--bundle', dir, 'tty1']).status).toBe(4);
+    await done;
+    const [, name, ...output] = received.split('\n');
+    expect(name).toMatch(/^\/dev\/pts\/\d+$/);
+    expect(output.join('\n').replace(/\r/g, '')).toBe('both-ttys\n33 101\n');
+    expect(oci(['run', '--bundle', dir, 'tty2']).stderr).toMatch(/process\.terminal: a terminal needs --console-socket/);
   });
 
   test('features says what is supported', () => {

@@ -210,12 +210,12 @@ function parser(args: string[]): Argv<Global> {
         }
         const proc = execProcessFrom(g, bundleProcess, args);
         checkCapabilities(proc.capabilities);
-        if (proc.terminal) throw new ValidationError('process.terminal', 'terminals are not supported by tsrun-oci exec yet');
         if (argv['no-new-privs']) proc.noNewPrivileges = true;
         if (argv.detach) {
-          await writePidFile(argv['pid-file'], ociExecDetached(id, proc, options(g)));
+          await writePidFile(argv['pid-file'], ociExecDetached(id, proc, { ...options(g), consoleSocket: argv['console-socket'] }));
           return;
         }
+        if (proc.terminal) throw new ValidationError('process.terminal', 'exec with a terminal needs --detach and --console-socket');
         const child = ociExec(id, proc, { ...options(g), stdio: 'inherit' });
         await writePidFile(argv['pid-file'], child.pid);
         process.exitCode = (await child.wait()).exitCode;
