@@ -9,7 +9,11 @@
  */
 export { run, create } from './runtime/run';
 export type { CreatedContainer } from './runtime/run';
-export { startContainer, stopContainer, killContainer, waitContainer } from './runtime/detached';
+export { startContainer, stopContainer, restartContainer, killContainer, waitContainer } from './runtime/detached';
+export { parseRestartPolicy } from './runtime/run';
+export type { RestartPolicy } from './runtime/run';
+export { ociCreate, ociStart, ociState, ociKill, ociDelete, ociList, ociExec, ociPause, ociResume, ociPids } from './runtime/oci-runtime';
+export type { OciState, CreateOptions as OciCreateOptions } from './runtime/oci-runtime';
 export { containerLogs } from './runtime/logs';
 export { execInContainer, containerProcesses } from './runtime/exec';
 export type { ExecOptions, ContainerProcess } from './runtime/exec';
