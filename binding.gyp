@@ -14,10 +14,52 @@
         "native/pty.cc",
         "native/spawn.cc"
       ],
-      "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],
-      "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Werror", "-fno-strict-aliasing"],
-      "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
-      "defines": ["_GNU_SOURCE", "NAPI_VERSION=8"]
+      "dependencies": [
+        "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"
+      ],
+      "cflags_cc": [
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-fno-strict-aliasing"
+      ],
+      "cflags_cc!": [
+        "-std=gnu++17",
+        "-std=gnu++20"
+      ],
+      "defines": [
+        "_GNU_SOURCE",
+        "NAPI_VERSION=8"
+      ]
+    },
+    {
+      "target_name": "tsrun-monitor",
+      "type": "executable",
+      "sources": [
+        "native/monitor.cc",
+        "native/plan_exec.cc",
+        "native/plan_prepare.cc"
+      ],
+      "cflags_cc": [
+        "-std=c++17",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-fno-strict-aliasing",
+        "-Os"
+      ],
+      "cflags_cc!": [
+        "-std=gnu++17",
+        "-std=gnu++20",
+        "-fno-exceptions"
+      ],
+      "ldflags": [
+        "-static"
+      ],
+      "defines": [
+        "_GNU_SOURCE"
+      ]
     }
   ]
 }

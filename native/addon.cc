@@ -26,6 +26,8 @@ Napi::Value Llistxattr(const Napi::CallbackInfo& info);
 Napi::Value Flock(const Napi::CallbackInfo& info);
 Napi::Value IdmapBind(const Napi::CallbackInfo& info);
 Napi::Value ReceiveFd(const Napi::CallbackInfo& info);
+Napi::Value OpenPty(const Napi::CallbackInfo& info);
+Napi::Value SendFd(const Napi::CallbackInfo& info);
 Napi::Value SetWindowSize(const Napi::CallbackInfo& info);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -51,6 +53,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("idmapBind", Napi::Function::New(env, IdmapBind));
   exports.Set("receiveFd", Napi::Function::New(env, ReceiveFd));
+  exports.Set("openPty", Napi::Function::New(env, OpenPty));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;
 }

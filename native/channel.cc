@@ -74,11 +74,19 @@ Napi::Value SyncRelease(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// readChildError(fd): null once the exec closed the channel, or
-// {step, errno} as the child reported it. Always closes fd.
+// readChildError(fd, keepOpen?): null once the exec closed the channel, or
+// {step, errno} as the child reported it. Closes fd unless keepOpen (a
+// ForkIntoParent notice is followed by the report of the new process).
 Napi::Value ReadChildError(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  Fd fd(FdArg(info, 0, "readChildError(fd: number)"));
+  Fd fd(FdArg(info, 0, "readChildError(fd: number, keepOpen?: boolean)"));
+  struct Keep {
+    Fd& fd;
+    bool keep;
+    ~Keep() {
+      if (keep) fd.Release();
+    }
+  } keep{fd, info.Length() > 1 && info[1].ToBoolean().Value()};
   ChildError report;
   size_t got = 0;
   while (got < sizeof report) {

@@ -130,7 +130,14 @@ class ExitWatcher : public Napi::ObjectWrap<ExitWatcher> {
     // its closure holds) goes with this call. Kept, it would be a GC root
     // that keeps this wrapper, and so itself, alive for good.
     Napi::FunctionReference callback = std::move(self->callback_);
-    callback.MakeCallback(env.Global(), {result}, *self->context_);
+    // A uv callback has no JS frame above it to take a C++ exception: an
+    // error of the callback goes to Node's uncaught-exception handling, and
+    // one with no value (Node tearing the environment down) is dropped.
+    try {
+      callback.MakeCallback(env.Global(), {result}, *self->context_);
+    } catch (const Napi::Error& error) {
+      if (!error.Value().IsEmpty()) napi_fatal_exception(env, error.Value());
+    }
   }
 
   void ClosePoll() {

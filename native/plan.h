@@ -68,7 +68,14 @@ enum class Op : uint32_t {
                       // socket, makes the slave 0, 1, 2
   PivotRootSlave = 34,  // strs: new root; pivot_root there, make the old root
                         // rslave through an fd to it, detach it, chdir /
+  ForkIntoParent = 35,  // clone(CLONE_PARENT): the new process goes on with the
+                        // plan; the caller reports its pid (kForkNotice) and exits 0
 };
+
+// ChildError.step of the report ForkIntoParent writes: err holds the pid of
+// the process that goes on. A setns into a pid namespace applies to the
+// caller's children only, so the process that execs must be a new one.
+constexpr uint32_t kForkNotice = 0xfffffffeu;
 
 // Step flags.
 constexpr uint32_t kFlagIgnoreExist = 1u << 0;  // EEXIST is success

@@ -22,7 +22,7 @@ int64_t ReadI64(const uint8_t* p) {
 }
 
 bool ValidOp(uint32_t op) {
-  return op >= static_cast<uint32_t>(Op::Mount) && op <= static_cast<uint32_t>(Op::PivotRootSlave);
+  return op >= static_cast<uint32_t>(Op::Mount) && op <= static_cast<uint32_t>(Op::ForkIntoParent);
 }
 
 class PoolReader {

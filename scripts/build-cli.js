@@ -38,21 +38,26 @@ const yargsLazyColumns = {
     });
   },
 };
-const outfile = path.join(root, 'dist', 'cli', 'tsrun.js');
-// V8 checks a code cache against the source's length, not its content: a
-// cache left from the previous bundle must not outlive it (see bin/tsrun).
-fs.rmSync(`${outfile}.cache`, { force: true });
-esbuild
-  .build({
-    entryPoints: [path.join(root, 'dist', 'cli', 'main.js')],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    format: 'cjs',
-    minify: true,
-    sourcemap: true,
-    logLevel: 'warning',
-    plugins: [yargsAssertShim, yargsLazyColumns],
-  })
-  .catch(() => process.exit(1));
+const bundles = [
+  { entry: path.join(root, 'dist', 'cli', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun.js') },
+  { entry: path.join(root, 'dist', 'cli', 'oci', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun-oci.js') },
+];
+Promise.all(
+  bundles.map(({ entry, outfile }) => {
+    // V8 checks a code cache against the source's length, not its content: a
+    // cache left from the previous bundle must not outlive it (see bin/run-bundle.js).
+    fs.rmSync(`${outfile}.cache`, { force: true });
+    return esbuild.build({
+      entryPoints: [entry],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      target: 'node20',
+      format: 'cjs',
+      minify: true,
+      sourcemap: true,
+      logLevel: 'warning',
+      plugins: [yargsAssertShim, yargsLazyColumns],
+    });
+  }),
+).catch(() => process.exit(1));

@@ -27,9 +27,11 @@ node_major=$(node -p 'process.versions.node.split(".")[0]')
 # docker-registry is the registry the pull and push tests start,
 # apache2-utils its htpasswd, openssl the token test's certificate;
 # containernetworking-plugins and iptables give containers their bridge
-# network, tmux is the terminal the -it test types into); the peers are
-# only for benchmarks.
-required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd xz-utils bzip2 skopeo umoci podman runc docker-registry apache2-utils openssl containernetworking-plugins iptables tmux)
+# network, tmux is the terminal the -it test types into; podman and
+# containerd's ctr also run containers with tsrun-oci as their runtime;
+# the static libc and libstdc++ of build-essential link tsrun-monitor); the
+# peers are only for benchmarks.
+required=(busybox-static build-essential g++ make python3 iproute2 util-linux zstd xz-utils bzip2 skopeo umoci podman runc containerd docker-registry apache2-utils openssl containernetworking-plugins iptables tmux)
 peers=(crun hyperfine mmdebstrap)
 
 installed() { [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]; }

@@ -75,6 +75,22 @@ export class ConflictError extends TsrunError {
 }
 
 /**
+ * An operation the container's state does not allow: starting a running
+ * container, deleting a created one without force.
+ * Example message: `cannot start container web: it is running (start needs created)`.
+ */
+export class StateError extends TsrunError {
+  constructor(
+    readonly container: string,
+    readonly status: string,
+    readonly operation: string,
+    message: string,
+  ) {
+    super(message, 'ESTATE');
+  }
+}
+
+/**
  * Content that is not what it claims to be: a corrupt or truncated archive,
  * a tar entry that would escape its root, a malformed manifest. `subject`
  * names the thing (`layer sha256:ab12...`, `manifest.json`), `entry` the tar

@@ -7,7 +7,19 @@
  * c.stdout?.pipe(process.stdout);
  * console.log(await c.wait()); // { exitCode: 0, signal: null }
  */
-export { run } from './runtime/run';
+export { run, create } from './runtime/run';
+export type { CreatedContainer } from './runtime/run';
+export { startContainer, stopContainer, restartContainer, killContainer, waitContainer } from './runtime/detached';
+export { parseRestartPolicy } from './runtime/run';
+export type { RestartPolicy } from './runtime/run';
+export { ociCreate, ociStart, ociState, ociKill, ociDelete, ociList, ociExec, ociPause, ociResume, ociPids } from './runtime/oci-runtime';
+export type { OciState, CreateOptions as OciCreateOptions } from './runtime/oci-runtime';
+export { containerLogs } from './runtime/logs';
+export { execInContainer, containerProcesses } from './runtime/exec';
+export type { ExecOptions, ContainerProcess } from './runtime/exec';
+export type { LogEntry, LogOptions } from './runtime/logs';
+export type { MonitorExit } from './runtime/monitor';
+export type { OciStatus } from './runtime/lifecycle';
 export type { RunOptions, StdioOption } from './runtime/options';
 export type { ResourceOptions } from './linux/cgroups/resources';
 export { Container } from './runtime/container';
@@ -32,7 +44,7 @@ export type { ContainerInspect } from './runtime/container-inspect';
 export { ExitCode, exitCodeForStartError } from './runtime/exit-codes';
 export { build } from './build/builder';
 export type { BuildOptions, BuildResult, BuildEvent, BuildStep } from './build/builder';
-export { TsrunError, BuildError, SyscallError, ValidationError, NotFoundError, ConflictError, ContentError, DigestMismatchError, LockTimeoutError, RegistryError, AuthError, NetworkError } from './errors';
+export { TsrunError, BuildError, SyscallError, ValidationError, NotFoundError, ConflictError, StateError, ContentError, DigestMismatchError, LockTimeoutError, RegistryError, AuthError, NetworkError } from './errors';
 export type { RegistryErrorDetails } from './errors';
 export type { Logger } from './logger';
 export type { Spec, IdMapping, LinuxResources, LinuxCapabilities, LinuxSeccomp, Mount, POSIXRlimit } from './oci/runtime-spec';

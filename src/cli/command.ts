@@ -26,7 +26,8 @@ export interface CliCommand<A extends GlobalArgs = GlobalArgs> {
   name: string;
   /** Other names, as Docker has them (`image ls` for `images`). */
   aliases?: string[];
-  describe: string;
+  /** false hides the command from help (internal commands). */
+  describe: string | false;
   usage: string;
   options: Record<string, Options>;
   /** How many positionals precede a container command, for commands that take one. */

@@ -7,7 +7,8 @@ import { commitCommand, diffCommand, inspectContainerCommand, psCommand, rmComma
 import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images';
 import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
-import { runCommand } from './commands/run';
+import { createCommand, runCommand } from './commands/run';
+import { containerCleanupCommand, execCommand, killCommand, logsCommand, restartCommand, startCommand, stopCommand, topCommand, waitCommand } from './commands/lifecycle';
 import { systemCheckCommand, systemDfCommand, systemPruneCommand } from './commands/system';
 import { networkCheckCommand, networkCreateCommand, networkInspectCommand, networkLsCommand, networkRmCommand } from './commands/networks';
 import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumeRmCommand } from './commands/volumes';
@@ -26,6 +27,16 @@ const GLOBAL_OPTIONS = {
 
 const COMMANDS: CliCommand<never>[] = [
   runCommand,
+  createCommand,
+  startCommand,
+  stopCommand,
+  restartCommand,
+  killCommand,
+  waitCommand,
+  logsCommand,
+  execCommand,
+  topCommand,
+  containerCleanupCommand,
   psCommand,
   rmCommand,
   commitCommand,
@@ -95,7 +106,7 @@ function commandGroups(): Map<string, string[]> {
 /** The parser for `tsrun` without a known subcommand: help, version, or a usage error. */
 function topLevelParser(args: string[]): Argv {
   let cli = yargs(args).usage('$0 <command> [options]').options(GLOBAL_OPTIONS);
-  for (const command of COMMANDS.filter((c) => !c.name.includes(' '))) cli = cli.command(command.name, command.describe);
+  for (const command of COMMANDS.filter((c) => !c.name.includes(' '))) cli = command.describe === false ? cli.command(command.name, false) : cli.command(command.name, command.describe);
   for (const [group, subs] of commandGroups()) cli = cli.command(group, `${subs.join(', ')} (tsrun ${group} COMMAND --help)`);
   return withCommonSettings(cli.demandCommand(1, 'tsrun needs a command').strictCommands().recommendCommands().version());
 }

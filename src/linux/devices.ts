@@ -36,6 +36,17 @@ export const DEFAULT_DEVICE_RULES: readonly LinuxDeviceCgroup[] = [
   { allow: true, type: 'c', major: 10, minor: 200, access: 'rwm' },
 ];
 
+/**
+ * A bundle's device rules as runc completes them: the config's own first,
+ * then the default devices, mknod of any node, and each of `linux.devices`
+ * (an engine such as podman sends only "deny all" and leaves the rest to
+ * the runtime).
+ */
+export function bundleDeviceRules(rules: readonly LinuxDeviceCgroup[], devices: readonly Device[]): LinuxDeviceCgroup[] {
+  const listed = devices.filter((d) => d.type !== 'p').map((d): LinuxDeviceCgroup => ({ allow: true, type: d.type === 'b' ? 'b' : 'c', major: d.major, minor: d.minor, access: 'rwm' }));
+  return [...rules, ...DEFAULT_DEVICE_RULES.filter((r) => r.allow), ...listed];
+}
+
 /** glibc's major()/minor() of a stat's 64-bit dev_t. */
 export function splitDev(rdev: number | bigint): { major: number; minor: number } {
   const dev = BigInt(rdev);

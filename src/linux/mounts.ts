@@ -73,6 +73,9 @@ const PROPAGATION_OPTIONS: Record<string, number> = {
   runbindable: MS.UNBINDABLE | MS.REC,
 };
 
+/** Every flag and propagation option mountSteps knows (`tsrun-oci features`). */
+export const MOUNT_OPTION_NAMES: readonly string[] = [...Object.keys(FLAG_OPTIONS), ...Object.keys(PROPAGATION_OPTIONS)];
+
 export interface ParsedMountOptions {
   flags: number;
   /** Applied with separate mount calls after the mount itself. */

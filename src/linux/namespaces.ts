@@ -15,8 +15,8 @@ export const CLONE_NEW: Record<NamespaceType, number> = {
 
 const KNOWN = new Set(Object.keys(CLONE_NEW));
 
-/** Namespaces tsrun can join by path from a freshly cloned child. */
-const JOINABLE = new Set<NamespaceType>(['network', 'ipc', 'uts', 'mount']);
+/** Namespaces tsrun can join by path from a freshly cloned child (a pid namespace through a fork into it, see joinNamespaceSteps). */
+const JOINABLE = new Set<NamespaceType>(['network', 'ipc', 'uts', 'mount', 'pid', 'cgroup', 'user']);
 
 export function validateNamespaces(namespaces: readonly Namespace[]): void {
   const seen = new Set<string>();
@@ -28,6 +28,12 @@ export function validateNamespaces(namespaces: readonly Namespace[]): void {
       throw new ValidationError(`linux.namespaces[${i}].path`, `joining an existing ${ns.type} namespace is not supported`);
     }
   });
+  // A new user namespace waits for its id maps before it joins the others;
+  // the process that joins a pid namespace is made after that, and the
+  // parent would be waiting for it in the wrong order.
+  if (namespaces.some((ns) => ns.type === 'pid' && ns.path !== undefined) && namespaces.some((ns) => ns.type === 'user' && ns.path === undefined)) {
+    throw new ValidationError('linux.namespaces', 'joining a pid namespace by path from a new user namespace is not supported');
+  }
 }
 
 export function hasNamespace(spec: Spec, type: NamespaceType): boolean {
@@ -52,11 +58,19 @@ export function cloneFlags(spec: Spec): number {
   return flags;
 }
 
-/** setns(2) into the namespaces the spec names by path. */
+/** The order namespaces are joined in: the user namespace grants the rights for the others. */
+const JOIN_ORDER: NamespaceType[] = ['user', 'ipc', 'uts', 'network', 'cgroup', 'pid', 'mount'];
+
+/**
+ * setns(2) into the namespaces the spec names by path. A joined pid
+ * namespace holds only the children of the process that joined it, so a
+ * new process goes on from there (ForkIntoParent), a child of the runtime.
+ */
 export function joinNamespaceSteps(spec: Spec): PlanStep[] {
-  return spec.linux.namespaces
-    .filter((ns) => ns.path !== undefined)
-    .map((ns) => ({ op: 'Setns' as const, args: [CLONE_NEW[ns.type]], strs: [ns.path as string], phase: 'namespaces', target: ns.path, detail: `join ${ns.type} namespace` }));
+  const joined = spec.linux.namespaces.filter((ns) => ns.path !== undefined).sort((a, b) => JOIN_ORDER.indexOf(a.type) - JOIN_ORDER.indexOf(b.type));
+  const steps: PlanStep[] = joined.map((ns) => ({ op: 'Setns' as const, args: [CLONE_NEW[ns.type]], strs: [ns.path as string], phase: 'namespaces', target: ns.path, detail: `join ${ns.type} namespace` }));
+  if (joined.some((ns) => ns.type === 'pid')) steps.push({ op: 'ForkIntoParent', phase: 'namespaces', detail: 'enter the pid namespace' });
+  return steps;
 }
 
 export function cgroupNamespaceSteps(spec: Spec): PlanStep[] {

@@ -4,7 +4,7 @@ import type { POSIXRlimit } from '../oci/runtime-spec';
 import type { PlanStep } from '../runtime/plan';
 
 /** RLIMIT_* numbers, from <asm-generic/resource.h> (the same on x86_64 and aarch64). */
-const RLIMITS: Readonly<Record<string, number>> = {
+export const RLIMITS: Readonly<Record<string, number>> = {
   RLIMIT_CPU: 0,
   RLIMIT_FSIZE: 1,
   RLIMIT_DATA: 2,

@@ -30,7 +30,7 @@ export interface NativeBinding {
   socketPair(): [number, number];
   syncWait(fd: number, timeoutMs: number): number | null;
   syncRelease(fd: number, byte: number): void;
-  readChildError(fd: number): ChildErrorReport | null;
+  readChildError(fd: number, keepOpen?: boolean): ChildErrorReport | null;
   pidfdOpen(pid: number): number;
   pidfdSendSignal(pidfd: number, signal: number): void;
   waitExit(pidfd: number, block: boolean): ExitStatus | null;
@@ -51,6 +51,10 @@ export interface NativeBinding {
   idmapBind(source: string, target: string, usernsFd: number): void;
   /** The fd sent over a unix socket (SCM_RIGHTS), close-on-exec; null if the peer closed without sending. */
   receiveFd(socket: number, timeoutMs: number): number | null;
+  /** A pty: both fds close-on-exec; `name` is the slave's /dev/pts path. */
+  openPty(): { master: number; slave: number; name: string };
+  /** Sends fd over a unix socket (SCM_RIGHTS) with `name` as the message (an OCI --console-socket). */
+  sendFd(socketPath: string, fd: number, name: string): void;
   /** TIOCSWINSZ on a terminal. */
   setWindowSize(fd: number, rows: number, cols: number): void;
 }

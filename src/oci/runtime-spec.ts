@@ -11,6 +11,27 @@ export interface Spec {
   domainname?: string;
   mounts: Mount[];
   linux: Linux;
+  hooks?: Hooks;
+  annotations?: Record<string, string>;
+}
+
+/** A program the runtime runs at a point of the lifecycle, with the container's state JSON on its stdin. */
+export interface Hook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  /** Seconds. */
+  timeout?: number;
+}
+
+export interface Hooks {
+  /** Deprecated by the spec, still run (after createRuntime's point, in the runtime namespace). */
+  prestart?: Hook[];
+  createRuntime?: Hook[];
+  createContainer?: Hook[];
+  startContainer?: Hook[];
+  poststart?: Hook[];
+  poststop?: Hook[];
 }
 
 export interface Process {
@@ -23,6 +44,10 @@ export interface Process {
   /** Capability names with the CAP_ prefix ("CAP_CHOWN"), per set. */
   capabilities?: LinuxCapabilities;
   rlimits?: POSIXRlimit[];
+  oomScoreAdj?: number;
+  apparmorProfile?: string;
+  selinuxLabel?: string;
+  consoleSize?: { height: number; width: number };
 }
 
 export interface LinuxCapabilities {
@@ -176,5 +201,8 @@ export interface Linux {
   rootfsPropagation?: string;
   maskedPaths?: string[];
   readonlyPaths?: string[];
+  /** `/parent/name` under each hierarchy (or systemd's `slice:prefix:name`). */
+  cgroupsPath?: string;
+  sysctl?: Record<string, string>;
   seccomp?: LinuxSeccomp;
 }

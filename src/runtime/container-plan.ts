@@ -5,7 +5,7 @@ import { seccompStep } from '../linux/seccomp';
 import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
 import { TerminalSize, terminalSteps } from '../linux/pty';
 import { rootfsSteps } from '../linux/rootfs';
-import type { Spec } from '../oci/runtime-spec';
+import type { NamespaceType, Spec } from '../oci/runtime-spec';
 import type { PlanStep } from './plan';
 
 const PR_SET_PDEATHSIG = 1;
@@ -20,7 +20,11 @@ export const SyncMessage = {
   UserMapDone: 2,
   NetworkRequest: 3,
   NetworkDone: 4,
+  /** The init is set up and waits on its exec fifo: the container is created. */
+  Created: 5,
 } as const;
+
+const O_WRONLY = 1;
 
 export interface ContainerPlan {
   steps: PlanStep[];
@@ -42,6 +46,16 @@ export interface PlanOptions {
   networkSync?: boolean;
   /** A terminal for the process: the master goes back on `consoleFd`, and fds 0-2 are its slave. */
   terminal?: { consoleFd: number; size?: TerminalSize };
+  /**
+   * An fd (inherited by the child, opened O_PATH) of the container's exec
+   * fifo: the init says Created on the sync channel, then blocks opening
+   * the fifo for writing until `start` opens it for reading.
+   */
+  execFifoFd?: number;
+  /** Steps run once the namespaces and the root are set up, before the exec fifo (sysctl, rlimits). */
+  setupSteps?: PlanStep[];
+  /** stdio is a pty's slave made by the runtime (tsrun-oci's console): the process gets a session of its own with it as the controlling terminal. */
+  controllingTerminal?: boolean;
 }
 
 /**
@@ -74,8 +88,10 @@ export function execCandidates(command: string, env: readonly string[]): string[
  *                                     join namespaces by path
  *                                     unshare(CLONE_NEWCGROUP)
  *                                     mounts, devices, pivot_root
- *                                     read-only and masked paths
+ *                                     sysctl, read-only and masked paths
  *                                     hostname, loopback
+ *                <-- Created          [create/start only]
+ *   (start: open the fifo) ------->  open the exec fifo for writing
  *                                     [terminal] setsid, open pty, send
  *                <-- pty master       the master, TIOCSCTTY
  *                                     stdio, close every other fd, rlimits
@@ -113,16 +129,63 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   }
   steps.push(...joinNamespaceSteps(spec));
   steps.push(...cgroupNamespaceSteps(spec));
+  const fifoEarly = options.execFifoFd !== undefined && !(spec.mounts ?? []).some((m) => m.destination === '/proc');
+  if (fifoEarly) steps.push(...execFifoSteps(options.execFifoFd as number));
   if (createsNamespace(spec, 'mount')) {
     steps.push(...rootfsSteps(spec, { pivot: options.pivot, inUserNamespace: userns }));
-    steps.push(...maskedPathSteps(spec));
   }
+  // sysctl writes go to /proc/sys before it is made read-only, as runc's.
+  steps.push(...(options.setupSteps ?? []));
+  if (createsNamespace(spec, 'mount')) steps.push(...maskedPathSteps(spec));
   steps.push(...namespaceSetupSteps(spec));
+  if (options.execFifoFd !== undefined && !fifoEarly) steps.push(...execFifoSteps(options.execFifoFd));
   steps.push(...processSteps(spec, options));
-  return { steps, cloneFlags: cloneFlags(spec), mode: userns || options.networkSync ? 'fork' : 'vfork' };
+  return { steps, cloneFlags: cloneFlags(spec), mode: userns || options.networkSync || options.execFifoFd !== undefined ? 'fork' : 'vfork' };
 }
 
-function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
+/**
+ * The fifo is reopened through /proc/self/fd while the init is still root:
+ * a later uid change makes /proc/self/fd unreadable to it. A container
+ * without a /proc mount waits before its root changes, while it still
+ * sees the host's /proc.
+ */
+function execFifoSteps(fd: number): PlanStep[] {
+  const phase = 'exec fifo';
+  return [
+    { op: 'SyncSignal', args: [SyncMessage.Created], phase },
+    { op: 'WriteFile', strs: [`/proc/self/fd/${fd}`, '0'], args: [O_WRONLY], phase, detail: 'waiting for start' },
+  ];
+}
+
+/** A namespace of a running container, by its /proc path, to setns into. */
+export interface JoinedNamespace {
+  type: NamespaceType;
+  path: string;
+}
+
+/**
+ * The plan of `exec`: join the container's cgroup and namespaces (as a
+ * spec's namespaces with paths are joined), then the same process steps
+ * as its init.
+ */
+export function buildExecPlan(
+  namespaces: readonly JoinedNamespace[],
+  process: Spec['process'],
+  seccomp: Spec['linux']['seccomp'],
+  options: Omit<PlanOptions, 'pivot' | 'execFifoFd' | 'networkSync'>,
+): ContainerPlan {
+  const joined = { linux: { namespaces: namespaces.map((ns) => ({ type: ns.type, path: ns.path })) } } as Spec;
+  const steps: PlanStep[] = [
+    // runc's CVE-2019-5736 came in through exec: the same guard as the init's.
+    { op: 'Prctl', args: [PR_SET_DUMPABLE, 0, 0], phase: 'process', detail: 'PR_SET_DUMPABLE' },
+    ...options.cgroupJoin,
+    ...joinNamespaceSteps(joined),
+    ...processSteps({ process, linux: { seccomp } }, options),
+  ];
+  return { steps, cloneFlags: 0, mode: 'vfork' };
+}
+
+function processSteps(spec: { process: Spec['process']; linux: Pick<Spec['linux'], 'seccomp'> }, options: Pick<PlanOptions, 'stdio' | 'dieWithParent' | 'terminal' | 'controllingTerminal'>): PlanStep[] {
   const { user, cwd, args, env } = spec.process;
   const phase = 'process';
   const setUser: PlanStep[] = [
@@ -136,6 +199,12 @@ function processSteps(spec: Spec, options: PlanOptions): PlanStep[] {
     // as the container's root).
     ...(options.terminal ? terminalSteps(options.terminal.consoleFd, options.terminal.size, user.uid) : []),
     { op: 'Stdio', args: options.stdio, phase, detail: 'stdio' },
+    ...(options.controllingTerminal
+      ? [
+          { op: 'Setsid', phase, detail: 'new session for the terminal' } as PlanStep,
+          { op: 'SetCtty', args: [0], phase, detail: 'controlling terminal' } as PlanStep,
+        ]
+      : []),
     // Nothing of the runtime's may reach the container, nor serve as a way
     // out of the root for the chdir below (CVE-2024-21626).
     { op: 'CloseFrom', args: [3], phase, detail: 'close inherited fds' },

@@ -1,9 +1,7 @@
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ConflictError, NotFoundError, TsrunError, syscallErrorFrom } from '../errors';
+import { ConflictError, NotFoundError, TsrunError } from '../errors';
 import type { Logger } from '../logger';
 import { silentLogger } from '../logger';
-import { loadNative } from '../native/index';
 import { detachOverlay } from '../linux/overlay';
 import { isRunning } from '../linux/proc';
 import { VolumeStore } from '../storage/volumes';
@@ -20,7 +18,11 @@ import { ContainerInspect, containerInspect } from './container-inspect';
 import { storeLockFile, storeRoot } from './image-container';
 import { DEFAULT_STATE_DIR } from './options';
 import { ContainerState, StateStore } from './state';
+import { MonitorFiles } from './monitor';
+import { OciStatus, checkOperation } from './lifecycle';
+import type { ProcessIdentity } from '../linux/proc';
 import { signalNumber } from './signals';
+import { signalProcess } from './process-signal';
 
 export interface ContainerLocation {
   /** The image store (default /var/lib/tsrun, or $TSRUN_ROOT). */
@@ -49,10 +51,81 @@ export interface ContainerSummary {
   resources: LinuxResources;
 }
 
-export type Found = { kind: 'image'; record: ContainerRecord } | { kind: 'rootfs'; state: ContainerState };
+/** A container of either kind, with the files of its monitor (which only detached containers have). */
+export type Found = ({ kind: 'image'; record: ContainerRecord } | { kind: 'rootfs'; state: ContainerState }) & { monitor: MonitorFiles };
 
 function stateStore(location: ContainerLocation): StateStore {
-  return new StateStore(location.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
+  return new StateStore(stateDirOf(location));
+}
+
+function stateDirOf(location: ContainerLocation): string {
+  return path.resolve(location.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
+}
+
+function withMonitor<T extends { kind: 'image'; record: ContainerRecord } | { kind: 'rootfs'; state: ContainerState }>(found: T, location: ContainerLocation): T & { monitor: MonitorFiles } {
+  const id = found.kind === 'image' ? found.record.id : found.state.id;
+  return { ...found, monitor: MonitorFiles.of(stateDirOf(location), id) };
+}
+
+/** The fields of a container's state both kinds keep (an image container's record.state, a rootfs container's state.json). */
+export interface RuntimeState {
+  status: string;
+  pid: number;
+  pidStartTime?: number;
+  owner?: ProcessIdentity;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  oomKilled?: boolean;
+}
+
+export function runtimeState(found: Found): RuntimeState {
+  return found.kind === 'image' ? found.record.state : found.state;
+}
+
+export function containerId(found: Found): string {
+  return found.kind === 'image' ? found.record.id : found.state.id;
+}
+
+export function containerName(found: Found): string {
+  return found.kind === 'image' ? found.record.name : found.state.name;
+}
+
+/**
+ * Changes the stored state of a container. `status` is in OCI terms; an
+ * image container's record says `exited` for `stopped`. Returns false when
+ * the container is gone (removed meanwhile).
+ */
+export function updateRuntimeState(found: Found, location: ContainerLocation, change: Partial<Omit<RuntimeState, 'status'>> & { status?: OciStatus }): boolean {
+  try {
+    if (found.kind === 'image') {
+      new ContainerStore(storeRoot(location)).update(found.record.id, (record) => {
+        const status = change.status === undefined ? record.state.status : change.status === 'stopped' ? 'exited' : change.status === 'running' ? 'running' : 'created';
+        record.state = { ...record.state, ...change, status };
+      });
+    } else {
+      const store = stateStore(location);
+      const current = store.load(found.state.id);
+      store.save({ ...current, ...change, status: change.status === 'paused' ? 'running' : (change.status ?? current.status) });
+    }
+    return true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/**
+ * The container's status in OCI terms, from its record, its init's
+ * liveness and its monitor's exit file (which is there before the cleanup
+ * that the monitor starts has updated the record).
+ */
+export function ociStatus(found: Found): OciStatus {
+  const { status, pid, pidStartTime } = runtimeState(found);
+  if (status === 'exited' || status === 'stopped') return 'stopped';
+  if (status === 'creating') return 'creating';
+  if (found.monitor.exit() !== null || !isRunning(pid, pidStartTime)) return 'stopped';
+  return status === 'created' ? 'created' : 'running';
 }
 
 /**
@@ -61,11 +134,26 @@ function stateStore(location: ContainerLocation): StateStore {
  * unknown (-1), as Docker reports a container whose monitor died.
  */
 function liveStatus(status: string, pid: number, pidStartTime: number | undefined): { status: ContainerSummary['status']; lost: boolean } {
+  if (status === 'created' && pid > 0 && !isRunning(pid, pidStartTime)) return { status: 'exited', lost: true };
   if (status === 'running') return isRunning(pid, pidStartTime) ? { status: 'running', lost: false } : { status: 'exited', lost: true };
   return { status: status === 'created' || status === 'creating' ? 'created' : 'exited', lost: false };
 }
 
+/** A container that has exited under its monitor, before the cleanup recorded it. */
+function monitorExit(found: Found): { status: 'exited'; lost: false; exitCode: number; finishedAt: string } | null {
+  const { status } = runtimeState(found);
+  if (status !== 'running' && status !== 'created') return null;
+  const exit = found.monitor.exit();
+  return exit && { status: 'exited', lost: false, exitCode: exit.exitCode, finishedAt: exit.finishedAt };
+}
+
 export function summaryOf(found: Found): ContainerSummary {
+  const summary = recordedSummary(found);
+  const exited = monitorExit(found);
+  return exited ? { ...summary, status: 'exited', exitCode: exited.exitCode, finishedAt: exited.finishedAt, pid: 0 } : summary;
+}
+
+function recordedSummary(found: Found): ContainerSummary {
   if (found.kind === 'image') {
     const { record } = found;
     const live = liveStatus(record.state.status, record.state.pid, record.state.pidStartTime);
@@ -79,7 +167,7 @@ export function summaryOf(found: Found): ContainerSummary {
       exitCode: live.lost ? -1 : record.state.exitCode,
       startedAt: record.state.startedAt,
       finishedAt: record.state.finishedAt,
-      pid: live.status === 'running' ? record.state.pid : 0,
+      pid: live.status === 'exited' ? 0 : record.state.pid,
       oomKilled: record.state.oomKilled ?? false,
       resources: record.hostConfig.resources ?? {},
     };
@@ -96,7 +184,7 @@ export function summaryOf(found: Found): ContainerSummary {
     exitCode: live.lost ? -1 : state.exitCode,
     startedAt: state.startedAt,
     finishedAt: state.finishedAt,
-    pid: live.status === 'running' ? state.pid : 0,
+    pid: live.status === 'exited' ? 0 : state.pid,
     oomKilled: state.oomKilled ?? false,
     resources: state.resources ?? {},
   };
@@ -104,8 +192,8 @@ export function summaryOf(found: Found): ContainerSummary {
 
 function allContainers(location: ContainerLocation): Found[] {
   return [
-    ...new ContainerStore(storeRoot(location)).list().map((record) => ({ kind: 'image' as const, record })),
-    ...stateStore(location).list().map((state) => ({ kind: 'rootfs' as const, state })),
+    ...new ContainerStore(storeRoot(location)).list().map((record) => withMonitor({ kind: 'image' as const, record }, location)),
+    ...stateStore(location).list().map((state) => withMonitor({ kind: 'rootfs' as const, state }, location)),
   ];
 }
 
@@ -140,15 +228,15 @@ export function abandonedContainerIds(location: ContainerLocation = {}): Set<str
 /** By name, id or unique id prefix, among both kinds of containers. */
 export function findContainer(reference: string, location: ContainerLocation): Found {
   try {
-    return { kind: 'image', record: new ContainerStore(storeRoot(location)).find(reference) };
+    return withMonitor({ kind: 'image', record: new ContainerStore(storeRoot(location)).find(reference) }, location);
   } catch (err) {
     if (!(err instanceof NotFoundError)) throw err;
   }
   const states = stateStore(location).list();
   const byName = states.find((s) => s.name === reference);
-  if (byName) return { kind: 'rootfs', state: byName };
+  if (byName) return withMonitor({ kind: 'rootfs', state: byName }, location);
   const byId = /^[0-9a-f]+$/.test(reference) ? states.filter((s) => s.id.startsWith(reference)) : [];
-  if (byId.length === 1) return { kind: 'rootfs', state: byId[0] };
+  if (byId.length === 1) return withMonitor({ kind: 'rootfs', state: byId[0] }, location);
   if (byId.length > 1) throw new ConflictError(`container id prefix ${reference} is ambiguous: it matches ${byId.length} containers`);
   throw new NotFoundError('container', reference, `No such container: ${reference}`);
 }
@@ -194,25 +282,16 @@ export function saveContainerResources(found: Found, location: ContainerLocation
  * that started it, reaps it.
  */
 async function killAndWait(id: string, pid: number, pidStartTime: number | undefined, timeoutMs = 10_000): Promise<void> {
-  const native = loadNative();
-  let pidfd: number;
-  try {
-    pidfd = native.pidfdOpen(pid);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ESRCH') return;
-    throw syscallErrorFrom('kill', err);
-  }
-  try {
-    if (!isRunning(pid, pidStartTime)) return;
-    native.pidfdSendSignal(pidfd, signalNumber('SIGKILL'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw syscallErrorFrom('kill', err);
-  } finally {
-    fs.closeSync(pidfd);
-  }
+  if (!signalProcess(pid, pidStartTime, signalNumber('SIGKILL'))) return;
+  await waitUntilGone(pid, pidStartTime, timeoutMs).catch((err: unknown) => {
+    throw new TsrunError(`container ${id.slice(0, 12)} did not die within ${timeoutMs} ms of SIGKILL`, 'ETIMEDOUT', { cause: err });
+  });
+}
+
+async function waitUntilGone(pid: number, startTime: number | undefined, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (isRunning(pid, pidStartTime)) {
-    if (Date.now() > deadline) throw new TsrunError(`container ${id.slice(0, 12)} did not die within ${timeoutMs} ms of SIGKILL`, 'ETIMEDOUT');
+  while (isRunning(pid, startTime)) {
+    if (Date.now() > deadline) throw new TsrunError(`process ${pid} did not exit within ${timeoutMs} ms`, 'ETIMEDOUT');
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
 }
@@ -225,15 +304,16 @@ async function killAndWait(id: string, pid: number, pidStartTime: number | undef
 export async function removeContainer(reference: string, options: ContainerLocation & { force?: boolean; volumes?: boolean } = {}): Promise<string> {
   const found = findContainer(reference, options);
   const summary = summaryOf(found);
-  if (summary.status === 'running') {
-    if (!options.force) {
-      throw new ConflictError(`cannot remove running container ${summary.id.slice(0, 12)}: stop it first or use --force`);
-    }
-    const [pid, startTime] = found.kind === 'image' ? [found.record.state.pid, found.record.state.pidStartTime] : [found.state.pid, found.state.pidStartTime];
-    await killAndWait(summary.id, pid, startTime);
-  }
+  const status = ociStatus(found);
+  checkOperation(summary.id.slice(0, 12), status, 'remove', { force: options.force });
+  const { pid, pidStartTime, owner } = runtimeState(found);
+  // A created init waits on its fifo; Docker removes such a container without -f.
+  if (status === 'running' || status === 'created' || status === 'paused') await killAndWait(summary.id, pid, pidStartTime);
+  // Its monitor writes the exit and goes; what it writes must not land in a removed directory.
+  if (found.monitor.exists() && owner) await waitUntilGone(owner.pid, owner.startTime);
   // Gone already when the tsrun that ran it saw it exit; left over when that tsrun was killed.
   await containerCgroup(summary.id).destroy();
+  found.monitor.remove();
   if (found.kind === 'rootfs') {
     stateStore(options).remove(found.state);
     return summary.id;

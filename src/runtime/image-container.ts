@@ -1,20 +1,20 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { SyscallError, ValidationError, syscallErrorFrom } from '../errors';
-import type { Logger } from '../logger';
+import { NotFoundError, SyscallError, ValidationError, syscallErrorFrom } from '../errors';
+import { Logger, silentLogger } from '../logger';
 import type { IdMapping, LinuxResources } from '../oci/runtime-spec';
 import { OverlayLayout, detachOverlay, mountOverlay } from '../linux/overlay';
 import { cachedShiftedCopy, detachIdmapped, hostIdOf, idmappedBinds } from '../linux/userns-remap';
 import { resolveInRoot } from '../linux/path-in-root';
-import { ownIdentity, processStartTime } from '../linux/proc';
-import { createContainerLayers, initLayerName, removeContainerLayers } from '../storage/container-layers';
+import { ProcessIdentity, ownIdentity, processStartTime } from '../linux/proc';
+import { containerLayout, createContainerLayers, initLayerName, removeContainerLayers } from '../storage/container-layers';
 import { networkFiles } from '../storage/init-layer';
 import type { NetworkFiles } from './container-network';
 import type { ResolvedMounts } from './volumes';
 import { ContainerRecord, ContainerStore } from '../storage/containers';
 import { withFileLock } from '../util/file-lock';
 import type { ExitResult } from './container';
-import type { RunOptions } from './options';
+import { RunOptions, privilegeOptions } from './options';
 import { crashPoint } from '../util/crash-point';
 
 export const DEFAULT_STORE_ROOT = '/var/lib/tsrun';
@@ -55,6 +55,7 @@ export interface ImageContainer {
   networkFiles(): NetworkFiles;
   started(pid: number): void;
   usesMounts(mounts: ResolvedMounts): void;
+  created(pid: number, monitor: ProcessIdentity): void;
   startFailed(): Promise<void>;
   exited(result: ExitResult): Promise<void>;
 }
@@ -93,7 +94,7 @@ export async function createImageContainer(
       cwd: process.cwd,
       user: process.user ?? '',
       hostname: options.hostname,
-      hostConfig: { autoRemove: options.autoRemove ?? false, readOnly: options.readOnly ?? false, network: options.network ?? 'none', resources },
+      hostConfig: { autoRemove: options.autoRemove ?? false, readOnly: options.readOnly ?? false, network: options.network ?? 'none', resources, privileges: privilegeOptions(options) },
       state: { status: 'created', pid: 0, owner: ownIdentity() },
     };
     containers.create(record);
@@ -109,6 +110,50 @@ export async function createImageContainer(
     }
   });
 
+  return mountedContainer(options, record, layout, process, exposedPorts, logger);
+}
+
+/**
+ * A stopped container made from an image, to start again: its record and
+ * layers as they are (the writable layer keeps its changes), mounted anew.
+ */
+export async function reopenImageContainer(options: RunOptions, id: string): Promise<ImageContainer> {
+  const root = storeRoot(options);
+  const containers = new ContainerStore(root);
+  const record = containers.load(id);
+  record.state = { ...record.state, status: 'created', pid: 0, owner: ownIdentity() };
+  containers.save(record);
+  const process = { args: record.args, env: record.env, cwd: record.cwd, user: record.user || undefined };
+  const logger = options.logger ?? silentLogger;
+  const exposedPorts = options.publishAll ? await imageExposedPorts(root, record.imageId, logger) : undefined;
+  return mountedContainer({ ...options, autoRemove: record.hostConfig.autoRemove }, record, containerLayout(root, id), process, exposedPorts, logger, true);
+}
+
+/** The image's EXPOSE, for `-P` on a restart; none if the image has gone meanwhile. */
+async function imageExposedPorts(root: string, imageId: string, logger: Logger): Promise<NetworkFiles['exposedPorts']> {
+  const { Store } = await import('../storage/store');
+  try {
+    return await withFileLock(storeLockFile(root), 'shared', () => Store.open(root, logger).resolve(imageId).config.config?.ExposedPorts);
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/** Mounts the container's root filesystem; what is returned records its start and exit. */
+async function mountedContainer(
+  options: RunOptions,
+  record: ContainerRecord,
+  layout: OverlayLayout,
+  process: ImageContainer['process'],
+  exposedPorts: NetworkFiles['exposedPorts'],
+  logger: Logger,
+  reopened = false,
+): Promise<ImageContainer> {
+  const root = storeRoot(options);
+  const containers = new ContainerStore(root);
+  const lock = storeLockFile(root);
+  const id = record.id;
   const remove = (): Promise<void> =>
     withFileLock(lock, 'exclusive', () => {
       removeContainerLayers(root, id);
@@ -128,10 +173,9 @@ export async function createImageContainer(
     createWorkingDir(layout.merged, process.cwd);
   } catch (err) {
     unmount();
-    await remove();
+    if (!reopened) await remove();
     throw err;
   }
-
   return {
     record,
     layout,
@@ -147,6 +191,11 @@ export async function createImageContainer(
       // means nothing is left mounted when the container goes, however it goes.
       unmount();
       record.state = { ...record.state, status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, startedAt: new Date().toISOString() };
+      containers.save(record);
+    },
+    created(pid, monitor) {
+      unmount();
+      record.state = { ...record.state, status: 'created', pid, pidStartTime: processStartTime(pid) ?? undefined, owner: monitor };
       containers.save(record);
     },
     async startFailed() {

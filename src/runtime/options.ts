@@ -11,11 +11,31 @@ import { SeccompProfile, containerSeccomp } from '../linux/seccomp';
 import { resolveUser } from '../linux/users';
 import type { SubIdFiles } from '../linux/userns-remap';
 import { DEFAULT_MASKED_PATHS, DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_READONLY_PATHS, OCI_VERSION, defaultMounts } from '../oci/defaults';
-import type { IdMapping, LinuxResources, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
+import type { IdMapping, LinuxCapabilities, LinuxResources, LinuxSeccomp, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
 import { VolumeMount, rootPropagationFor } from './volumes';
 import type { TerminalSize } from '../linux/pty';
 import type { PortMapping } from '../network/ports';
+import { monitorBinary } from './monitor';
+
+/** The options that set a container's privileges: kept with it, so that exec gives its processes the same. */
+export type PrivilegeOptions = Pick<RunOptions, 'capAdd' | 'capDrop' | 'privileged' | 'noNewPrivileges' | 'seccomp'>;
+
+export function privilegeOptions(options: PrivilegeOptions): PrivilegeOptions {
+  const { capAdd, capDrop, privileged, noNewPrivileges, seccomp } = options;
+  return { capAdd, capDrop, privileged, noNewPrivileges, seccomp };
+}
+
+/** Capabilities (as Docker gives them to `uid`), no_new_privs and the seccomp filter of a container's process. */
+export function processPrivileges(options: PrivilegeOptions, uid: number): { capabilities: LinuxCapabilities; noNewPrivileges: boolean; seccomp: LinuxSeccomp | undefined } {
+  const privileged = options.privileged ?? false;
+  const capabilities = dockerCapabilities({ capAdd: options.capAdd, capDrop: options.capDrop, privileged, uid });
+  return {
+    capabilities,
+    noNewPrivileges: options.noNewPrivileges ?? true,
+    seccomp: privileged ? undefined : containerSeccomp(options.seccomp, capabilities.bounding ?? []),
+  };
+}
 
 /** Where a container's stdin, stdout or stderr goes. A number is an fd of this process. */
 export type StdioOption = 'inherit' | 'pipe' | 'ignore' | number;
@@ -122,10 +142,15 @@ export interface RunOptions extends ResourceOptions {
   ulimits?: Ulimit[];
   /** Host devices to add, as `docker run --device HOST[:CONTAINER][:PERMISSIONS]` (`/dev/fuse`, `/dev/loop0:/dev/disk:r`). */
   devices?: string[];
+  /** Run the command under a small reaping init that forwards signals (`--init`), bound in as /dev/tsrun-init. */
+  init?: boolean;
   logger?: Logger;
 }
 
 export const DEFAULT_STATE_DIR = '/run/tsrun';
+
+/** Where `init` binds tsrun-monitor, whose name there makes it the init (native/monitor.cc). */
+const INIT_PATH = '/dev/tsrun-init';
 
 function envList(env: RunOptions['env']): string[] {
   if (!env) return [];
@@ -261,16 +286,20 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
   const added = (options.devices ?? []).map((d, i) => parseDeviceOption(`devices[${i}]`, d));
   const devices = privileged ? hostDevices() : added.map((a) => a.device);
   const deviceRules = privileged ? [{ allow: true, access: 'rwm' }] : [...DEFAULT_DEVICE_RULES, ...added.map((a) => a.rule)];
-  const capabilities = dockerCapabilities({ capAdd: options.capAdd, capDrop: options.capDrop, privileged, uid: user.uid });
+  const { capabilities, noNewPrivileges, seccomp } = processPrivileges(options, user.uid);
+  if (options.init) {
+    // Under the /dev tmpfs: the root filesystem itself is not written to.
+    mounts.push({ destination: INIT_PATH, source: monitorBinary(), options: ['bind', 'ro', 'nosuid', 'nodev'] });
+  }
   const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: {
-      args: [...options.args],
+      args: options.init ? [INIT_PATH, '--', ...options.args] : [...options.args],
       env,
       cwd,
       user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
       capabilities,
-      noNewPrivileges: options.noNewPrivileges ?? true,
+      noNewPrivileges,
       rlimits: rlimitsFromUlimits(options.ulimits),
     },
     root: { path: rootfs, readonly: options.readOnly ?? false },
@@ -285,7 +314,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       devices,
       maskedPaths: privileged ? [] : [...DEFAULT_MASKED_PATHS],
       readonlyPaths: privileged ? [] : [...DEFAULT_READONLY_PATHS],
-      seccomp: privileged ? undefined : containerSeccomp(options.seccomp, capabilities.bounding ?? []),
+      seccomp,
     },
   };
   validateNamespaces(spec.linux.namespaces);

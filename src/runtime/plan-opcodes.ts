@@ -44,7 +44,11 @@ export const Op = {
   MaskPath: 32,
   OpenPty: 33,
   PivotRootSlave: 34,
+  ForkIntoParent: 35,
 } as const;
+
+/** ChildErrorReport.step of ForkIntoParent's notice; its errno field holds the new pid. */
+export const FORK_NOTICE = 0xfffffffe;
 
 export type OpName = keyof typeof Op;
 export type OpCode = (typeof Op)[OpName];

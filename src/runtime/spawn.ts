@@ -5,6 +5,7 @@ import { loadNative } from '../native';
 import type { Spec } from '../oci/runtime-spec';
 import { ContainerPlan, SyncMessage } from './container-plan';
 import { childFailure, serializePlan } from './plan';
+import { FORK_NOTICE } from './plan-opcodes';
 
 /** How long the parent waits for the child to reach a sync point. */
 const SYNC_TIMEOUT_MS = 10_000;
@@ -37,7 +38,8 @@ export function killAndReap(process: SpawnedProcess): void {
 
 /**
  * Clones the child, does the parent's half at each sync point, and returns
- * once the container's process has exec'd. If any step fails the child is
+ * once the container's process has exec'd (or, for a plan with an exec
+ * fifo, once it is created and waits there). If any step fails the child is
  * reaped and the error names the step, the syscall, the path and errno.
  */
 export function spawnContainer(spec: Spec, plan: ContainerPlan, hooks: SpawnHooks = {}): SpawnedProcess {
@@ -46,11 +48,21 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan, hooks: SpawnHook
   // [parent end, child end]; the child end is closed once the child has it.
   const sync: number[] = plan.mode === 'fork' ? native.socketPair() : [];
   let spawned: (SpawnedProcess & { errorFd: number }) | undefined;
+  let created = false;
   try {
     spawned = native.spawn(buffer, { cloneFlags: plan.cloneFlags, mode: plan.mode, syncFd: sync[1] });
+    if (plan.steps.some((step) => step.op === 'ForkIntoParent')) {
+      const followed = followFork(plan, spawned);
+      if ('error' in followed) {
+        fs.closeSync(spawned.errorFd);
+        spawned = undefined;
+        throw followed.error;
+      }
+      spawned = { ...followed, errorFd: spawned.errorFd };
+    }
     if (sync.length > 0) {
       fs.closeSync(sync.pop() as number);
-      runParentSide(spec, spawned.pid, sync[0], hooks);
+      created = runParentSide(spec, spawned.pid, sync[0], hooks) === SyncMessage.Created;
     }
   } catch (err) {
     if (spawned) {
@@ -62,6 +74,11 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan, hooks: SpawnHook
     sync.forEach((fd) => fs.closeSync(fd));
   }
 
+  // A created init waits on its exec fifo; whoever starts it learns of the exec by other means.
+  if (created) {
+    fs.closeSync(spawned.errorFd);
+    return { pid: spawned.pid, pidfd: spawned.pidfd };
+  }
   const report = native.readChildError(spawned.errorFd);
   if (report) {
     native.waitExit(spawned.pidfd, true);
@@ -71,13 +88,32 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan, hooks: SpawnHook
   return { pid: spawned.pid, pidfd: spawned.pidfd };
 }
 
-function runParentSide(spec: Spec, pid: number, fd: number, hooks: SpawnHooks): void {
+/**
+ * A plan that joins a pid namespace goes on in a process its first one
+ * forks (as this process's child) and reports; the first one exits and is
+ * reaped here. Returns the process that goes on, or why there is none.
+ */
+function followFork(plan: ContainerPlan, first: SpawnedProcess & { errorFd: number }): SpawnedProcess | { error: Error } {
+  const native = loadNative();
+  const report = native.readChildError(first.errorFd, true);
+  native.waitExit(first.pidfd, true);
+  fs.closeSync(first.pidfd);
+  if (report === null) return { error: new TsrunError('spawn: the child exited before it reached its pid namespace', 'ECHILD') };
+  if (report.step !== FORK_NOTICE) return { error: childFailure(plan.steps, report) };
+  return { pid: report.errno, pidfd: native.pidfdOpen(report.errno) };
+}
+
+/**
+ * The parent's half of the plan, until the child execs (null) or says it
+ * is created and waits on its exec fifo (SyncMessage.Created).
+ */
+export function runParentSide(spec: Spec, pid: number, fd: number, hooks: SpawnHooks = {}): number | null {
   const native = loadNative();
   for (;;) {
     const message = native.syncWait(fd, SYNC_TIMEOUT_MS);
     // null: the child stopped before the next sync point; its error
     // report on the error channel says why.
-    if (message === null) return;
+    if (message === null || message === SyncMessage.Created) return message;
     switch (message) {
       case SyncMessage.UserMapRequest:
         writeIdMaps(pid, spec.linux.uidMappings ?? [], spec.linux.gidMappings ?? []);

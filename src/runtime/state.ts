@@ -5,6 +5,7 @@ import type { ProcessIdentity } from '../linux/proc';
 import type { LinuxResources } from '../oci/runtime-spec';
 import { writeFileAtomic } from '../util/atomic-file';
 import { randomHex } from '../util/random';
+import type { PrivilegeOptions } from './options';
 
 export type ContainerStatus = 'creating' | 'created' | 'running' | 'stopped';
 
@@ -30,6 +31,10 @@ export interface ContainerState {
   command: string[];
   /** The limits asked for at run, as `tsrun update` last changed them. */
   resources?: LinuxResources;
+  /** Remove the container once it exits (`run --rm`). */
+  autoRemove?: boolean;
+  /** What exec gives the container's new processes. */
+  privileges?: PrivilegeOptions;
 }
 
 const NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import type { LinuxResources, Mount } from '../oci/runtime-spec';
 import { writeFileAtomic } from '../util/atomic-file';
+import type { PrivilegeOptions } from '../runtime/options';
 
 export type ContainerStatus = 'created' | 'running' | 'exited';
 
@@ -32,6 +33,8 @@ export interface ContainerRecord {
     mounts?: Mount[];
     /** The limits asked for at run, as `tsrun update` last changed them. */
     resources?: LinuxResources;
+    /** What exec gives the container's new processes. */
+    privileges?: PrivilegeOptions;
   };
   state: {
     status: ContainerStatus;

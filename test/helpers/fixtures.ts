@@ -38,11 +38,3 @@ export function describeAsRoot(name: string, body: () => void): void {
   }
 }
 
-/** Waits until `condition` holds, checking every 20 ms; fails naming `what` after `timeoutMs`. */
-export async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

@@ -15,6 +15,8 @@ export interface TempPodman {
   run(image: string, command: string[]): { stdout: string; stderr: string; status: number | null };
   /** The cgroups podman made for its containers and conmon, in every hierarchy. */
   cgroups(): string[];
+  /** The cgroup parent its containers get with run(); pass it as --cgroup-parent /NAME to other runs. */
+  cgroupParent: string;
   /** Resets the storage and removes the dirs and the cgroups podman made. */
   dispose(): void;
 }
@@ -24,15 +26,15 @@ export interface TempPodman {
  * vfs, no events log) and a cgroup parent of its own, so that `dispose`
  * can remove everything it made: nothing of it is left on the host.
  */
-export function tempPodman(dir: string): TempPodman {
+export function tempPodman(dir: string, options: { runtime?: string; eventsBackend?: 'none' | 'file' } = {}): TempPodman {
   const global = [
     '--root', path.join(dir, 'root'),
     '--runroot', path.join(dir, 'run'),
     '--tmpdir', path.join(dir, 'tmp'),
     '--storage-driver', 'vfs',
-    '--events-backend', 'none',
+    '--events-backend', options.eventsBackend ?? 'none',
     // crun 1.8 refuses this host's hybrid cgroups; runc takes them.
-    '--runtime', 'runc',
+    '--runtime', options.runtime ?? 'runc',
     '--cgroup-manager', 'cgroupfs',
   ];
   const env = { ...process.env, XDG_CONFIG_HOME: path.join(dir, 'config') };
@@ -50,6 +52,7 @@ export function tempPodman(dir: string): TempPodman {
   return {
     cli,
     cgroups,
+    cgroupParent,
     run(image, command) {
       const result = spawnSync(
         'podman',

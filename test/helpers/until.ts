@@ -1,10 +1,15 @@
-/** Polls `probe` until it returns a value (not undefined), or fails naming `what` after the timeout. */
-export async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
+/**
+ * Polls `probe` until it gives a value (not undefined or false), for states
+ * another process reaches in its own time (a detached container's log, a
+ * monitor's exit); fails naming `what` after the timeout. Not a timing
+ * assertion: the bound only keeps a broken run from hanging.
+ */
+export async function until<T>(probe: () => T | undefined | false, what: string, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = probe();
-    if (value !== undefined) return value;
+    if (value !== undefined && value !== false) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -1,7 +1,8 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { busyboxRootfs, describeAsRoot, useTempDir, until } from '../helpers/fixtures';
+import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { until } from '../helpers/until';
 import { hostTsrunCgroups } from '../helpers/cgroups';
 import { snapshot } from '../helpers/leaks';
 

@@ -2,7 +2,8 @@ import { ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { CRASH_POINTS, KILL_AT_ENV } from '../../src/util/crash-point';
-import { busyboxRootfs, describeAsRoot, until, useTempDir } from '../helpers/fixtures';
+import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { until } from '../helpers/until';
 import { storeSnapshot, tarOf, writeOciLayout } from '../helpers/images';
 import { checkLeaksAfterEach } from '../helpers/leaks';
 import { useRegistry } from '../helpers/registry';

@@ -8,7 +8,8 @@ import { containerCgroup } from '../../src/runtime/container-cgroup';
 import { inspectContainer } from '../../src/runtime/containers';
 import { Store } from '../../src/storage/store';
 import { hostTsrunCgroups } from '../helpers/cgroups';
-import { busyboxRootfs, describeAsRoot, useTempDir, until } from '../helpers/fixtures';
+import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { until } from '../helpers/until';
 import { checkLeaksAfterEach } from '../helpers/leaks';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');

@@ -185,7 +185,11 @@ describe('validateNamespaces', () => {
     );
   });
 
-  test.each(['pid', 'user', 'cgroup'] as const)('joining a %s namespace by path is refused', (type) => {
-    expect(fieldOf([{ type: 'mount' }, { type, path: '/proc/1/ns/x' }])).toBe('linux.namespaces[1].path');
+  test.each(['pid', 'user', 'cgroup', 'network'] as const)('joining a %s namespace by path is allowed', (type) => {
+    expect(() => validateNamespaces([{ type: 'mount' }, { type, path: '/proc/1/ns/x' }])).not.toThrow();
+  });
+
+  test('joining a pid namespace by path from a new user namespace is refused', () => {
+    expect(fieldOf([{ type: 'user' }, { type: 'pid', path: '/proc/1/ns/pid' }])).toBe('linux.namespaces');
   });
 });

@@ -2,7 +2,7 @@ import type { Options } from 'yargs';
 import type { Container } from '../../runtime/container';
 import type { RunOptions } from '../../runtime/options';
 import { parseUlimit } from '../../linux/rlimits';
-import { run } from '../../runtime/run';
+import { create, parseRestartPolicy, run } from '../../runtime/run';
 import { exitCodeForStartError } from '../../runtime/exit-codes';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
@@ -46,6 +46,9 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   tty: boolean;
   volume: string[];
   mount: string[];
+  detach: boolean;
+  init: boolean;
+  restart: string;
 }
 
 /** The options of `run`, shared with the argv splitter (cli/argv.ts). */
@@ -53,6 +56,9 @@ export const RUN_OPTIONS = {
   rootfs: { type: 'string', describe: 'run on this root filesystem directory instead of an image', requiresArg: true },
   entrypoint: { type: 'string', describe: 'replace the image\'s ENTRYPOINT ("" clears it)' },
   rm: { type: 'boolean', default: false, describe: 'remove the container when it exits' },
+  detach: { alias: 'd', type: 'boolean', default: false, describe: 'run in the background under a monitor and print the container id' },
+  init: { type: 'boolean', default: false, describe: 'run an init inside the container that forwards signals and reaps processes' },
+  restart: { type: 'string', default: 'no', requiresArg: true, describe: 'restart policy of a detached container: no, on-failure[:N], always, unless-stopped' },
   name: { type: 'string', requiresArg: true, describe: 'container name' },
   hostname: { alias: 'h', type: 'string', requiresArg: true, describe: 'container host name (default: short id)' },
   env: { alias: 'e', type: 'string', array: true, default: [] as string[], requiresArg: true, describe: 'set environment variables (KEY=VALUE)' },
@@ -170,52 +176,20 @@ export const runCommand: CliCommand<RunArgs> = {
     const image = argv.rootfs === undefined ? positionals.shift() : undefined;
     if (argv.rootfs === undefined && image === undefined) throw new UsageError('"tsrun run" requires an image (or --rootfs DIR) and a command');
     if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError('"tsrun run" requires a command to run');
+    if (argv.detach) {
+      await createFromArgs(argv, image, positionals, true);
+      return;
+    }
+    if (argv.restart !== 'no') throw new UsageError('--restart needs a detached container (-d): a foreground container ends with its tsrun');
     if (argv.tty && argv.interactive && !process.stdin.isTTY) throw new UsageError('the input device is not a TTY');
     const proxy = new SignalProxy(argv.tty);
     let container;
     try {
-      const volumes = await userVolumes(argv);
-      const { parsePublish } = await import('../../network/ports');
-      const publish = argv.publish.map(parsePublish);
       if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
       container = await run({
-        rootfs: argv.rootfs,
-        image,
-        root: argv.root,
-        args: positionals,
-        entrypoint: argv.entrypoint === undefined ? undefined : argv.entrypoint === '' ? [] : [argv.entrypoint],
-        env: argv.env,
-        cwd: argv.workdir,
-        user: argv.user,
-        hostname: argv.hostname,
-        name: argv.name,
-        network: argv.network ?? process.env.TSRUN_NETWORK ?? (argv.rootfs === undefined ? 'bridge' : 'none'),
-        publish,
-        publishAll: argv['publish-all'],
-        dns: argv.dns,
-        dnsSearch: argv['dns-search'],
-        addHosts: argv['add-host'],
-        pid: argv.pid,
-        ipc: argv.ipc,
-        uts: argv.uts,
-        cgroupns: argv.cgroupns,
-        volumes,
-        readOnly: argv['read-only'],
-        noPivot: argv['no-pivot'],
-        capAdd: argv['cap-add'],
-        capDrop: argv['cap-drop'],
-        privileged: argv.privileged,
-        ...parseSecurityOpts(argv['security-opt']),
-        ulimits: argv.ulimit.map((u, i) => parseUlimit(`--ulimit[${i}]`, u)),
-        devices: argv.device,
-        tmpfs: tmpfsOption(argv.tmpfs),
-        usernsRemap: argv['userns-remap'],
-        autoRemove: argv.rm,
-        ...resourceOptions(argv),
+        ...(await runOptions(argv, image, positionals)),
         stdio: [argv.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
         tty: argv.tty ? (hostTerminalSize(process.stdout) ?? true) : undefined,
-        stateDir: argv.state,
-        logger: argv.logger,
       });
     } catch (err) {
       proxy.close();
@@ -231,5 +205,78 @@ export const runCommand: CliCommand<RunArgs> = {
       disconnect?.();
       proxy.close();
     }
+  },
+};
+
+async function runOptions(argv: RunArgs, image: string | undefined, positionals: string[]): Promise<RunOptions> {
+  const volumes = await userVolumes(argv);
+  const { parsePublish } = await import('../../network/ports');
+  return {
+    rootfs: argv.rootfs,
+    image,
+    root: argv.root,
+    args: positionals,
+    entrypoint: argv.entrypoint === undefined ? undefined : argv.entrypoint === '' ? [] : [argv.entrypoint],
+    env: argv.env,
+    cwd: argv.workdir,
+    user: argv.user,
+    hostname: argv.hostname,
+    name: argv.name,
+    network: argv.network ?? process.env.TSRUN_NETWORK ?? (argv.rootfs === undefined ? 'bridge' : 'none'),
+    publish: argv.publish.map(parsePublish),
+    publishAll: argv['publish-all'],
+    dns: argv.dns,
+    dnsSearch: argv['dns-search'],
+    addHosts: argv['add-host'],
+    pid: argv.pid,
+    ipc: argv.ipc,
+    uts: argv.uts,
+    cgroupns: argv.cgroupns,
+    volumes,
+    readOnly: argv['read-only'],
+    noPivot: argv['no-pivot'],
+    capAdd: argv['cap-add'],
+    capDrop: argv['cap-drop'],
+    privileged: argv.privileged,
+    ...parseSecurityOpts(argv['security-opt']),
+    ulimits: argv.ulimit.map((u, i) => parseUlimit(`--ulimit[${i}]`, u)),
+    devices: argv.device,
+    tmpfs: tmpfsOption(argv.tmpfs),
+    usernsRemap: argv['userns-remap'],
+    init: argv.init,
+    autoRemove: argv.rm,
+    ...resourceOptions(argv),
+    stateDir: argv.state,
+    logger: argv.logger,
+  };
+}
+
+/** `run -d` and `create`: the container's id on stdout once it is created (and, for run, started). */
+async function createFromArgs(argv: RunArgs, image: string | undefined, positionals: string[], start: boolean): Promise<void> {
+  if (argv.tty || argv.interactive) throw new UsageError('-i and -t need a foreground container: tsrun attach to a detached one is not there yet (tsrun exec -it is)');
+  let id: string | undefined;
+  try {
+    if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
+    ({ id } = await create({ ...(await runOptions(argv, image, positionals)), restart: parseRestartPolicy(argv.restart) }));
+    if (start) await (await import('../../runtime/detached')).startContainer(id, { root: argv.root, stateDir: argv.state, logger: argv.logger });
+    process.stdout.write(`${id}\n`);
+  } catch (err) {
+    process.exitCode = reportError(nameTheFlag(err), argv.debug, exitCodeForStartError(err));
+  }
+}
+
+export const createCommand: CliCommand<RunArgs> = {
+  name: 'create',
+  aliases: ['container create'],
+  describe: 'Create a new container, to start later with "tsrun start"',
+  usage: '$0 create [options] IMAGE [COMMAND [ARG...]]\n$0 create [options] --rootfs DIR COMMAND [ARG...]',
+  options: RUN_OPTIONS,
+  containerCommandAfter: 1,
+  async execute(argv) {
+    const positionals = [...argv._, ...(argv['--'] ?? [])].map(String);
+    const image = argv.rootfs === undefined ? positionals.shift() : undefined;
+    if (argv.rootfs === undefined && image === undefined) throw new UsageError('"tsrun create" requires an image (or --rootfs DIR) and a command');
+    if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError('"tsrun create" requires a command to run');
+    await createFromArgs(argv, image, positionals, false);
   },
 };
