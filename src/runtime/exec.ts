@@ -10,8 +10,11 @@ import { JoinedNamespace, buildExecPlan, execCandidates } from './container-plan
 import { ContainerLocation, containerId, containerName, findContainer, ociStatus, runtimeState } from './containers';
 import { checkOperation } from './lifecycle';
 import { StdioOption, processPrivileges } from './options';
-import { spawnContainer } from './spawn';
+import { killAndReap, spawnContainer } from './spawn';
 import { closeAll, setupStdio } from './run';
+import { Terminal } from './terminal';
+import type { TerminalSize } from '../linux/pty';
+import { loadNative } from '../native';
 
 export interface ExecOptions extends ContainerLocation {
   /** The command and its arguments, looked up in the container's PATH. */
@@ -23,6 +26,12 @@ export interface ExecOptions extends ContainerLocation {
   /** `name|uid[:group|gid]` in the container's /etc/passwd (default: the init's user). */
   user?: string;
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
+  /**
+   * A pty of the container's own devpts (`exec -t`), of this size if one is
+   * given: the process's 0, 1 and 2 and controlling terminal; the returned
+   * Container's `terminal` is its master, and `stdio` is not used.
+   */
+  tty?: boolean | TerminalSize;
   /** SIGKILL the process if this one dies (default true). */
   dieWithParent?: boolean;
   logger?: Logger;
@@ -80,6 +89,7 @@ export interface ExecTarget {
 export interface ExecProcess {
   process: Spec['process'];
   stdio: StdioOption | [StdioOption, StdioOption, StdioOption];
+  tty?: boolean | TerminalSize;
   dieWithParent: boolean;
   logger?: Logger;
 }
@@ -107,24 +117,41 @@ export function execProcess(target: ExecTarget, options: ExecProcess): Container
   const logger = options.logger ?? silentLogger;
   const { process } = options;
   if (execCandidates(process.args[0], process.env).length === 0) throw new ValidationError('args[0]', `${process.args[0]}: no PATH in the environment to look it up in`);
-  const stdio = setupStdio(options.stdio);
+  const stdio = setupStdio(options.tty ? 'inherit' : options.stdio);
+  // [runtime end, child end] of the socket the child sends its pty master on.
+  const consoleSocket: number[] = [];
   let spawned;
+  let terminal: Terminal | undefined;
   try {
-    const plan = buildExecPlan(target.namespaces, process, target.seccomp, { stdio: stdio.child, dieWithParent: options.dieWithParent, cgroupJoin: target.cgroup.joinSteps() });
+    if (options.tty) consoleSocket.push(...loadNative().socketPair());
+    const size = typeof options.tty === 'object' ? options.tty : undefined;
+    const plan = buildExecPlan(target.namespaces, process, target.seccomp, {
+      stdio: stdio.child,
+      dieWithParent: options.dieWithParent,
+      cgroupJoin: target.cgroup.joinSteps(),
+      terminal: options.tty ? { consoleFd: consoleSocket[1], size } : undefined,
+    });
     spawned = spawnContainer({ process } as Spec, plan);
+    if (options.tty) {
+      fs.closeSync(consoleSocket.pop() as number);
+      terminal = Terminal.receive(consoleSocket[0]);
+    }
   } catch (err) {
+    // Started, but its terminal could not be received: it must not run on.
+    if (spawned) killAndReap(spawned);
     closeAll(stdio.parent);
     throw err;
   } finally {
     closeAll(stdio.childEnds);
+    closeAll(consoleSocket);
   }
-  logger.debug({ id: target.id, pid: spawned.pid, args: process.args }, 'exec started');
-  const streams: ContainerStdio = {
+  logger.debug({ id: target.id, pid: spawned.pid, args: process.args, tty: terminal !== undefined }, 'exec started');
+  const streams: ContainerStdio = terminal ? { stdin: terminal.stream, stdout: terminal.stream, stderr: null } : {
     stdin: stdio.parent[0] >= 0 ? pipeStream(stdio.parent[0], 'write') : null,
     stdout: stdio.parent[1] >= 0 ? pipeStream(stdio.parent[1], 'read') : null,
     stderr: stdio.parent[2] >= 0 ? pipeStream(stdio.parent[2], 'read') : null,
   };
-  return new Container(target.id, target.name, undefined, spawned, streams, () => undefined, logger);
+  return new Container(target.id, target.name, undefined, spawned, streams, () => undefined, logger, terminal ?? null);
 }
 
 /**
@@ -140,14 +167,16 @@ export async function execInContainer(reference: string, options: ExecOptions): 
   const { pid } = runtimeState(found);
   const root = `/proc/${pid}/root`;
   const user = options.user === undefined ? initUser(pid) : resolveUser(root, options.user);
-  const env = mergeEnv(initEnv(pid), options.env ?? []);
+  // As Docker's exec -t: a terminal type when the environment names none.
+  const termDefault = options.tty ? ['TERM=xterm'] : [];
+  const env = mergeEnv([...termDefault, ...initEnv(pid)], options.env ?? []);
   const cwd = options.cwd ?? (found.kind === 'image' ? found.record.cwd : '/');
   if (!cwd.startsWith('/')) throw new ValidationError('cwd', `${JSON.stringify(cwd)} must be an absolute path`);
   // As Docker's exec: the container's capabilities (a bounding set only for a non-root user), no_new_privs and filter.
   const { capabilities, noNewPrivileges, seccomp } = processPrivileges((found.kind === 'image' ? found.record.hostConfig.privileges : found.state.privileges) ?? {}, user.uid);
   const process: Spec['process'] = { args: [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids }, capabilities, noNewPrivileges };
   const target = { id, name: containerName(found), pid, cgroup: containerCgroup(id), namespaces: namespacesOf(pid), seccomp };
-  return execProcess(target, { process, stdio: options.stdio ?? 'pipe', dieWithParent: options.dieWithParent ?? true, logger: options.logger });
+  return execProcess(target, { process, stdio: options.stdio ?? 'pipe', tty: options.tty, dieWithParent: options.dieWithParent ?? true, logger: options.logger });
 }
 
 /** One process of a container, as `tsrun top` lists it. */

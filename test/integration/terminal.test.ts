@@ -4,55 +4,71 @@ import * as path from 'node:path';
 import { run } from '../../src';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { TmuxSession, hasTmux } from '../helpers/tmux';
 import { until } from '../helpers/until';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
-const hasTmux = spawnSync('tmux', ['-V']).status === 0;
-if (!hasTmux) console.warn('skipped the -it test: tmux is not installed (scripts/setup.sh installs it)');
+if (!hasTmux) console.warn('skipped the -it tests: tmux is not installed (scripts/setup.sh installs it)');
 const withTmux = hasTmux ? test : test.skip;
 
-describeAsRoot('terminals: run -it, -i', () => {
+describeAsRoot('terminals: run -it, -i, exec -it', () => {
   const tmp = useTempDir('tsrun-tty-');
   const state = () => path.join(tmp(), 'state');
   checkLeaksAfterEach();
 
-  withTmux('run -it through a real terminal: window size, resize, /dev/pts tty, exit code; the host mode is restored', async () => {
+  /**
+   * Runs `command` (tsrun's arguments) in a tmux pane whose shell records its
+   * terminal mode around it, types `stty size; tty` into the container's
+   * shell, resizes the window, types `stty size; exit 3`: the sizes, the
+   * tty, the exit code and the mode afterwards must all be right.
+   */
+  async function driveShell(command: string[]): Promise<void> {
     const dir = tmp();
-    const socket = path.join(dir, 'tmux.sock');
     const script = path.join(dir, 'session.sh');
-    // The pane's shell records its terminal mode around tsrun, then waits to be read.
     fs.writeFileSync(
       script,
       [
         `stty -g > ${dir}/mode-before`,
-        `${TSRUN} --state ${state()} run -it --rm --rootfs ${busyboxRootfs()} sh`,
+        [TSRUN, '--state', state(), ...command].join(' '),
         `echo $? > ${dir}/exit-code`,
         `stty -g > ${dir}/mode-after`,
         'exec sleep 600',
       ].join('\n'),
     );
-    const tmux = (...args: string[]): string => {
-      const result = spawnSync('tmux', ['-S', socket, ...args], { encoding: 'utf8' });
-      if (result.status !== 0) throw new Error(`tmux ${args.join(' ')}: ${result.stderr}`);
-      return result.stdout;
-    };
-    const screen = (): string => tmux('capture-pane', '-p', '-J');
-    tmux('new-session', '-d', '-x', '80', '-y', '24', `sh ${script}`);
+    const session = new TmuxSession(dir, script);
     try {
-      await until(() => (/# $/m.test(screen()) ? true : undefined), 'the container shell prompt');
-      tmux('send-keys', '-l', 'stty size; tty\r');
-      await until(() => (/^\/dev\/pts\/\d+$/m.test(screen()) ? true : undefined), 'the output of tty');
-      expect(screen()).toMatch(/^24 80$/m);
-      expect(screen()).toMatch(/^\/dev\/pts\/0$/m);
+      await until(() => (/# $/m.test(session.screen()) ? true : undefined), 'the container shell prompt');
+      session.type('stty size; tty\r');
+      await until(() => (/^\/dev\/pts\/\d+$/m.test(session.screen()) ? true : undefined), 'the output of tty');
+      expect(session.screen()).toMatch(/^24 80$/m);
 
-      tmux('resize-window', '-x', '100', '-y', '30');
-      tmux('send-keys', '-l', 'stty size; exit 3\r');
+      session.resize(100, 30);
+      session.type('stty size; exit 3\r');
       const code = await until(() => (fs.existsSync(`${dir}/mode-after`) ? fs.readFileSync(`${dir}/exit-code`, 'utf8').trim() : undefined), 'tsrun to exit');
-      expect(screen()).toMatch(/^30 100$/m);
+      expect(session.screen()).toMatch(/^30 100$/m);
       expect(code).toBe('3');
       expect(fs.readFileSync(`${dir}/mode-after`, 'utf8')).toBe(fs.readFileSync(`${dir}/mode-before`, 'utf8'));
     } finally {
-      spawnSync('tmux', ['-S', socket, 'kill-server']);
+      session.kill();
+    }
+  }
+
+  withTmux('run -it through a real terminal: window size, resize, /dev/pts tty, exit code; the host mode is restored', async () => {
+    await driveShell(['run', '-it', '--rm', '--rootfs', busyboxRootfs(), 'sh']);
+  });
+
+  withTmux('exec -it into a detached container: a pty of its own devpts, window size, resize, exit code; the host mode is restored', async () => {
+    spawnSync(TSRUN, ['--state', state(), 'run', '-d', '--name', 'box', '--rootfs', busyboxRootfs(), 'sleep', '1000'], { encoding: 'utf8' });
+    try {
+      await driveShell(['exec', '-it', 'box', 'sh']);
+      // The container's init keeps running; its devpts had the exec's pty.
+      const exec = spawnSync(TSRUN, ['--state', state(), 'exec', '-t', 'box', 'sh', '-c', 'tty; ls /dev/pts | tr "\\n" " "; echo $TERM'], { encoding: 'utf8' });
+      expect(exec).toMatchObject({ status: 0, stdout: '/dev/pts/0\r\n0 ptmx xterm\r\n' });
+      const refused = spawnSync(TSRUN, ['--state', state(), 'exec', '-it', 'box', 'sh'], { input: '', encoding: 'utf8' });
+      expect(refused.status).toBe(125);
+      expect(refused.stderr).toMatch(/the input device is not a TTY/);
+    } finally {
+      spawnSync(TSRUN, ['--state', state(), 'rm', '-f', 'box']);
     }
   });
 

@@ -169,6 +169,7 @@ interface ExecArgs extends GlobalArgs {
   workdir?: string;
   user?: string;
   interactive: boolean;
+  tty: boolean;
 }
 
 export const execCommand: CliCommand<ExecArgs> = {
@@ -181,13 +182,16 @@ export const execCommand: CliCommand<ExecArgs> = {
     workdir: { alias: 'w', type: 'string', requiresArg: true, describe: 'working directory inside the container' },
     user: { alias: 'u', type: 'string', requiresArg: true, describe: 'name|uid[:group|gid]' },
     interactive: { alias: 'i', type: 'boolean', default: false, describe: 'keep stdin open (else the command reads /dev/null)' },
+    tty: { alias: 't', type: 'boolean', default: false, describe: 'allocate a pseudo-terminal' },
   },
   containerCommandAfter: 1,
   async execute(argv) {
     const [reference, ...args] = [...argv._, ...(argv['--'] ?? [])].map(String);
     if (reference === undefined || args.length === 0) throw new UsageError('"tsrun exec" requires a container and a command');
+    if (argv.tty && argv.interactive && !process.stdin.isTTY) throw new UsageError('the input device is not a TTY');
     const { execInContainer } = await import('../../runtime/exec');
     const { exitCodeForStartError } = await import('../../runtime/exit-codes');
+    const { connectTerminal, hostTerminalSize } = await import('../../runtime/terminal');
     let process_;
     try {
       process_ = await execInContainer(reference, {
@@ -197,6 +201,7 @@ export const execCommand: CliCommand<ExecArgs> = {
         cwd: argv.workdir,
         user: argv.user,
         stdio: [argv.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
+        tty: argv.tty ? (hostTerminalSize(process.stdout) ?? true) : undefined,
       });
     } catch (err) {
       // As docker exec: 126/127 when the command cannot run, 1 for a container that is missing or not running.
@@ -209,9 +214,11 @@ export const execCommand: CliCommand<ExecArgs> = {
     };
     const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
     signals.forEach((s) => process.on(s, forward));
+    const disconnect = process_.terminal ? connectTerminal(process_.terminal, { stdin: process.stdin, stdout: process.stdout }, { input: argv.interactive }) : undefined;
     try {
       process.exitCode = (await process_.wait()).exitCode;
     } finally {
+      disconnect?.();
       signals.forEach((s) => process.off(s, forward));
     }
   },
