@@ -37,6 +37,7 @@
       "target_name": "tsrun-monitor",
       "type": "executable",
       "sources": [
+        "native/attach_server.cc",
         "native/monitor.cc",
         "native/plan_exec.cc",
         "native/plan_prepare.cc"

@@ -19,9 +19,9 @@ class Fd {
     fd_ = -1;
     return fd;
   }
-  void Reset() {
+  void Reset(int fd = -1) {
     if (fd_ >= 0) close(fd_);
-    fd_ = -1;
+    fd_ = fd;
   }
 
  private:

@@ -3,26 +3,33 @@
 // tsrun-init (`run --init` binds it into the container as /dev/tsrun-init),
 // it is instead a container's PID 1: see RunInit.
 //
-//   tsrun-monitor DIR CLONE_FLAGS [EXIT-COMMAND [ARG...]]
+//   tsrun-monitor [--tty] [--stdin] DIR CLONE_FLAGS [EXIT-COMMAND [ARG...]]
 //
 // Inherited fds:
 //   3  the serialized plan (src/runtime/plan.ts), read to its end
 //   4  the child's end of the sync channel, or closed
 //   5  the report pipe to the creator (MonitorReport records), or closed
 //   6  the exec fifo (O_PATH), which the plan reopens; closed after the clone
+// With --tty the plan's OpenPty step sends the pty master on fd 7, which
+// the monitor sets up for the init: the monitor keeps the master for the
+// container's life. With --stdin (and no --tty) the init's stdin is a pipe
+// the monitor holds. Either way `tsrun attach` reaches the container
+// through DIR/attach.sock (attach_server.h).
 //
 // It clones the container's init with the plan (plan_exec.cc, the same
 // executor as the addon's), so the container is its child: it reaps it,
 // writes its stdout and stderr to DIR/container.log (the CRI log format:
 // "<RFC3339Nano> stdout F line"), then DIR/exit.json, and finally starts
 // EXIT-COMMAND (tsrun's cleanup) without waiting for it. It is statically
-// linked and allocates only at start, so it stays far below 1 MiB of RSS.
+// linked and its buffers are bounded (attach clients' included), so it
+// stays far below 1 MiB of RSS.
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -36,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "attach_server.h"
 #include "fd.h"
 #include "plan_exec.h"
 
@@ -46,6 +54,7 @@ constexpr int kPlanFd = 3;
 constexpr int kSyncFd = 4;
 constexpr int kReportFd = 5;
 constexpr int kFifoFd = 6;
+constexpr int kConsoleFd = 7;
 constexpr size_t kLineMax = 16 * 1024;
 // After the init exited, how long its stdout and stderr may stay open (by
 // processes it left behind in a shared pid namespace) before the monitor stops reading.
@@ -104,14 +113,17 @@ bool WriteFileAtomic(const std::string& path, const std::string& content) {
 }
 
 // One of the init's output streams, cut into CRI log lines.
+// One of the init's output streams (a pipe, or the pty master), cut into
+// CRI log lines and passed on to attached clients.
 class LogStream {
  public:
-  LogStream(const char* name, int fd) : name_(name), fd_(fd) {}
+  LogStream(const char* name, AttachFrame frame, int fd, AttachServer* relay) : name_(name), frame_(frame), fd_(fd), relay_(relay) {}
 
   int fd() const { return fd_.get(); }
   bool open() const { return fd_.get() >= 0; }
+  void Adopt(int fd) { fd_.Reset(fd); }
 
-  // Reads what is there; false at end of file.
+  // Reads what is there; false at end of file (for a pty master: EIO once no process has the slave open).
   bool Read(int log_fd) {
     char buf[8192];
     ssize_t n = read(fd_.get(), buf, sizeof buf);
@@ -121,6 +133,7 @@ class LogStream {
       fd_.Reset();
       return false;
     }
+    relay_->Broadcast(frame_, buf, static_cast<size_t>(n));
     for (ssize_t i = 0; i < n; i++) {
       if (buf[i] == '\n') {
         Flush(log_fd, 'F');
@@ -141,9 +154,47 @@ class LogStream {
   }
 
   std::string name_;
+  AttachFrame frame_;
   Fd fd_;
+  AttachServer* relay_;
   std::string line_;
 };
+
+// The pty master the init's OpenPty step sent on the console socket, or -1.
+int ReceiveMaster(int sock) {
+  char byte;
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  struct msghdr msg = {};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t n;
+  do {
+    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  struct cmsghdr* cmsg = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) return -1;
+  int fd;
+  memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return fd;
+}
+
+// A socket pair whose child end is kConsoleFd, where the plan's OpenPty step
+// expects it; returns the monitor's end. The fds below kConsoleFd may be
+// closed slots of the fd layout, which must stay free.
+int ConsoleSocket() {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return -1;
+  int ours = fcntl(pair[0], F_DUPFD_CLOEXEC, kConsoleFd + 1);
+  int child = dup3(pair[1], kConsoleFd, O_CLOEXEC);
+  close(pair[0]);
+  close(pair[1]);
+  if (ours < 0 || child < 0) return -1;
+  return ours;
+}
 
 bool IsOpen(int fd) { return fcntl(fd, F_GETFD) >= 0; }
 
@@ -248,8 +299,20 @@ int Main(int argc, char** argv) {
   // Whatever else the creator's process had open is not ours to keep (nor the container's).
   close_range(kFifoFd + 1, ~0U, 0);
   int report_fd = IsOpen(kReportFd) ? kReportFd : -1;
+  bool tty = false;
+  bool open_stdin = false;
+  for (; argc > 1 && strncmp(argv[1], "--", 2) == 0; argc--, argv++) {
+    if (strcmp(argv[1], "--tty") == 0) {
+      tty = true;
+    } else if (strcmp(argv[1], "--stdin") == 0) {
+      open_stdin = true;
+    } else {
+      argc = 0;
+      break;
+    }
+  }
   if (argc < 3) {
-    fprintf(stderr, "usage: tsrun-monitor DIR CLONE_FLAGS [EXIT-COMMAND [ARG...]]\n");
+    fprintf(stderr, "usage: tsrun-monitor [--tty] [--stdin] DIR CLONE_FLAGS [EXIT-COMMAND [ARG...]]\n");
     return 125;
   }
   std::string dir = argv[1];
@@ -268,15 +331,25 @@ int Main(int argc, char** argv) {
     Fail(&report_fd, "plan");
   }
 
+  Fd console;
+  if (tty) {
+    console.Reset(ConsoleSocket());
+    if (console.get() < 0) Fail(&report_fd, "console socket");
+  }
   Fd log_fd(open((dir + "/container.log").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
   if (log_fd.get() < 0) Fail(&report_fd, "open container.log");
-  int out_pipe[2], err_pipe[2], error_pipe[2];
+  int out_pipe[2], err_pipe[2], error_pipe[2], stdin_pipe[2] = {-1, -1};
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0 || pipe2(error_pipe, O_CLOEXEC) != 0) Fail(&report_fd, "pipe2");
-  // The init inherits 0, 1 and 2 (its plan keeps them): /dev/null and the log pipes.
+  if (open_stdin && !tty && pipe2(stdin_pipe, O_CLOEXEC) != 0) Fail(&report_fd, "pipe2");
+  // The init inherits 0, 1 and 2 (its plan keeps them, a terminal replaces
+  // them): /dev/null or the stdin pipe, and the log pipes.
   int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(out_pipe[1], 1) < 0 || dup2(err_pipe[1], 2) < 0) Fail(&report_fd, "dup2");
+  if (devnull < 0 || dup2(stdin_pipe[0] >= 0 ? stdin_pipe[0] : devnull, 0) < 0 || dup2(out_pipe[1], 1) < 0 || dup2(err_pipe[1], 2) < 0) Fail(&report_fd, "dup2");
   close(out_pipe[1]);
   close(err_pipe[1]);
+  if (stdin_pipe[0] >= 0) close(stdin_pipe[0]);
+  AttachServer attach;
+  if (!attach.Listen(dir, tty, open_stdin, stdin_pipe[1])) Fail(&report_fd, "listen on attach.sock");
   Fd error_read(error_pipe[0]);
   Fd error_write(error_pipe[1]);
 
@@ -291,11 +364,13 @@ int Main(int argc, char** argv) {
   sigaddset(&chld, SIGCHLD);
   sigprocmask(SIG_SETMASK, &chld, nullptr);
   error_write.Reset();
+  dup2(devnull, 0);
   dup2(devnull, 1);
   dup2(devnull, 2);
   close(devnull);
   close(kSyncFd);
   close(kFifoFd);
+  if (tty) close(kConsoleFd);
   if (init < 0) {
     errno = clone_errno;
     Fail(&report_fd, "clone3");
@@ -306,15 +381,18 @@ int Main(int argc, char** argv) {
   sigemptyset(&only_chld);
   sigaddset(&only_chld, SIGCHLD);
   Fd sigfd(signalfd(-1, &only_chld, SFD_CLOEXEC | SFD_NONBLOCK));
-  LogStream out("stdout", out_pipe[0]);
-  LogStream err("stderr", err_pipe[0]);
+  LogStream out("stdout", kFrameStdout, out_pipe[0], &attach);
+  LogStream err("stderr", kFrameStderr, err_pipe[0], &attach);
+  LogStream terminal("stdout", kFrameStdout, -1, &attach);
   bool exited = false;
   int status = 0;
   struct timespec exit_time = {};
+  constexpr size_t kOwnFds = 6;
   for (;;) {
-    if (exited && !out.open() && !err.open()) break;
-    struct pollfd fds[4] = {
-        {sigfd.get(), POLLIN, 0}, {error_read.get(), POLLIN, 0}, {out.fd(), POLLIN, 0}, {err.fd(), POLLIN, 0}};
+    if (exited && !out.open() && !err.open() && !terminal.open()) break;
+    struct pollfd fds[kOwnFds + AttachServer::kPollCount] = {{sigfd.get(), POLLIN, 0}, {error_read.get(), POLLIN, 0}, {out.fd(), POLLIN, 0},
+                                                              {err.fd(), POLLIN, 0},   {console.get(), POLLIN, 0},  {terminal.fd(), POLLIN, 0}};
+    attach.Poll(fds + kOwnFds);
     int timeout = -1;
     if (exited) {
       struct timespec now;
@@ -323,7 +401,7 @@ int Main(int argc, char** argv) {
       if (elapsed >= kDrainMs) break;
       timeout = static_cast<int>(kDrainMs - elapsed);
     }
-    int ready = poll(fds, 4, timeout);
+    int ready = poll(fds, sizeof fds / sizeof fds[0], timeout);
     if (ready < 0 && errno == EINTR) continue;
     if (ready < 0) Fail(&report_fd, "poll");
     if (ready == 0) continue;
@@ -343,6 +421,17 @@ int Main(int argc, char** argv) {
     }
     if (fds[2].revents != 0) out.Read(log_fd.get());
     if (fds[3].revents != 0) err.Read(log_fd.get());
+    if (fds[4].revents != 0) {
+      // The init sends its terminal just before it execs, or closes the socket failing.
+      int master = ReceiveMaster(console.get());
+      console.Reset();
+      if (master >= 0) {
+        terminal.Adopt(master);
+        attach.SetMaster(master);
+      }
+    }
+    if (fds[5].revents != 0 && !terminal.Read(log_fd.get())) attach.SetMaster(-1);
+    attach.Handle(fds + kOwnFds);
     if (fds[0].revents != 0) {
       struct signalfd_siginfo info;
       while (read(sigfd.get(), &info, sizeof info) > 0) {
@@ -369,6 +458,7 @@ int Main(int argc, char** argv) {
   std::string signal_json = WIFSIGNALED(status) ? std::to_string(WTERMSIG(status)) : "null";
   WriteFileAtomic(dir + "/exit.json", "{\"exitCode\":" + std::to_string(code) + ",\"signal\":" + signal_json +
                                           ",\"finishedAt\":\"" + Timestamp() + "\"}\n");
+  attach.Exit(code);
   if (argc > 3) StartExitCommand(argv + 3);
   return 0;
 }
