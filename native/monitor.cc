@@ -189,10 +189,12 @@ int ConsoleSocket() {
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) return -1;
   int ours = fcntl(pair[0], F_DUPFD_CLOEXEC, kConsoleFd + 1);
-  int child = dup3(pair[1], kConsoleFd, O_CLOEXEC);
   close(pair[0]);
-  close(pair[1]);
-  if (ours < 0 || child < 0) return -1;
+  if (pair[1] != kConsoleFd) {
+    int child = dup3(pair[1], kConsoleFd, O_CLOEXEC);
+    close(pair[1]);
+    if (child < 0) ours = -1;
+  }
   return ours;
 }
 

@@ -8,7 +8,7 @@ import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand
 import { statsCommand, updateCommand } from './commands/resources';
 import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
 import { createCommand, runCommand } from './commands/run';
-import { containerCleanupCommand, execCommand, killCommand, logsCommand, restartCommand, startCommand, stopCommand, topCommand, waitCommand } from './commands/lifecycle';
+import { attachCommand, containerCleanupCommand, execCommand, killCommand, logsCommand, restartCommand, startCommand, stopCommand, topCommand, waitCommand } from './commands/lifecycle';
 import { systemCheckCommand, systemDfCommand, systemPruneCommand } from './commands/system';
 import { networkCheckCommand, networkCreateCommand, networkInspectCommand, networkLsCommand, networkRmCommand } from './commands/networks';
 import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumeRmCommand } from './commands/volumes';
@@ -35,6 +35,7 @@ const COMMANDS: CliCommand<never>[] = [
   waitCommand,
   logsCommand,
   execCommand,
+  attachCommand,
   topCommand,
   containerCleanupCommand,
   psCommand,

@@ -7,7 +7,7 @@ import { StateError } from '../errors';
  */
 export type OciStatus = 'creating' | 'created' | 'running' | 'paused' | 'stopped';
 
-export type Operation = 'start' | 'kill' | 'stop' | 'exec' | 'pause' | 'resume' | 'delete' | 'remove' | 'wait' | 'restart';
+export type Operation = 'start' | 'kill' | 'stop' | 'exec' | 'attach' | 'pause' | 'resume' | 'delete' | 'remove' | 'wait' | 'restart';
 
 /**
  * The statuses each operation may start from: the one table every command
@@ -20,6 +20,7 @@ const ALLOWED: Record<Operation, readonly OciStatus[]> = {
   kill: ['created', 'running', 'paused'],
   stop: ['created', 'running', 'paused', 'stopped'],
   exec: ['running'],
+  attach: ['running'],
   pause: ['running'],
   resume: ['paused'],
   delete: ['stopped'],

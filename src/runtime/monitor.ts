@@ -12,10 +12,18 @@ import { SpawnHooks, runParentSide } from './spawn';
 /**
  * The fds tsrun-monitor (native/monitor.cc) gets: the plan, the child's end
  * of the sync channel, the report pipe, and the exec fifo, which the plan
- * reopens as /proc/self/fd/6.
+ * reopens as /proc/self/fd/6. With a terminal, the monitor gives the init
+ * a console socket as fd 7, for the plan's OpenPty step.
  */
 const PLAN_FD = 3;
 export const MONITOR_FIFO_FD = 6;
+export const MONITOR_CONSOLE_FD = 7;
+
+/** What the monitor holds for `tsrun attach`: the init's pty master (run -t), a pipe to its stdin (run -i without -t). */
+export interface MonitorIo {
+  tty: boolean;
+  stdin: boolean;
+}
 
 const O_PATH = 0o10000000;
 const S_IFIFO = 0o010000;
@@ -88,6 +96,11 @@ export class MonitorFiles {
 
   get log(): string {
     return path.join(this.dir, 'container.log');
+  }
+
+  /** Where the monitor listens for `tsrun attach` while the container runs. */
+  get attachSocket(): string {
+    return path.join(this.dir, 'attach.sock');
   }
 
   exists(): boolean {
@@ -172,7 +185,7 @@ export interface MonitoredInit {
  * of the plan (a user namespace's id maps) is done here, over the sync
  * channel the monitor hands to the init.
  */
-export function createMonitored(spec: Spec, plan: ContainerPlan, files: MonitorFiles, exitCommand: string[], hooks: SpawnHooks = {}): MonitoredInit {
+export function createMonitored(spec: Spec, plan: ContainerPlan, files: MonitorFiles, exitCommand: string[], io: MonitorIo, hooks: SpawnHooks = {}): MonitoredInit {
   const native = loadNative();
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const childProcess = require('node:child_process') as typeof import('node:child_process');
@@ -201,7 +214,8 @@ export function createMonitored(spec: Spec, plan: ContainerPlan, files: MonitorF
     reportRead = reportReadEnd;
     const stdio = ['ignore', 'ignore', logFd, planFd, syncChild, reportWrite, fifoFd] as const;
     if (stdio.indexOf(planFd) !== PLAN_FD || stdio.indexOf(fifoFd) !== MONITOR_FIFO_FD) throw new Error('monitor fd layout');
-    monitor = childProcess.spawn(monitorBinary(), [files.dir, String(plan.cloneFlags), ...exitCommand], { stdio: [...stdio], detached: true });
+    const flags = [...(io.tty ? ['--tty'] : []), ...(io.stdin ? ['--stdin'] : [])];
+    monitor = childProcess.spawn(monitorBinary(), [...flags, files.dir, String(plan.cloneFlags), ...exitCommand], { stdio: [...stdio], detached: true });
     monitor.unref();
     for (const fd of [planFd, fifoFd, logFd, syncChild, reportWrite]) fs.closeSync(fd);
     opened.splice(0, opened.length, syncParent, reportRead);

@@ -112,6 +112,8 @@ export interface RunOptions extends ResourceOptions {
    * then ignored). A size sets the window before the process starts.
    */
   tty?: boolean | TerminalSize;
+  /** A detached container's stdin stays open for `tsrun attach` (Docker's `-i` with `-d`); without `tty`, a pipe its monitor holds. */
+  openStdin?: boolean;
   /** One value for all three, or one per fd. Default: 'pipe'. */
   stdio?: StdioOption | [StdioOption, StdioOption, StdioOption];
   /** Aborting kills the container with SIGKILL. */

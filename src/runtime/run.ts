@@ -381,7 +381,9 @@ export function stateDirOf(options: Pick<RunOptions, 'stateDir'>): string {
  * waits for startContainer() before it execs. Its parent is a small
  * monitor process (tsrun-monitor) that writes its output to the log and
  * keeps its exit code after this process is gone. stdio options are
- * ignored: the container's stdin is /dev/null, its output goes to the log.
+ * ignored: the container's output goes to the log and to attachContainer()'s
+ * clients; its stdin is /dev/null unless `openStdin` (then attach writes
+ * to it); with `tty`, a pty the monitor holds.
  */
 export async function create(options: RunOptions & { restart?: RestartPolicy }): Promise<CreatedContainer> {
   return createDetached(options);
@@ -393,7 +395,7 @@ type SavedOptions = Omit<RunOptions, 'logger' | 'signal' | 'stdio'> & { restart?
 async function createDetached(options: SavedOptions & Pick<RunOptions, 'logger'>, existing?: Existing): Promise<CreatedContainer> {
   if (options.restart) checkRestartPolicy(options.restart);
   const { id, name, spec, cgroup, lifecycle, pivot, network, logger, fail } = await prepare({ ...options, stdio: 'ignore' }, existing);
-  const { MONITOR_FIFO_FD, MonitorFiles, createMonitored } = await import('./monitor');
+  const { MONITOR_CONSOLE_FD, MONITOR_FIFO_FD, MonitorFiles, createMonitored } = await import('./monitor');
   const files = MonitorFiles.of(stateDirOf(options), id);
   let init;
   try {
@@ -410,8 +412,9 @@ async function createDetached(options: SavedOptions & Pick<RunOptions, 'logger'>
       cgroupJoin: cgroup.joinSteps(),
       execFifoFd: MONITOR_FIFO_FD,
       networkSync: network.attachment !== undefined,
+      terminal: terminalOption(options.tty, MONITOR_CONSOLE_FD),
     });
-    init = createMonitored(spec, plan, files, cleanupCommand(options, id), networkHooks(network));
+    init = createMonitored(spec, plan, files, cleanupCommand(options, id), { tty: Boolean(options.tty), stdin: options.openStdin === true }, networkHooks(network));
   } catch (err) {
     if (!existing) files.remove();
     return fail(err);

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ReadStream, WriteStream } from 'node:tty';
 import type { TerminalSize } from '../linux/pty';
 import { TsrunError } from '../errors';
@@ -43,6 +44,12 @@ export class Terminal {
   }
 }
 
+/** What connectTerminal drives: a container's terminal, here (Terminal) or through its monitor (attach). */
+export interface TerminalEnd {
+  readonly stream: Duplex;
+  resize(size: TerminalSize): void;
+}
+
 /** The host side of `docker run -it` (and of exec -it, attach): where the terminal's traffic goes. */
 export interface HostTerminal {
   stdin: NodeJS.ReadableStream & Partial<Pick<ReadStream, 'isTTY' | 'setRawMode'>>;
@@ -63,7 +70,7 @@ export function hostTerminalSize(stdout: HostTerminal['stdout']): TerminalSize |
  * (parseDetachKeys), typing them calls `onDetach` instead of reaching the
  * container, for attach and detached containers.
  */
-export function connectTerminal(terminal: Terminal, host: HostTerminal, options: { input: boolean; detachKeys?: Buffer; onDetach?: () => void }): () => void {
+export function connectTerminal(terminal: TerminalEnd, host: HostTerminal, options: { input: boolean; detachKeys?: Buffer; onDetach?: () => void }): () => void {
   const { stdin, stdout } = host;
   const raw = options.input && stdin.isTTY === true && typeof stdin.setRawMode === 'function';
   const restore = (): void => {

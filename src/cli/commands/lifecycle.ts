@@ -224,6 +224,81 @@ export const execCommand: CliCommand<ExecArgs> = {
   },
 };
 
+interface AttachArgs extends GlobalArgs {
+  'detach-keys'?: string;
+  'no-stdin': boolean;
+  'sig-proxy': boolean;
+}
+
+/** Signals `attach --sig-proxy` passes to a container without a terminal (with one, ^C is typed input). */
+const PROXIED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+export const attachCommand: CliCommand<AttachArgs> = {
+  name: 'attach',
+  aliases: ['container attach'],
+  describe: "Attach this terminal's input and output to a running detached container",
+  usage: '$0 attach [options] CONTAINER',
+  options: {
+    'detach-keys': { type: 'string', requiresArg: true, describe: 'the keys that detach, leaving the container running (default ctrl-p,ctrl-q)' },
+    'no-stdin': { type: 'boolean', default: false, describe: 'do not attach stdin' },
+    'sig-proxy': { type: 'boolean', default: true, describe: 'pass signals to the container (without a terminal)' },
+  },
+  async execute(argv) {
+    const [reference, ...extra] = argv._.map(String);
+    if (reference === undefined || extra.length > 0) throw new UsageError('"tsrun attach" requires exactly one container');
+    const { DEFAULT_DETACH_KEYS, parseDetachKeys } = await import('../../runtime/detach-keys');
+    const detachKeys = parseDetachKeys(argv['detach-keys'] ?? DEFAULT_DETACH_KEYS);
+    const { attachContainer } = await import('../../runtime/attach');
+    const { connectTerminal, hostTerminalSize } = await import('../../runtime/terminal');
+    let attachment;
+    try {
+      attachment = await attachContainer(reference, location(argv));
+    } catch (err) {
+      process.exitCode = reportError(err, argv.debug, 1);
+      return;
+    }
+    const input = !argv['no-stdin'] && attachment.acceptsInput;
+    if (attachment.tty && input && !process.stdin.isTTY) {
+      attachment.detach();
+      throw new UsageError('the input device is not a TTY');
+    }
+    let disconnect: () => void;
+    if (attachment.tty) {
+      const size = hostTerminalSize(process.stdout);
+      if (size) attachment.resize(size);
+      const session = attachment;
+      disconnect = connectTerminal(attachment, { stdin: process.stdin, stdout: process.stdout }, { input, detachKeys, onDetach: () => session.detach() });
+    } else {
+      attachment.stream.pipe(process.stdout);
+      attachment.stderr.pipe(process.stderr);
+      if (input) process.stdin.pipe(attachment.stream);
+      const { killContainer } = await detached();
+      const forward = (signal: NodeJS.Signals): void => {
+        try {
+          killContainer(reference, signal, location(argv));
+        } catch {
+          // It has exited meanwhile: attach ends with it.
+        }
+      };
+      const signals = argv['sig-proxy'] ? PROXIED : [];
+      signals.forEach((s) => process.on(s, forward));
+      disconnect = () => {
+        signals.forEach((s) => process.off(s, forward));
+        if (input) {
+          process.stdin.unpipe(attachment?.stream);
+          process.stdin.pause();
+        }
+      };
+    }
+    try {
+      const end = await attachment.wait();
+      process.exitCode = end.detached ? 0 : end.exitCode;
+    } finally {
+      disconnect();
+    }
+  },
+};
+
 export const topCommand: CliCommand = {
   name: 'top',
   aliases: ['container top'],

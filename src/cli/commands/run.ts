@@ -253,11 +253,12 @@ async function runOptions(argv: RunArgs, image: string | undefined, positionals:
 
 /** `run -d` and `create`: the container's id on stdout once it is created (and, for run, started). */
 async function createFromArgs(argv: RunArgs, image: string | undefined, positionals: string[], start: boolean): Promise<void> {
-  if (argv.tty || argv.interactive) throw new UsageError('-i and -t need a foreground container: tsrun attach to a detached one is not there yet (tsrun exec -it is)');
   let id: string | undefined;
   try {
     if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
-    ({ id } = await create({ ...(await runOptions(argv, image, positionals)), restart: parseRestartPolicy(argv.restart) }));
+    // -t: a terminal the monitor holds, of this terminal's size until an attach sets its own; -i: stdin open for attach.
+    const io = { tty: argv.tty ? (hostTerminalSize(process.stdout) ?? true) : undefined, openStdin: argv.interactive };
+    ({ id } = await create({ ...(await runOptions(argv, image, positionals)), ...io, restart: parseRestartPolicy(argv.restart) }));
     if (start) await (await import('../../runtime/detached')).startContainer(id, { root: argv.root, stateDir: argv.state, logger: argv.logger });
     process.stdout.write(`${id}\n`);
   } catch (err) {

@@ -1,0 +1,150 @@
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
+import { checkLeaksAfterEach } from '../helpers/leaks';
+import { TmuxSession, hasTmux } from '../helpers/tmux';
+import { until } from '../helpers/until';
+
+const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
+if (!hasTmux) console.warn('skipped the attach -it test: tmux is not installed (scripts/setup.sh installs it)');
+const withTmux = hasTmux ? test : test.skip;
+
+interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The pid of the container's monitor, whose command line names the container's directory. */
+function monitorOf(id: string): number | undefined {
+  for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmdline.includes(id) && cmdline.split('\0')[0].endsWith('tsrun-monitor')) return Number(entry);
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  return undefined;
+}
+
+describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
+  const tmp = useTempDir('tsrun-attach-');
+  const root = () => path.join(tmp(), 'store');
+  const stateDir = () => path.join(tmp(), 'state');
+  checkLeaksAfterEach();
+
+  const globals = (): string[] => ['--root', root(), '--state', stateDir()];
+  const tsrun = (args: string[], input?: string): CliResult => {
+    const result = spawnSync(TSRUN, [...globals(), ...args], { encoding: 'utf8', timeout: 60_000, input });
+    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+  };
+  const ok = (...args: string[]): string => {
+    const result = tsrun(args);
+    if (result.status !== 0) throw new Error(`tsrun ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+    return result.stdout;
+  };
+  const status = (name: string): string => (JSON.parse(ok('inspect', name))[0] as { State: { Status: string } }).State.Status;
+
+  withTmux('run -dit, then attach through a real terminal: typed commands run, ctrl-p ctrl-q detaches and the container runs on; attached again, exit 4 ends attach with 4', async () => {
+    const id = ok('run', '-dit', '--name', 'shell', '--rootfs', busyboxRootfs(), 'sh').trim();
+    const dir = tmp();
+    const script = path.join(dir, 'session.sh');
+    const attach = [TSRUN, ...globals(), 'attach', 'shell'].join(' ');
+    fs.writeFileSync(
+      script,
+      [
+        `stty -g > ${dir}/mode-before`,
+        attach,
+        `echo $? > ${dir}/exit-1`,
+        `stty -g > ${dir}/mode-1`,
+        `while [ ! -e ${dir}/again ]; do sleep 0.1; done`,
+        attach,
+        `echo $? > ${dir}/exit-2`,
+        `stty -g > ${dir}/mode-2`,
+        'exec sleep 600',
+      ].join('\n'),
+    );
+    const session = new TmuxSession(dir, script);
+    try {
+      // Nothing is replayed on attach: the shell's answer to a typed command is what shows it is connected.
+      session.type('echo first-$((6*7)); stty size; tty\r');
+      await until(() => (/^first-42$/m.test(session.screen()) ? true : undefined), 'the output of the first command');
+      await until(() => (/^\/dev\/pts\/0$/m.test(session.screen()) ? true : undefined), 'the output of tty');
+      // attach set the container's window to this terminal's size.
+      expect(session.screen()).toMatch(/^24 80$/m);
+
+      session.keys('C-p', 'C-q');
+      const first = await until(() => fs.existsSync(`${dir}/mode-1`) && fs.readFileSync(`${dir}/exit-1`, 'utf8').trim(), 'attach to detach');
+      expect(first).toBe('0');
+      expect(fs.readFileSync(`${dir}/mode-1`, 'utf8')).toBe(fs.readFileSync(`${dir}/mode-before`, 'utf8'));
+      expect(status('shell')).toBe('running');
+      // The shell typed into stays: its variable is still set on the second attach.
+      fs.writeFileSync(`${dir}/again`, '');
+      session.type('x=second; echo $x-$((1+1))\r');
+      await until(() => (/^second-2$/m.test(session.screen()) ? true : undefined), 'the output of the second attach');
+      const monitor = monitorOf(id);
+      const rssKiB = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${monitor}/status`, 'utf8'))?.[1]);
+      expect(rssKiB).toBeGreaterThan(0);
+      expect(rssKiB).toBeLessThan(3.5 * 1024);
+
+      session.type('exit 4\r');
+      const second = await until(() => fs.existsSync(`${dir}/mode-2`) && fs.readFileSync(`${dir}/exit-2`, 'utf8').trim(), 'attach to end with the container');
+      expect(second).toBe('4');
+      expect(fs.readFileSync(`${dir}/mode-2`, 'utf8')).toBe(fs.readFileSync(`${dir}/mode-before`, 'utf8'));
+      expect(ok('wait', 'shell')).toBe('4\n');
+      // The terminal's output went to the log as well.
+      expect(ok('logs', 'shell')).toMatch(/^first-42\r$/m);
+    } finally {
+      session.kill();
+      tsrun(['rm', '-f', 'shell']);
+    }
+  });
+
+  test('run -di, then attach with piped stdin: its lines reach the container, its end closes the container\'s stdin; stdout and stderr stay apart', () => {
+    ok('run', '-di', '--name', 'reader', '--rootfs', busyboxRootfs(), 'sh', '-c', 'while read line; do echo "got $line"; done; echo "stdin closed" >&2; exit 6');
+    try {
+      const result = tsrun(['attach', 'reader'], 'a\nb\n');
+      expect(result).toEqual({ status: 6, stdout: 'got a\ngot b\n', stderr: 'stdin closed\n' });
+      expect(ok('logs', 'reader')).toBe('got a\ngot b\n');
+    } finally {
+      tsrun(['rm', '-f', 'reader']);
+    }
+  });
+
+  test('create -t, start, attach: output only (no -i), from a pty of the container\'s devpts; the exit code ends it', async () => {
+    ok('create', '-t', '--name', 'waiter', '--rootfs', busyboxRootfs(), 'sh', '-c', 'while [ ! -e /tmp/go ]; do echo waiting; sleep 0.1; done; tty; exit 3');
+    try {
+      ok('start', 'waiter');
+      const attach = spawn(TSRUN, [...globals(), 'attach', 'waiter'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      attach.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      const exited = new Promise<number | null>((resolve) => attach.on('close', resolve));
+      await until(() => output.includes('waiting'), 'the attached output');
+      ok('exec', 'waiter', 'touch', '/tmp/go');
+      expect(await exited).toBe(3);
+      expect(output).toMatch(/\/dev\/pts\/0\r\n$/);
+    } finally {
+      tsrun(['rm', '-f', 'waiter']);
+    }
+  });
+
+  test('attach needs a running detached container: created, exited and foreground ones are refused with the reason', () => {
+    ok('create', '--name', 'idle', '--rootfs', busyboxRootfs(), 'true');
+    try {
+      const created = tsrun(['attach', 'idle']);
+      expect(created.status).toBe(1);
+      expect(created.stderr).toMatch(/cannot attach created container idle: attach needs a running container/);
+      ok('start', 'idle');
+      ok('wait', 'idle');
+      const exited = tsrun(['attach', 'idle']);
+      expect(exited.status).toBe(1);
+      expect(exited.stderr).toMatch(/cannot attach (stopped|exited) container idle/);
+      expect(tsrun(['attach', 'nothing-here'])).toMatchObject({ status: 1, stderr: expect.stringMatching(/nothing-here/) });
+      expect(tsrun(['attach', '--detach-keys', 'ctrl-1', 'idle'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/detach-keys: "ctrl-1" is not a key/) });
+    } finally {
+      tsrun(['rm', '-f', 'idle']);
+    }
+  });
+});
