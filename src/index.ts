@@ -15,6 +15,8 @@ export type { RestartPolicy } from './runtime/run';
 export { ociCreate, ociStart, ociState, ociKill, ociDelete, ociList, ociExec, ociPause, ociResume, ociPids } from './runtime/oci-runtime';
 export type { OciState, CreateOptions as OciCreateOptions } from './runtime/oci-runtime';
 export { containerLogs } from './runtime/logs';
+export { attachContainer, Attachment } from './runtime/attach';
+export type { AttachEnd } from './runtime/attach';
 export { execInContainer, containerProcesses } from './runtime/exec';
 export type { ExecOptions, ContainerProcess } from './runtime/exec';
 export type { LogEntry, LogOptions } from './runtime/logs';

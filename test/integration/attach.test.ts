@@ -130,7 +130,7 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
     }
   });
 
-  test('attach needs a running detached container: created, exited and foreground ones are refused with the reason', () => {
+  test('attach needs a running detached container: created, exited and foreground ones are refused with the reason', async () => {
     ok('create', '--name', 'idle', '--rootfs', busyboxRootfs(), 'true');
     try {
       const created = tsrun(['attach', 'idle']);
@@ -145,6 +145,16 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
       expect(tsrun(['attach', '--detach-keys', 'ctrl-1', 'idle'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/detach-keys: "ctrl-1" is not a key/) });
     } finally {
       tsrun(['rm', '-f', 'idle']);
+    }
+    // A foreground container's output is its own tsrun's.
+    const foreground = spawn(TSRUN, [...globals(), 'run', '--name', 'fg', '--rootfs', busyboxRootfs(), 'sh', '-c', 'trap "exit 0" TERM; while true; do sleep 0.1; done'], { stdio: 'ignore' });
+    const closed = new Promise((resolve) => foreground.on('close', resolve));
+    try {
+      await until(() => tsrun(['inspect', 'fg']).status === 0 && status('fg') === 'running', 'the foreground container to run');
+      expect(tsrun(['attach', 'fg'])).toMatchObject({ status: 1, stderr: expect.stringMatching(/attach: container fg was not started detached/) });
+    } finally {
+      foreground.kill('SIGTERM');
+      await closed;
     }
   });
 });
