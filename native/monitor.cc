@@ -22,7 +22,7 @@
 // "<RFC3339Nano> stdout F line"), then DIR/exit.json, and finally starts
 // EXIT-COMMAND (tsrun's cleanup) without waiting for it. It is statically
 // linked and its buffers are bounded (attach clients' included), so it
-// stays far below 1 MiB of RSS.
+// stays at about 1 MiB of RSS.
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <poll.h>
