@@ -164,17 +164,23 @@ export class Attachment {
   }
 }
 
+export interface AttachOptions extends ContainerLocation {
+  /** A created container too, so that nothing it writes once started is missed (`run -it` attaches, then starts). */
+  created?: boolean;
+}
+
 /**
  * Attaches to a running detached container (`tsrun attach`), through its
  * monitor: its output from now on, its input if it was created with
  * openStdin, its window size if it has a terminal. Docker's detach keys are
  * the caller's to watch for (connectTerminal's detachKeys); detach() leaves.
  */
-export async function attachContainer(reference: string, location: ContainerLocation = {}): Promise<Attachment> {
-  const found = findContainer(reference, location);
+export async function attachContainer(reference: string, options: AttachOptions = {}): Promise<Attachment> {
+  const found = findContainer(reference, options);
   const name = containerName(found);
   if (!found.monitor.exists()) throw new TsrunError(`attach: container ${name} was not started detached (tsrun run -d or create); its own tsrun holds its output`, 'EINVAL');
-  checkOperation(name, ociStatus(found), 'attach');
+  const status = ociStatus(found);
+  if (!(status === 'created' && options.created)) checkOperation(name, status, 'attach');
   const exited = (): StateError => new StateError(name, 'stopped', 'attach', `cannot attach stopped container ${name}: it has exited`);
   const onEnd = (code: number | undefined, detached: boolean): AttachEnd => {
     if (code !== undefined) return { exitCode: code };

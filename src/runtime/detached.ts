@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import type { RestartPolicy } from './run';
-import { TsrunError } from '../errors';
+import { NotFoundError, TsrunError } from '../errors';
 import { silentLogger } from '../logger';
 import { isRunning } from '../linux/proc';
 import { containerCgroup } from './container-cgroup';
@@ -57,10 +57,34 @@ export async function startContainer(reference: string, location: ContainerLocat
 async function awaitCleanup(found: Found, location: ContainerLocation, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { status } = runtimeState(findContainer(containerId(found), location));
+    let current: Found;
+    try {
+      current = findContainer(containerId(found), location);
+    } catch (err) {
+      // Removed by its cleanup (--rm).
+      if (err instanceof NotFoundError) return;
+      throw err;
+    }
+    const { status } = runtimeState(current);
     if (status === 'stopped' || status === 'exited' || Date.now() > deadline) return;
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
+}
+
+/**
+ * Once a detached container has exited: resolves when its cleanup is done
+ * (the exit recorded, the cgroup gone, with --rm the container too), as
+ * `docker run` returns only then.
+ */
+export async function awaitContainerCleanup(id: string, location: ContainerLocation = {}): Promise<void> {
+  let found: Found;
+  try {
+    found = findContainer(id, location);
+  } catch (err) {
+    if (err instanceof NotFoundError) return;
+    throw err;
+  }
+  await awaitCleanup(found, location);
 }
 
 /** `tsrun restart`: stop (SIGTERM, then SIGKILL after the timeout), then start again. */

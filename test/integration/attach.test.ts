@@ -102,6 +102,38 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
     }
   });
 
+  withTmux('run -it with --detach-keys: the keys detach and the container runs on under its monitor; attach --detach-keys comes back to it', async () => {
+    const dir = tmp();
+    const script = path.join(dir, 'session.sh');
+    fs.writeFileSync(
+      script,
+      [
+        [TSRUN, ...globals(), 'run', '-it', '--rm', '--detach-keys', 'ctrl-x,x', '--name', 'fgshell', '--rootfs', busyboxRootfs(), 'sh'].join(' '),
+        `echo $? > ${dir}/exit-1`,
+        [TSRUN, ...globals(), 'attach', '--detach-keys', 'ctrl-x,x', 'fgshell'].join(' '),
+        `echo $? > ${dir}/exit-2`,
+        'exec sleep 600',
+      ].join('\n'),
+    );
+    const session = new TmuxSession(dir, script);
+    try {
+      session.type('x=kept; echo one-$((1+1))\r');
+      await until(() => (/^one-2$/m.test(session.screen()) ? true : undefined), 'the output of the first command');
+      session.keys('C-x', 'x');
+      expect(await until(() => fs.existsSync(`${dir}/exit-1`) && fs.readFileSync(`${dir}/exit-1`, 'utf8').trim(), 'run to detach')).toBe('0');
+      expect(status('fgshell')).toBe('running');
+      session.type('echo $x-$((2+2))\r');
+      await until(() => (/^kept-4$/m.test(session.screen()) ? true : undefined), 'the output in the second attach');
+      session.type('exit 4\r');
+      expect(await until(() => fs.existsSync(`${dir}/exit-2`) && fs.readFileSync(`${dir}/exit-2`, 'utf8').trim(), 'attach to end')).toBe('4');
+      // --rm: removed once it exited.
+      await until(() => tsrun(['inspect', 'fgshell']).status !== 0, 'the container to be removed');
+    } finally {
+      session.kill();
+      tsrun(['rm', '-f', 'fgshell']);
+    }
+  });
+
   test('run -di, then attach with piped stdin: its lines reach the container, its end closes the container\'s stdin; stdout and stderr stay apart', () => {
     ok('run', '-di', '--name', 'reader', '--rootfs', busyboxRootfs(), 'sh', '-c', 'while read line; do echo "got $line"; done; echo "stdin closed" >&2; exit 6');
     try {

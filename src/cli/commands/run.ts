@@ -9,6 +9,7 @@ import { UsageError, reportError } from '../fail';
 import type { PullPolicy } from './registry';
 import type { VolumeMount } from '../../runtime/volumes';
 import { connectTerminal, hostTerminalSize } from '../../runtime/terminal';
+import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../../runtime/detach-keys';
 import { RESOURCE_OPTIONS, ResourceArgs, nameTheFlag, resourceOptions } from '../resource-flags';
 
 interface RunArgs extends GlobalArgs, ResourceArgs {
@@ -47,6 +48,7 @@ interface RunArgs extends GlobalArgs, ResourceArgs {
   volume: string[];
   mount: string[];
   detach: boolean;
+  'detach-keys'?: string;
   init: boolean;
   restart: string;
 }
@@ -57,6 +59,7 @@ export const RUN_OPTIONS = {
   entrypoint: { type: 'string', describe: 'replace the image\'s ENTRYPOINT ("" clears it)' },
   rm: { type: 'boolean', default: false, describe: 'remove the container when it exits' },
   detach: { alias: 'd', type: 'boolean', default: false, describe: 'run in the background under a monitor and print the container id' },
+  'detach-keys': { type: 'string', requiresArg: true, describe: 'with -it: the keys that detach, leaving the container running (default ctrl-p,ctrl-q)' },
   init: { type: 'boolean', default: false, describe: 'run an init inside the container that forwards signals and reaps processes' },
   restart: { type: 'string', default: 'no', requiresArg: true, describe: 'restart policy of a detached container: no, on-failure[:N], always, unless-stopped' },
   name: { type: 'string', requiresArg: true, describe: 'container name' },
@@ -134,7 +137,7 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', '
  * waking Node's inspector).
  */
 class SignalProxy {
-  private target: Container | undefined;
+  private target: Pick<Container, 'kill'> | undefined;
   private readonly held: NodeJS.Signals[] = [];
   private readonly signals: NodeJS.Signals[];
   private readonly forward = (signal: NodeJS.Signals): void => {
@@ -148,7 +151,7 @@ class SignalProxy {
     this.signals.forEach((s) => process.on(s, this.forward));
   }
 
-  attach(container: Container): void {
+  attach(container: Pick<Container, 'kill'>): void {
     this.target = container;
     this.held.splice(0).forEach((s) => container.kill(s));
   }
@@ -182,6 +185,11 @@ export const runCommand: CliCommand<RunArgs> = {
     }
     if (argv.restart !== 'no') throw new UsageError('--restart needs a detached container (-d): a foreground container ends with its tsrun');
     if (argv.tty && argv.interactive && !process.stdin.isTTY) throw new UsageError('the input device is not a TTY');
+    const detachKeys = parseDetachKeys(argv['detach-keys'] ?? DEFAULT_DETACH_KEYS);
+    if (argv.tty && argv.interactive) {
+      await runAttached(argv, image, positionals, detachKeys);
+      return;
+    }
     const proxy = new SignalProxy(argv.tty);
     let container;
     try {
@@ -207,6 +215,55 @@ export const runCommand: CliCommand<RunArgs> = {
     }
   },
 };
+
+/**
+ * `run -it`, as Docker's: the container runs under its monitor, which holds
+ * its terminal; this tsrun attaches to it before it starts, so the detach
+ * keys can leave it running (`tsrun attach` comes back to it). Otherwise
+ * the container's exit ends tsrun with its code.
+ */
+async function runAttached(argv: RunArgs, image: string | undefined, positionals: string[], detachKeys: Buffer): Promise<void> {
+  const proxy = new SignalProxy(true);
+  const location = { root: argv.root, stateDir: argv.state, logger: argv.logger };
+  const { attachContainer } = await import('../../runtime/attach');
+  const { awaitContainerCleanup, killContainer, startContainer } = await import('../../runtime/detached');
+  let attachment;
+  let id: string | undefined;
+  try {
+    if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
+    const created = await create({ ...(await runOptions(argv, image, positionals)), tty: hostTerminalSize(process.stdout) ?? true, openStdin: true });
+    const started = created.id;
+    id = started;
+    attachment = await attachContainer(started, { ...location, created: true });
+    await startContainer(started, location);
+    proxy.attach({
+      kill: (signal) => {
+        try {
+          killContainer(started, signal, location);
+          return true;
+        } catch {
+          // It has exited meanwhile: the attachment ends with it.
+          return false;
+        }
+      },
+    });
+  } catch (err) {
+    attachment?.detach();
+    proxy.close();
+    process.exitCode = reportError(nameTheFlag(err), argv.debug, exitCodeForStartError(err));
+    return;
+  }
+  const session = attachment;
+  const disconnect = connectTerminal(session, { stdin: process.stdin, stdout: process.stdout }, { input: true, detachKeys, onDetach: () => session.detach() });
+  try {
+    const end = await session.wait();
+    process.exitCode = end.detached ? 0 : end.exitCode;
+    if (!end.detached) await awaitContainerCleanup(id as string, location);
+  } finally {
+    disconnect();
+    proxy.close();
+  }
+}
 
 async function runOptions(argv: RunArgs, image: string | undefined, positionals: string[]): Promise<RunOptions> {
   const volumes = await userVolumes(argv);
