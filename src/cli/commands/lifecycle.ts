@@ -263,11 +263,23 @@ export const attachCommand: CliCommand<AttachArgs> = {
       throw new UsageError('the input device is not a TTY');
     }
     let disconnect: () => void;
+    let signalled: number | undefined;
     if (attachment.tty) {
       const size = hostTerminalSize(process.stdout);
       if (size) attachment.resize(size);
       const session = attachment;
-      disconnect = connectTerminal(attachment, { stdin: process.stdin, stdout: process.stdout }, { input, detachKeys, onDetach: () => session.detach() });
+      const undo = connectTerminal(attachment, { stdin: process.stdin, stdout: process.stdout }, { input, detachKeys, onDetach: () => session.detach() });
+      // A terminal's keys reach the container as input; a signal sent to attach itself detaches it, with the terminal's mode restored.
+      const { signalNumber } = await import('../../runtime/signals');
+      const leave = (signal: NodeJS.Signals): void => {
+        signalled = 128 + signalNumber(signal);
+        session.detach();
+      };
+      PROXIED.forEach((s) => process.on(s, leave));
+      disconnect = () => {
+        PROXIED.forEach((s) => process.off(s, leave));
+        undo();
+      };
     } else {
       attachment.stream.pipe(process.stdout);
       attachment.stderr.pipe(process.stderr);
@@ -292,7 +304,7 @@ export const attachCommand: CliCommand<AttachArgs> = {
     }
     try {
       const end = await attachment.wait();
-      process.exitCode = end.detached ? 0 : end.exitCode;
+      process.exitCode = end.detached ? (signalled ?? 0) : end.exitCode;
     } finally {
       disconnect();
     }
