@@ -18,6 +18,7 @@
 #include "errors.h"
 #include "fd.h"
 #include "poll_in.h"
+#include "recv_fd.h"
 
 namespace tsrun {
 
@@ -33,26 +34,10 @@ Napi::Value ReceiveFd(const Napi::CallbackInfo& info) {
   if (ready < 0) ThrowErrno(env, "poll", errno);
   if (ready == 0) ThrowErrno(env, "receive terminal", ETIMEDOUT);
 
-  char byte;
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  ssize_t n;
-  do {
-    n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) ThrowErrno(env, "recvmsg", errno);
-  if (n == 0) return env.Null();
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  if (cmsg == nullptr || cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS) {
-    throw Napi::Error::New(env, "receiveFd: the message carried no file descriptor");
-  }
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(cmsg), sizeof fd);
+  int fd = RecvFd(sock);
+  if (fd < 0 && errno == 0) return env.Null();
+  if (fd < 0 && errno == EPROTO) throw Napi::Error::New(env, "receiveFd: the message carried no file descriptor");
+  if (fd < 0) ThrowErrno(env, "recvmsg", errno);
   return Napi::Number::New(env, fd);
 }
 

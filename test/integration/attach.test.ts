@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
 import { TmuxSession, hasTmux } from '../helpers/tmux';
+import { monitorOf } from '../helpers/processes';
 import { until } from '../helpers/until';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
@@ -16,18 +17,6 @@ interface CliResult {
   stderr: string;
 }
 
-/** The pid of the container's monitor, whose command line names the container's directory. */
-function monitorOf(id: string): number | undefined {
-  for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmdline.includes(id) && cmdline.split('\0')[0].endsWith('tsrun-monitor')) return Number(entry);
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  return undefined;
-}
 
 describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
   const tmp = useTempDir('tsrun-attach-');
@@ -69,7 +58,7 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
     const session = new TmuxSession(dir, script);
     try {
       // Nothing is replayed on attach: the shell's answer to a typed command is what shows it is connected.
-      session.type('echo first-$((6*7)); stty size; tty\r');
+      session.type('x=second; echo first-$((6*7)); stty size; tty\r');
       await until(() => (/^first-42$/m.test(session.screen()) ? true : undefined), 'the output of the first command');
       await until(() => (/^\/dev\/pts\/0$/m.test(session.screen()) ? true : undefined), 'the output of tty');
       // attach set the container's window to this terminal's size.
@@ -82,7 +71,7 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
       expect(status('shell')).toBe('running');
       // The shell typed into stays: its variable is still set on the second attach.
       fs.writeFileSync(`${dir}/again`, '');
-      session.type('x=second; echo $x-$((1+1))\r');
+      session.type('echo $x-$((1+1))\r');
       await until(() => (/^second-2$/m.test(session.screen()) ? true : undefined), 'the output of the second attach');
       const monitor = monitorOf(id);
       const rssKiB = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${monitor}/status`, 'utf8'))?.[1]);

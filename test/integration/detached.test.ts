@@ -8,6 +8,7 @@ import { Store } from '../../src/storage/store';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { hostTsrunCgroups } from '../helpers/cgroups';
 import { checkLeaksAfterEach } from '../helpers/leaks';
+import { monitorOf, processesOf } from '../helpers/processes';
 import { until } from '../helpers/until';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
@@ -19,18 +20,6 @@ interface CliResult {
   stderr: string;
 }
 
-/** A process of this container still alive: its monitor (whose command line names the container's directory) or anything in it. */
-function processesOf(id: string): number[] {
-  const found: number[] = [];
-  for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
-    try {
-      if (fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(id)) found.push(Number(entry));
-    } catch {
-      // Gone while we looked.
-    }
-  }
-  return found;
-}
 
 describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wait, rm', () => {
   const tmp = useTempDir('tsrun-detached-');
@@ -122,7 +111,7 @@ describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wai
   test('the monitor holds the exit code and the log in well under 3.5 MiB', async () => {
     const id = ok('run', '-d', '--name', 'small', '--rootfs', busyboxRootfs(), ...TICKER).trim();
     try {
-      const monitor = await until(() => processesOf(id).find((pid) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('tsrun-monitor')), 'the monitor');
+      const monitor = await until(() => monitorOf(id), 'the monitor');
       const rssKiB = Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${monitor}/status`, 'utf8'))?.[1]);
       expect(rssKiB).toBeGreaterThan(0);
       expect(rssKiB).toBeLessThan(3.5 * 1024);
