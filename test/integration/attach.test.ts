@@ -151,6 +151,22 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
     }
   });
 
+  test('without a terminal, a signal to attach goes to the container (--sig-proxy), whose exit ends attach', async () => {
+    ok('run', '-d', '--name', 'trapper', '--rootfs', busyboxRootfs(), 'sh', '-c', 'trap "echo got TERM; exit 9" TERM; while true; do echo waiting; sleep 0.1; done');
+    try {
+      const attach = spawn(TSRUN, [...globals(), 'attach', 'trapper'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      attach.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+      const exited = new Promise<number | null>((resolve) => attach.on('close', resolve));
+      await until(() => output.includes('waiting'), 'the attached output');
+      attach.kill('SIGTERM');
+      expect(await exited).toBe(9);
+      expect(output).toMatch(/got TERM\n$/);
+    } finally {
+      tsrun(['rm', '-f', 'trapper']);
+    }
+  });
+
   test('attach needs a running detached container: created, exited and foreground ones are refused with the reason', async () => {
     ok('create', '--name', 'idle', '--rootfs', busyboxRootfs(), 'true');
     try {
