@@ -113,7 +113,6 @@ bool WriteFileAtomic(const std::string& path, const std::string& content) {
   return ok && rename(tmp.c_str(), path.c_str()) == 0;
 }
 
-// One of the init's output streams, cut into CRI log lines.
 // One of the init's output streams (a pipe, or the pty master), cut into
 // CRI log lines and passed on to attached clients.
 class LogStream {
