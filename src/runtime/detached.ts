@@ -20,12 +20,17 @@ function requireMonitor(found: Found, what: string): void {
   }
 }
 
+export interface StartHooks {
+  /** Runs once the container is created (anew, for a stopped one), before its init is released: `start -a` attaches here. */
+  beforeStart?: (id: string) => Promise<void>;
+}
+
 /**
  * Starts a container (`tsrun start`) and resolves once its command has
  * exec'd: a created one is released; a stopped one is made anew from what
  * it was created with, as Docker starts an exited container again.
  */
-export async function startContainer(reference: string, location: ContainerLocation = {}): Promise<string> {
+export async function startContainer(reference: string, location: ContainerLocation & StartHooks = {}): Promise<string> {
   let found = findContainer(reference, location);
   const status = ociStatus(found);
   // Docker's start of a running container is a no-op.
@@ -41,6 +46,7 @@ export async function startContainer(reference: string, location: ContainerLocat
     checkOperation(short(found), status, 'start');
   }
   found.monitor.markStopped(false);
+  await location.beforeStart?.(containerId(found));
   const { pid, pidStartTime } = runtimeState(found);
   await releaseInit(found.monitor.fifo, pid, pidStartTime);
   updateRuntimeState(found, location, { status: 'running', startedAt: new Date().toISOString() });

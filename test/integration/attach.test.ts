@@ -134,6 +134,17 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
     }
   });
 
+  test('create -i, start -ai: attached before it starts, nothing is missed; an exited container starts anew attached', () => {
+    ok('create', '-i', '--name', 'once', '--rootfs', busyboxRootfs(), 'sh', '-c', 'echo started; read line; echo "got $line"; exit 2');
+    try {
+      expect(tsrun(['start', '-ai', 'once'], 'first\n')).toEqual({ status: 2, stdout: 'started\ngot first\n', stderr: '' });
+      expect(tsrun(['start', '-ai', 'once'], 'second\n')).toEqual({ status: 2, stdout: 'started\ngot second\n', stderr: '' });
+      expect(tsrun(['start', '-a', 'once', 'other'])).toMatchObject({ status: 125, stderr: expect.stringMatching(/one container at a time/) });
+    } finally {
+      tsrun(['rm', '-f', 'once']);
+    }
+  });
+
   test('create -t, start, attach: output only (no -i), from a pty of the container\'s devpts; the exit code ends it', async () => {
     ok('create', '-t', '--name', 'waiter', '--rootfs', busyboxRootfs(), 'sh', '-c', 'while [ ! -e /tmp/go ]; do echo waiting; sleep 0.1; done; tty; exit 3');
     try {

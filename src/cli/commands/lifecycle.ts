@@ -1,4 +1,5 @@
 import { NotFoundError, StateError } from '../../errors';
+import type { Attachment } from '../../runtime/attach';
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, commandExitCode, reportError } from '../fail';
 
@@ -26,14 +27,44 @@ async function eachContainer(argv: GlobalArgs, command: string, action: (referen
   }
 }
 
-export const startCommand: CliCommand = {
+interface StartArgs extends GlobalArgs {
+  attach: boolean;
+  interactive: boolean;
+  'detach-keys'?: string;
+}
+
+export const startCommand: CliCommand<StartArgs> = {
   name: 'start',
   aliases: ['container start'],
   describe: 'Start one or more created containers',
-  usage: '$0 start CONTAINER [CONTAINER...]',
-  options: {},
+  usage: '$0 start [options] CONTAINER [CONTAINER...]',
+  options: {
+    attach: { alias: 'a', type: 'boolean', default: false, describe: "attach stdout and stderr, and wait for the container's exit" },
+    interactive: { alias: 'i', type: 'boolean', default: false, describe: "attach stdin (the container's, when it was created with -i)" },
+    'detach-keys': { type: 'string', requiresArg: true, describe: 'with -a: the keys that detach, leaving the container running (default ctrl-p,ctrl-q)' },
+  },
   async execute(argv) {
     const { startContainer } = await detached();
+    if (argv.attach || argv.interactive) {
+      const [reference, ...extra] = containersOf(argv, 'start');
+      if (extra.length > 0) throw new UsageError('"tsrun start -a" attaches to one container at a time');
+      const detachKeys = await detachKeysOf(argv);
+      const { attachContainer } = await import('../../runtime/attach');
+      let attachment: Attachment | undefined;
+      try {
+        // Attached before it starts: nothing it writes is missed.
+        await startContainer(reference, { ...location(argv), beforeStart: async (id) => void (attachment = await attachContainer(id, { ...location(argv), created: true })) });
+        // Running already: start was a no-op, attach is not.
+        attachment ??= await attachContainer(reference, location(argv));
+      } catch (err) {
+        attachment?.detach();
+        process.exitCode = reportError(err, argv.debug, commandExitCode(err));
+        return;
+      }
+      const { followAttachment } = await import('../attach-session');
+      process.exitCode = await followAttachment(attachment, { stdin: argv.interactive, detachKeys, sigProxy: true, kill: await signalsTo(reference, argv) });
+      return;
+    }
     await eachContainer(argv, 'start', async (reference) => {
       await startContainer(reference, location(argv));
       process.stdout.write(`${reference}\n`);
@@ -230,9 +261,6 @@ interface AttachArgs extends GlobalArgs {
   'sig-proxy': boolean;
 }
 
-/** Signals `attach --sig-proxy` passes to a container without a terminal (with one, ^C is typed input). */
-const PROXIED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
-
 export const attachCommand: CliCommand<AttachArgs> = {
   name: 'attach',
   aliases: ['container attach'],
@@ -246,10 +274,8 @@ export const attachCommand: CliCommand<AttachArgs> = {
   async execute(argv) {
     const [reference, ...extra] = argv._.map(String);
     if (reference === undefined || extra.length > 0) throw new UsageError('"tsrun attach" requires exactly one container');
-    const { DEFAULT_DETACH_KEYS, parseDetachKeys } = await import('../../runtime/detach-keys');
-    const detachKeys = parseDetachKeys(argv['detach-keys'] ?? DEFAULT_DETACH_KEYS);
+    const detachKeys = await detachKeysOf(argv);
     const { attachContainer } = await import('../../runtime/attach');
-    const { connectTerminal, hostTerminalSize } = await import('../../runtime/terminal');
     let attachment;
     try {
       attachment = await attachContainer(reference, location(argv));
@@ -257,59 +283,27 @@ export const attachCommand: CliCommand<AttachArgs> = {
       process.exitCode = reportError(err, argv.debug, 1);
       return;
     }
-    const input = !argv['no-stdin'] && attachment.acceptsInput;
-    if (attachment.tty && input && !process.stdin.isTTY) {
-      attachment.detach();
-      throw new UsageError('the input device is not a TTY');
-    }
-    let disconnect: () => void;
-    let signalled: number | undefined;
-    if (attachment.tty) {
-      const size = hostTerminalSize(process.stdout);
-      if (size) attachment.resize(size);
-      const session = attachment;
-      const undo = connectTerminal(attachment, { stdin: process.stdin, stdout: process.stdout }, { input, detachKeys, onDetach: () => session.detach() });
-      // A terminal's keys reach the container as input; a signal sent to attach itself detaches it, with the terminal's mode restored.
-      const { signalNumber } = await import('../../runtime/signals');
-      const leave = (signal: NodeJS.Signals): void => {
-        signalled = 128 + signalNumber(signal);
-        session.detach();
-      };
-      PROXIED.forEach((s) => process.on(s, leave));
-      disconnect = () => {
-        PROXIED.forEach((s) => process.off(s, leave));
-        undo();
-      };
-    } else {
-      attachment.stream.pipe(process.stdout);
-      attachment.stderr.pipe(process.stderr);
-      if (input) process.stdin.pipe(attachment.stream);
-      const { killContainer } = await detached();
-      const forward = (signal: NodeJS.Signals): void => {
-        try {
-          killContainer(reference, signal, location(argv));
-        } catch {
-          // It has exited meanwhile: attach ends with it.
-        }
-      };
-      const signals = argv['sig-proxy'] ? PROXIED : [];
-      signals.forEach((s) => process.on(s, forward));
-      disconnect = () => {
-        signals.forEach((s) => process.off(s, forward));
-        if (input) {
-          process.stdin.unpipe(attachment?.stream);
-          process.stdin.pause();
-        }
-      };
-    }
-    try {
-      const end = await attachment.wait();
-      process.exitCode = end.detached ? (signalled ?? 0) : end.exitCode;
-    } finally {
-      disconnect();
-    }
+    const { followAttachment } = await import('../attach-session');
+    process.exitCode = await followAttachment(attachment, { stdin: !argv['no-stdin'], detachKeys, sigProxy: argv['sig-proxy'], kill: await signalsTo(reference, argv) });
   },
 };
+
+async function detachKeysOf(argv: { 'detach-keys'?: string }): Promise<Buffer> {
+  const { DEFAULT_DETACH_KEYS, parseDetachKeys } = await import('../../runtime/detach-keys');
+  return parseDetachKeys(argv['detach-keys'] ?? DEFAULT_DETACH_KEYS);
+}
+
+/** --sig-proxy's way to the container. */
+async function signalsTo(reference: string, argv: GlobalArgs): Promise<(signal: NodeJS.Signals) => void> {
+  const { killContainer } = await detached();
+  return (signal) => {
+    try {
+      killContainer(reference, signal, location(argv));
+    } catch {
+      // It has exited meanwhile: the attachment ends with it.
+    }
+  };
+}
 
 export const topCommand: CliCommand = {
   name: 'top',
