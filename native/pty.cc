@@ -100,6 +100,26 @@ Napi::Value SendFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// connectUnix(path): a connected unix stream socket, close-on-exec; an OCI
+// --console-socket, over which the container's init sends its pty master.
+Napi::Value ConnectUnix(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsString()) ThrowUsage(env, "connectUnix(path: string)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  struct sockaddr_un addr = {};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) ThrowErrno(env, "connect", ENAMETOOLONG, path);
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  Fd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (sock.get() < 0) ThrowErrno(env, "socket", errno);
+  int ret;
+  do {
+    ret = connect(sock.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr);
+  } while (ret != 0 && errno == EINTR);
+  if (ret != 0) ThrowErrno(env, "connect", errno, path);
+  return Napi::Number::New(env, sock.Release());
+}
+
 // setWindowSize(fd, rows, cols): TIOCSWINSZ; the kernel sends SIGWINCH to
 // the terminal's foreground process group.
 Napi::Value SetWindowSize(const Napi::CallbackInfo& info) {

@@ -44,7 +44,7 @@ export interface BuildOptions {
   target?: string;
   /** Build every step, reusing nothing; the results still go into the cache. */
   noCache?: boolean;
-  /** The network of RUN steps: `host` (default, as tsrun has no bridge network yet) or `none`. */
+  /** The network of RUN steps: `host` (default: a step needs no address of its own, and skips a CNI ADD/DEL) or `none`. */
   network?: 'none' | 'host';
   /** The image store (default /var/lib/tsrun, or $TSRUN_ROOT). */
   root?: string;

@@ -11,7 +11,7 @@ import { createCommand, runCommand } from './commands/run';
 import { attachCommand, containerCleanupCommand, execCommand, killCommand, logsCommand, restartCommand, startCommand, stopCommand, topCommand, waitCommand } from './commands/lifecycle';
 import { systemCheckCommand, systemDfCommand, systemPruneCommand } from './commands/system';
 import { networkCheckCommand, networkCreateCommand, networkInspectCommand, networkLsCommand, networkRmCommand } from './commands/networks';
-import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumeRmCommand } from './commands/volumes';
+import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumePruneCommand, volumeRmCommand } from './commands/volumes';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
 
@@ -66,6 +66,7 @@ const COMMANDS: CliCommand<never>[] = [
   volumeLsCommand,
   volumeInspectCommand,
   volumeRmCommand,
+  volumePruneCommand,
   pullCommand,
   pushCommand,
   loginCommand,

@@ -55,6 +55,8 @@ export interface NativeBinding {
   openPty(): { master: number; slave: number; name: string };
   /** Sends fd over a unix socket (SCM_RIGHTS) with `name` as the message (an OCI --console-socket). */
   sendFd(socketPath: string, fd: number, name: string): void;
+  /** A unix stream socket connected to `socketPath`, close-on-exec. */
+  connectUnix(socketPath: string): number;
   /** TIOCSWINSZ on a terminal. */
   setWindowSize(fd: number, rows: number, cols: number): void;
 }

@@ -2,10 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ValidationError } from '../errors';
 import { CAPABILITIES } from '../linux/capabilities';
+import { MOUNT_OPTION_NAMES } from '../linux/mounts';
 import { validateNamespaces } from '../linux/namespaces';
 import { RLIMITS } from '../linux/rlimits';
 import { DEFAULT_PATH, OCI_VERSION, defaultMounts } from './defaults';
-import type { Hook, Hooks, NamespaceType, Spec } from './runtime-spec';
+import type { Hook, Hooks, Mount, NamespaceType, Spec } from './runtime-spec';
 
 /** The runtime-spec versions tsrun-oci reads: 1.0.0 up to 1.3.x. */
 export const OCI_VERSION_MIN = '1.0.0';
@@ -27,6 +28,19 @@ export function checkOciVersion(version: unknown): void {
   const [major, minor] = parts;
   const max = versionParts(OCI_VERSION_MAX) as [number, number, number];
   if (major !== 1 || minor > max[1]) throw new ValidationError('ociVersion', `${version} is not supported (${OCI_VERSION_MIN} to ${max[0]}.${max[1]}.x)`);
+}
+
+/**
+ * A bind mount takes no filesystem data: an option that is not a mount
+ * flag would be dropped without a word, and the container would run
+ * without what it asked for (a typo of "ro", say).
+ */
+function checkBindOptions(mount: Mount, field: string): void {
+  const options = mount.options ?? [];
+  if (mount.type !== 'bind' && !options.includes('bind') && !options.includes('rbind')) return;
+  const known = new Set(MOUNT_OPTION_NAMES);
+  const unknown = options.filter((o) => !known.has(o));
+  if (unknown.length > 0) throw new ValidationError(field, `unknown bind mount option${unknown.length > 1 ? 's' : ''} ${unknown.map((o) => JSON.stringify(o)).join(', ')}`);
 }
 
 /** Refuses names the kernel does not know: a typo must not leave a capability granted or missing unnoticed. */
@@ -94,6 +108,8 @@ export function loadBundleConfig(bundle: string): Spec {
   spec.mounts ??= [];
   spec.mounts.forEach((m, i) => {
     if (typeof m.destination !== 'string' || !m.destination.startsWith('/')) throw new ValidationError(`mounts[${i}].destination`, 'must be an absolute path');
+    if (m.options !== undefined && (!Array.isArray(m.options) || m.options.some((o) => typeof o !== 'string'))) throw new ValidationError(`mounts[${i}].options`, 'must be a list of strings');
+    checkBindOptions(m, `mounts[${i}].options`);
   });
   spec.linux ??= { namespaces: [] };
   spec.linux.namespaces ??= [];

@@ -90,10 +90,10 @@ export function execCandidates(command: string, env: readonly string[]): string[
  *                                     mounts, devices, pivot_root
  *                                     sysctl, read-only and masked paths
  *                                     hostname, loopback
- *                <-- Created          [create/start only]
- *   (start: open the fifo) ------->  open the exec fifo for writing
  *                                     [terminal] setsid, open pty, send
  *                <-- pty master       the master, TIOCSCTTY
+ *                <-- Created          [create/start only]
+ *   (start: open the fifo) ------->  open the exec fifo for writing
  *                                     stdio, close every other fd, rlimits
  *                                     bounding set, groups, gid, uid
  *                                     cwd (inside the root), umask
@@ -138,8 +138,11 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   steps.push(...(options.setupSteps ?? []));
   if (createsNamespace(spec, 'mount')) steps.push(...maskedPathSteps(spec));
   steps.push(...namespaceSetupSteps(spec));
+  // The terminal is there before `start`: an engine (conmon, a shim) waits
+  // for its master on the console socket to say the container is created.
+  if (options.terminal) steps.push(...terminalSteps(options.terminal.consoleFd, options.terminal.size, spec.process.user.uid));
   if (options.execFifoFd !== undefined && !fifoEarly) steps.push(...execFifoSteps(options.execFifoFd));
-  steps.push(...processSteps(spec, options));
+  steps.push(...processSteps(spec, { ...options, terminal: undefined }));
   return { steps, cloneFlags: cloneFlags(spec), mode: userns || options.networkSync || options.execFifoFd !== undefined ? 'fork' : 'vfork' };
 }
 

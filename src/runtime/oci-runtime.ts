@@ -253,20 +253,26 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
   let cgroup: CgroupDriver | undefined;
   let spawned: SpawnedProcess | undefined;
   let fifoFd = -1;
-  let pty: { master: number; slave: number; name: string } | undefined;
+  let consoleFd = -1;
   try {
     store.save(state);
-    if (spec.process.terminal) pty = loadNative().openPty();
+    if (spec.process.terminal) consoleFd = connectConsole(options.consoleSocket as string);
     cgroup = cgroupOf(state);
     for (const warning of cgroup.create(spec.linux.resources ?? {})) logger.warn({ id }, warning);
     loadNative().mknod(store.fifo(id), S_IFIFO | 0o600, 0, 0);
     fifoFd = fs.openSync(store.fifo(id), O_PATH);
     const pivot = !options.noPivot && canPivotRoot();
     spec.mounts = expandCgroupMounts(spec, cgroup, state.cgroup);
-    const stdio: [number, number, number] = pty ? [pty.slave, pty.slave, pty.slave] : [0, 1, 2];
-    const plan = buildContainerPlan(spec, { stdio, dieWithParent: false, pivot, cgroupJoin: cgroup.joinSteps(), execFifoFd: fifoFd, setupSteps: setupSteps(spec), controllingTerminal: pty !== undefined });
+    const plan = buildContainerPlan(spec, {
+      stdio: [0, 1, 2],
+      dieWithParent: false,
+      pivot,
+      cgroupJoin: cgroup.joinSteps(),
+      execFifoFd: fifoFd,
+      setupSteps: setupSteps(spec),
+      terminal: consoleFd >= 0 ? { consoleFd, size: consoleSizeOf(spec.process) } : undefined,
+    });
     spawned = spawnContainer(spec, plan);
-    if (pty) sendConsole(pty, options.consoleSocket as string, spec.process.consoleSize);
     Object.assign(state, { pid: spawned.pid, pidStartTime: processStartTime(spawned.pid) ?? undefined });
     if (spec.process.oomScoreAdj !== undefined) fs.writeFileSync(`/proc/${spawned.pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
     const hookState: OciState = { ...publicState(store, state), status: 'creating', pid: spawned.pid };
@@ -288,8 +294,25 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
     throw err;
   } finally {
     if (fifoFd >= 0) fs.closeSync(fifoFd);
-    if (pty) [pty.master, pty.slave].forEach((fd) => fs.closeSync(fd));
+    if (consoleFd >= 0) fs.closeSync(consoleFd);
   }
+}
+
+/**
+ * The engine's --console-socket, connected: the init allocates its pty in
+ * the container's own devpts (so `tty` names a /dev/pts/N that exists
+ * there) and sends the master over it, as runc's init does.
+ */
+function connectConsole(socket: string): number {
+  try {
+    return loadNative().connectUnix(path.resolve(socket));
+  } catch (err) {
+    throw syscallErrorFrom('console socket', err);
+  }
+}
+
+function consoleSizeOf(process: Spec['process']): { rows: number; cols: number } | undefined {
+  return process.consoleSize ? { rows: process.consoleSize.height, cols: process.consoleSize.width } : undefined;
 }
 
 /** The pty's master goes to the engine, which owns the terminal from then on. */

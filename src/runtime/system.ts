@@ -8,6 +8,8 @@ import { ContainerLocation, abandonedContainerIds, listContainers, removeContain
 import { storeRoot } from './image-container';
 import { removeLeftoverAttachments } from '../network/attachments';
 import { silentLogger } from '../logger';
+import { treeSize } from '../util/tree-size';
+import { pruneVolumes, volumeUsage } from './volumes';
 
 /**
  * Host-wide housekeeping: `tsrun system prune`, `df` and `check`. Prune is
@@ -17,8 +19,10 @@ import { silentLogger } from '../logger';
  */
 
 export interface SystemPruneOptions extends ContainerLocation {
-  /** Every image no container uses, not only the dangling ones (`docker system prune -a`). */
+  /** Every image no container uses, not only the dangling ones (`docker system prune -a`); with `volumes`, unused named volumes too. */
   all?: boolean;
+  /** Also the volumes no container names: anonymous ones (`all`: named ones too). */
+  volumes?: boolean;
 }
 
 export interface SystemPruneResult {
@@ -30,13 +34,14 @@ export interface SystemPruneResult {
   networks: string[];
   /** Image ids, then the diff IDs of the layers that went with them. */
   images: string[];
+  volumes: string[];
   reclaimedBytes: number;
   /** What could not be removed; the rest was. */
   failed: { what: string; error: unknown }[];
 }
 
 export async function pruneSystem(options: SystemPruneOptions = {}): Promise<SystemPruneResult> {
-  const result: SystemPruneResult = { containers: [], cgroups: [], networks: [], images: [], reclaimedBytes: 0, failed: [] };
+  const result: SystemPruneResult = { containers: [], cgroups: [], networks: [], images: [], volumes: [], reclaimedBytes: 0, failed: [] };
   const abandoned = abandonedContainerIds(options);
   for (const container of listContainers(options)) {
     if (!abandoned.has(container.id)) continue;
@@ -59,6 +64,11 @@ export async function pruneSystem(options: SystemPruneOptions = {}): Promise<Sys
     result.images = images.deleted;
     result.reclaimedBytes += images.reclaimedBytes;
   }
+  if (options.volumes) {
+    const volumes = await pruneVolumes({ root: options.root, all: options.all });
+    result.volumes = volumes.removed;
+    result.reclaimedBytes += volumes.reclaimedBytes;
+  }
   return result;
 }
 
@@ -69,8 +79,8 @@ export interface DiskUsageRow {
   reclaimable: number;
 }
 
-/** `docker system df`: images (shared layers once) and containers (their writable layers). */
-export function diskUsage(options: ContainerLocation = {}): { images: DiskUsageRow; containers: DiskUsageRow } {
+/** `docker system df`: images (shared layers once), containers (their writable layers) and volumes. */
+export async function diskUsage(options: ContainerLocation = {}): Promise<{ images: DiskUsageRow; containers: DiskUsageRow; volumes: DiskUsageRow }> {
   const root = storeRoot(options);
   const images = fs.existsSync(root) ? Store.open(root, options.logger).imageUsage() : { total: 0, active: 0, size: 0, reclaimable: 0 };
   const containers = listContainers(options);
@@ -83,6 +93,7 @@ export function diskUsage(options: ContainerLocation = {}): { images: DiskUsageR
       size: sizes.reduce((sum, s) => sum + s.size, 0),
       reclaimable: sizes.filter((s) => !s.running).reduce((sum, s) => sum + s.size, 0),
     },
+    volumes: fs.existsSync(root) ? await volumeUsage({ root: options.root }) : { total: 0, active: 0, size: 0, reclaimable: 0 },
   };
 }
 
@@ -96,18 +107,3 @@ function containerSize(location: ContainerLocation, id: string): number {
   return treeSize(path.join(overlayRoot(storeRoot(location)), id, 'diff'));
 }
 
-function treeSize(dir: string): number {
-  let total = 0;
-  let entries: fs.Dirent[];
-  try {
-    entries = fs.readdirSync(dir, { withFileTypes: true });
-  } catch {
-    return 0;
-  }
-  for (const entry of entries) {
-    const file = path.join(dir, entry.name);
-    if (entry.isDirectory()) total += treeSize(file);
-    else if (entry.isFile()) total += fs.lstatSync(file).size;
-  }
-  return total;
-}

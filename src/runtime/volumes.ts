@@ -8,6 +8,7 @@ import { ContainerStore } from '../storage/containers';
 import { VolumeRecord, VolumeStore } from '../storage/volumes';
 import { withFileLock } from '../util/file-lock';
 import { randomHex } from '../util/random';
+import { treeSize } from '../util/tree-size';
 
 export type Propagation = 'shared' | 'slave' | 'private' | 'rshared' | 'rslave' | 'rprivate';
 
@@ -214,13 +215,56 @@ export function inspectVolume(name: string, options: VolumeLocation = {}): Promi
   return withVolumes(options, (volumes) => volumes.inspect(name));
 }
 
+/** The containers (running or not) that name each volume. */
+function volumeUsers(root: string): Map<string, string[]> {
+  const users = new Map<string, string[]>();
+  for (const record of new ContainerStore(root).list()) {
+    for (const name of record.hostConfig.volumes ?? []) users.set(name, [...(users.get(name) ?? []), record.id]);
+  }
+  return users;
+}
+
 /** Refuses a volume that a container (running or not) still names, unless `force`. */
 export function removeVolume(name: string, options: VolumeLocation & { force?: boolean } = {}): Promise<void> {
+  return withVolumes(options, (volumes, root) => volumes.remove(name, volumeUsers(root).get(name) ?? [], options.force));
+}
+
+export interface VolumeUsage {
+  total: number;
+  /** Named by a container. */
+  active: number;
+  size: number;
+  reclaimable: number;
+}
+
+/** `docker volume prune`: the anonymous volumes no container names (`all`: named ones too); their names and the bytes freed. */
+export function pruneVolumes(options: VolumeLocation & { all?: boolean } = {}): Promise<{ removed: string[]; reclaimedBytes: number }> {
   return withVolumes(options, (volumes, root) => {
-    const users = new ContainerStore(root)
-      .list()
-      .filter((r) => r.hostConfig.volumes?.includes(name))
-      .map((r) => r.id);
-    volumes.remove(name, users, options.force);
+    const users = volumeUsers(root);
+    const removed: string[] = [];
+    let reclaimedBytes = 0;
+    for (const volume of volumes.list()) {
+      if (users.has(volume.Name) || !(volume.Anonymous || options.all)) continue;
+      reclaimedBytes += treeSize(volumes.dataDir(volume.Name));
+      volumes.remove(volume.Name, []);
+      removed.push(volume.Name);
+    }
+    return { removed, reclaimedBytes };
+  });
+}
+
+/** The Local Volumes row of `system df`. */
+export function volumeUsage(options: VolumeLocation = {}): Promise<VolumeUsage> {
+  return withVolumes(options, (volumes, root) => {
+    const users = volumeUsers(root);
+    const usage: VolumeUsage = { total: 0, active: 0, size: 0, reclaimable: 0 };
+    for (const volume of volumes.list()) {
+      const size = treeSize(volumes.dataDir(volume.Name));
+      usage.total++;
+      usage.size += size;
+      if (users.has(volume.Name)) usage.active++;
+      else usage.reclaimable += size;
+    }
+    return usage;
   });
 }

@@ -168,7 +168,8 @@ const newId = (): string => `t${process.pid}-${serial++}`;
     // The shell reads its own cgroup first thing after execve.
     const c = startWithPlan(cg.joinSteps(), ['/bin/sh', '-c', `cat /proc/self/cgroup > ${out}; exec sleep 60`]);
     track(c);
-    await until(() => fs.existsSync(out) && readFile(out).includes('\n'));
+    // cat may not have exited yet when its output is there: wait for the shell alone (then sleep).
+    await until(() => fs.existsSync(out) && readFile(out).includes('\n') && cg.pids().length === 1);
     const lines = readFile(out).split('\n');
     for (const controller of ['memory', 'pids', 'cpu', 'cpuset', 'blkio', 'freezer']) {
       expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^\\d+:([^:]*,)?${controller}(,[^:]*)?:/${PARENT}/${cg.id}$`)));

@@ -182,7 +182,10 @@ describeAsRoot('tsrun CLI', () => {
     const { child, output, exit } = startInBackground(['run', '--name', 'orphan', '--rootfs', busyboxRootfs(), 'sh', '-c', 'echo ready; sleep 1000']);
     await until(() => output().includes('ready'), 'the container to start');
     const id = path.basename(fs.readlinkSync(path.join(state(), 'names', 'orphan')));
-    const { pid } = JSON.parse(fs.readFileSync(path.join(state(), id, 'state.json'), 'utf8')) as { pid: number };
+    const stateOf = (): { status: string; pid: number } => JSON.parse(fs.readFileSync(path.join(state(), id, 'state.json'), 'utf8')) as { status: string; pid: number };
+    // The init may print before its tsrun has recorded it as running.
+    await until(() => stateOf().status === 'running', 'the state to say running');
+    const { pid } = stateOf();
     expect(processAlive(pid)).toBe(true);
     child.kill('SIGKILL');
     await exit;

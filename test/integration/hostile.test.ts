@@ -6,10 +6,13 @@ import { storeSnapshot, tarOf } from '../helpers/images';
 import { checkLeaksAfterEach } from '../helpers/leaks';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
+const TSRUN_OCI = path.resolve(__dirname, '..', '..', 'bin', 'tsrun-oci');
 const FIXTURES = path.resolve(__dirname, '..', 'fixtures', 'hostile');
 
 interface HostileCase {
   name: string;
+  /** `oci`: fed to tsrun-oci (a bundle), whose state root must stay empty; else to tsrun. */
+  runtime?: 'oci';
   args: string[];
   exit: number;
   error: string;
@@ -23,15 +26,22 @@ const TARGETS = ['/etc/tsrun-escaped', '/tmp/tsrun-escaped', '/escaped', path.re
  * The hostile input corpus (test/fixtures/hostile, made by make.py): each
  * case is refused with one clear error line and its exit code, writes
  * nothing outside the store, and leaves the store as it was, which
- * `tsrun system check` confirms.
+ * `tsrun system check` confirms; a bundle leaves no container in
+ * tsrun-oci's state root (and, as every case, no mount, cgroup or process).
  */
 describeAsRoot('hostile input corpus', () => {
   const tmp = useTempDir('tsrun-hostile-');
   checkLeaksAfterEach();
   const root = (): string => path.join(tmp(), 'store');
 
+  const ociRoot = (): string => path.join(tmp(), 'oci');
+
   function tsrun(args: string[]): { status: number | null; stdout: string; stderr: string } {
     return spawnSync(TSRUN, ['--root', root(), '--state', path.join(tmp(), 'state'), ...args], { encoding: 'utf8', input: '', timeout: 60_000 });
+  }
+
+  function tsrunOci(args: string[]): { status: number | null; stdout: string; stderr: string } {
+    return spawnSync(TSRUN_OCI, ['--root', ociRoot(), ...args], { encoding: 'utf8', input: '', timeout: 60_000 });
   }
 
   beforeAll(() => {
@@ -48,14 +58,16 @@ describeAsRoot('hostile input corpus', () => {
 
   test.each(CASES.map((c) => [c.name, c]))('%s', (_, hostile) => {
     const before = storeSnapshot(root());
-    const result = tsrun(hostile.args.map((a) => a.replace('{fixtures}', FIXTURES)));
+    const args = hostile.args.map((a) => a.replace('{fixtures}', FIXTURES));
+    const result = hostile.runtime === 'oci' ? tsrunOci(args) : tsrun(args);
     expect({ status: result.status, stdout: result.stdout }).toEqual({ status: hostile.exit, stdout: '' });
     const lines = result.stderr.split('\n').filter(Boolean);
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^tsrun: /);
+    expect(lines[0]).toMatch(hostile.runtime === 'oci' ? /^tsrun-oci: / : /^tsrun: /);
     expect(lines[0]).toMatch(new RegExp(hostile.error));
     for (const target of TARGETS) expect(fs.existsSync(target)).toBe(false);
     expect(storeSnapshot(root())).toEqual(before);
+    expect(fs.existsSync(ociRoot()) ? fs.readdirSync(ociRoot()) : []).toEqual([]);
     expect(tsrun(['system', 'check'])).toMatchObject({ status: 0, stdout: expect.stringMatching(/^store OK: 1 images, /) });
   });
 });

@@ -6,7 +6,7 @@ import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
 import { TempPodman, tempPodman } from '../helpers/podman';
 
-const OCI = path.resolve(__dirname, '..', '..', 'bin', 'tsrun-oci');
+const OCI = process.env.OCI_UNDER_TEST ?? path.resolve(__dirname, '..', '..', 'bin', 'tsrun-oci');
 
 /** Debian's podman, installed when missing (as scripts/setup.sh would). */
 function ensurePodman(): boolean {
@@ -49,6 +49,11 @@ describeWithPodman('podman with --runtime tsrun-oci', () => {
   test('run --rm IMAGE echo hi prints hi', () => {
     expect(podman.cli('run', '--rm', ...runFlags(), 'localhost/busybox:podman', 'echo', 'hi')).toBe('hi\n');
   }, 120_000);
+
+  test('run -t: the container has a terminal of its own devpts, whose master conmon got over the console socket', () => {
+    const output = podman.cli('run', '--rm', '-t', ...runFlags(), 'localhost/busybox:podman', 'sh', '-c', '[ -t 0 ] && echo tty-in; tty').replace(/\r/g, '');
+    expect(output).toBe('tty-in\n/dev/pts/0\n');
+  }, 30_000);
 
   test('run -d, exec, logs, stop: the container ends with 137 or 143 and rm leaves nothing', () => {
     const id = podman.cli('run', '-d', '--name', 'web', ...runFlags(), 'localhost/busybox:podman', 'sh', '-c', 'while true; do echo tick; sleep 1; done').trim();

@@ -173,7 +173,7 @@ describeAsRoot('resource limits: run with limits, stats, update, and the cgroups
     expect(containerCgroup(container.id).stats().pids).toEqual({ current: 19, limit: 20 });
   });
 
-  test('--cpus 0.5: a busy loop gets 0.45-0.55 of a CPU over 3 s by the cgroup\'s own counter', async () => {
+  test('--cpus 0.5: a busy loop gets at most 0.55 of a CPU over 3 s by the cgroup\'s own counter, and is throttled', async () => {
     const { container } = await start(['sh', '-c', 'while :; do :; done'], { cpus: '0.5' });
     const cgroup = containerCgroup(container.id);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -182,8 +182,10 @@ describeAsRoot('resource limits: run with limits, stats, update, and the cgroups
     await new Promise((resolve) => setTimeout(resolve, 3000));
     const second = sampleStats(cgroup);
     const ratio = (second.stats.cpu.usageNs - first.stats.cpu.usageNs) / Number(process.hrtime.bigint() - t0);
-    expect(ratio).toBeGreaterThanOrEqual(0.45);
     expect(ratio).toBeLessThanOrEqual(0.55);
+    // The quota, not a busy host, holds it back (a loaded host may give it less than its half).
+    expect(second.stats.cpu.throttledPeriods).toBeGreaterThan(first.stats.cpu.throttledPeriods);
+    expect(ratio).toBeGreaterThanOrEqual(0.25);
   });
 
   test('--cpuset-cpus 0 pins the container to CPU 0', async () => {
@@ -351,8 +353,9 @@ describeAsRoot('resource limits: run with limits, stats, update, and the cgroups
     expect(result.status).toBe(0);
     expect(cgroupDirs(id)).toEqual([]);
     if (command[0] === 'system') {
-      // The container its tsrun abandoned goes with its cgroup.
-      expect(result.stdout).toBe(`Deleted Containers:\n${id}\n\nTotal reclaimed space: 0B\n`);
+      // The container its tsrun abandoned goes with its cgroup (and so do the file's exited containers).
+      expect(result.stdout).toMatch(/^Deleted Containers:\n/);
+      expect(result.stdout.split('\n')).toContain(id);
       expect(tsrun('ps', '-a', '-q').stdout).not.toContain(id.slice(0, 12));
     } else {
       expect(tsrun('rm', name).status).toBe(0);

@@ -149,10 +149,30 @@ describeAsRoot('tsrun system check, df and prune', () => {
   test('system df: images with shared layers once, containers by their writable layers', () => {
     const df = tsrun(pristine(), 'system', 'df');
     expect(df.status).toBe(0);
-    const [header, images, containers] = df.stdout.trimEnd().split('\n');
+    const [header, images, containers, volumes] = df.stdout.trimEnd().split('\n');
     expect(header).toMatch(/^TYPE\s+TOTAL\s+ACTIVE\s+SIZE\s+RECLAIMABLE$/);
     expect(images).toMatch(/^Images\s+2\s+1\s+\d+(\.\d+)?MB\s+\d+(\.\d+)?kB \(0%\)$/);
     expect(containers).toMatch(/^Containers\s+1\s+0\s+2B\s+2B \(100%\)$/);
+    expect(volumes).toMatch(/^Local Volumes\s+0\s+0\s+0B\s+0B$/);
+  });
+
+  test('--volumes: prune takes the anonymous volumes no container uses; volume prune -a the named ones too; df counts them', () => {
+    const root = copy();
+    const run = (...args: string[]): void => expect(tsrun(root, 'run', '--network', 'none', ...args)).toMatchObject({ status: 0 });
+    expect(tsrun(root, 'volume', 'create', 'kept').status).toBe(0);
+    run('--name', 'user', '-v', 'used:/data', 'busybox:base', 'sh', '-c', 'echo 1234 > /data/f');
+    run('--name', 'anon', '-v', '/scratch', 'busybox:base', 'sh', '-c', 'echo 12345678 > /scratch/f');
+    expect(tsrun(root, 'rm', 'anon').status).toBe(0);
+    const anonymous = tsrun(root, 'volume', 'ls', '-q').stdout.split('\n').filter((n) => n && !['kept', 'used'].includes(n));
+    expect(anonymous).toHaveLength(1);
+    expect(tsrun(root, 'system', 'df').stdout).toMatch(/\nLocal Volumes\s+3\s+1\s+14B\s+9B \(64%\)\n$/);
+
+    const pruned = tsrun(root, 'system', 'prune', '-f', '--volumes');
+    expect(pruned.status).toBe(0);
+    expect(pruned.stdout).toContain(`Deleted Volumes:\n${anonymous[0]}\n\n`);
+    expect(tsrun(root, 'volume', 'ls', '-q').stdout).toBe('kept\nused\n');
+    expect(tsrun(root, 'volume', 'prune', '-a', '-f')).toMatchObject({ status: 0, stdout: 'Deleted Volumes:\nkept\nused\n\nTotal reclaimed space: 5B\n' });
+    expect(tsrun(root, 'volume', 'ls', '-q').stdout).toBe('');
   });
 
   test('system prune asks first; -f removes the stopped container and dangling images, -a every unused image', () => {

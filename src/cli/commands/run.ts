@@ -167,6 +167,15 @@ async function userVolumes(argv: RunArgs): Promise<VolumeMount[]> {
   return [...argv.volume.map(parseVolumeFlag), ...argv.mount.map(parseMountFlag)];
 }
 
+/** The image (none with --rootfs) and the command after it. */
+function imageAndCommand(argv: RunArgs, command: string): { image: string | undefined; positionals: string[] } {
+  const positionals = [...argv._, ...(argv['--'] ?? [])].map(String);
+  const image = argv.rootfs === undefined ? positionals.shift() : undefined;
+  if (argv.rootfs === undefined && image === undefined) throw new UsageError(`"tsrun ${command}" requires an image (or --rootfs DIR) and a command`);
+  if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError(`"tsrun ${command}" requires a command to run`);
+  return { image, positionals };
+}
+
 export const runCommand: CliCommand<RunArgs> = {
   name: 'run',
   describe: 'Run a command in a new container',
@@ -175,10 +184,7 @@ export const runCommand: CliCommand<RunArgs> = {
   // The image; with --rootfs, this first positional is the command itself.
   containerCommandAfter: 1,
   async execute(argv) {
-    const positionals = [...argv._, ...(argv['--'] ?? [])].map(String);
-    const image = argv.rootfs === undefined ? positionals.shift() : undefined;
-    if (argv.rootfs === undefined && image === undefined) throw new UsageError('"tsrun run" requires an image (or --rootfs DIR) and a command');
-    if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError('"tsrun run" requires a command to run');
+    const { image, positionals } = imageAndCommand(argv, 'run');
     if (argv.detach) {
       await createFromArgs(argv, image, positionals, true);
       return;
@@ -331,10 +337,7 @@ export const createCommand: CliCommand<RunArgs> = {
   options: RUN_OPTIONS,
   containerCommandAfter: 1,
   async execute(argv) {
-    const positionals = [...argv._, ...(argv['--'] ?? [])].map(String);
-    const image = argv.rootfs === undefined ? positionals.shift() : undefined;
-    if (argv.rootfs === undefined && image === undefined) throw new UsageError('"tsrun create" requires an image (or --rootfs DIR) and a command');
-    if (argv.rootfs !== undefined && positionals.length === 0) throw new UsageError('"tsrun create" requires a command to run');
+    const { image, positionals } = imageAndCommand(argv, 'create');
     await createFromArgs(argv, image, positionals, false);
   },
 };

@@ -6,28 +6,32 @@ import { confirm } from '../prompt';
 interface SystemPruneArgs extends GlobalArgs {
   all: boolean;
   force: boolean;
+  volumes: boolean;
 }
 
 export const systemPruneCommand: CliCommand<SystemPruneArgs> = {
   name: 'system prune',
   describe: 'Remove stopped containers, dangling images, and what killed tsrun processes left behind',
-  usage: '$0 system prune [-a] [-f]',
+  usage: '$0 system prune [-a] [-f] [--volumes]',
   options: {
-    all: { alias: 'a', type: 'boolean', default: false, describe: 'remove every image no container uses, not only dangling ones' },
+    all: { alias: 'a', type: 'boolean', default: false, describe: 'remove every image no container uses, not only dangling ones (with --volumes: named volumes too)' },
+    volumes: { type: 'boolean', default: false, describe: 'also remove volumes no container uses' },
     force: { alias: 'f', type: 'boolean', default: false, describe: 'do not prompt for confirmation' },
   },
   async execute(argv) {
     if (argv._.length > 0) throw new UsageError('"tsrun system prune" takes no arguments');
     const images = argv.all ? 'all images without at least one container associated to them' : 'all dangling images';
-    const warning = `WARNING! This will remove:\n  - all stopped containers\n  - ${images}\n  - what killed tsrun processes left (cgroups, mounts, network attachments, staging)\n\nAre you sure you want to continue? [y/N] `;
+    const volumes = argv.volumes ? `  - all ${argv.all ? '' : 'anonymous '}volumes not used by at least one container\n` : '';
+    const warning = `WARNING! This will remove:\n  - all stopped containers\n${volumes}  - ${images}\n  - what killed tsrun processes left (cgroups, mounts, network attachments, staging)\n\nAre you sure you want to continue? [y/N] `;
     if (!argv.force && !(await confirm(warning))) return;
     const { pruneSystem } = await import('../../runtime/system');
-    const result = await pruneSystem({ root: argv.root, stateDir: argv.state, logger: argv.logger, all: argv.all });
+    const result = await pruneSystem({ root: argv.root, stateDir: argv.state, logger: argv.logger, all: argv.all, volumes: argv.volumes });
     const section = (title: string, lines: string[]): string => (lines.length > 0 ? `${title}:\n${lines.map((l) => `${l}\n`).join('')}\n` : '');
     process.stdout.write(
       section('Deleted Containers', result.containers) +
         section('Deleted cgroups', result.cgroups) +
         section('Detached from their networks', result.networks) +
+        section('Deleted Volumes', result.volumes) +
         section('Deleted Images', result.images.map((id) => `deleted: ${id}`)) +
         `Total reclaimed space: ${humanSize(result.reclaimedBytes)}\n`,
     );
@@ -43,7 +47,7 @@ export const systemDfCommand: CliCommand = {
   async execute(argv) {
     if (argv._.length > 0) throw new UsageError('"tsrun system df" takes no arguments');
     const { diskUsage } = await import('../../runtime/system');
-    const usage = diskUsage({ root: argv.root, stateDir: argv.state, logger: argv.logger });
+    const usage = await diskUsage({ root: argv.root, stateDir: argv.state, logger: argv.logger });
     const row = (type: string, u: { total: number; active: number; size: number; reclaimable: number }): string[] => [
       type,
       String(u.total),
@@ -51,7 +55,7 @@ export const systemDfCommand: CliCommand = {
       humanSize(u.size),
       `${humanSize(u.reclaimable)}${u.size > 0 ? ` (${Math.round((100 * u.reclaimable) / u.size)}%)` : ''}`,
     ];
-    process.stdout.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], [row('Images', usage.images), row('Containers', usage.containers)]));
+    process.stdout.write(table(['TYPE', 'TOTAL', 'ACTIVE', 'SIZE', 'RECLAIMABLE'], [row('Images', usage.images), row('Containers', usage.containers), row('Local Volumes', usage.volumes)]));
   },
 };
 

@@ -1,6 +1,7 @@
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, eachReported } from '../fail';
-import { table } from '../format';
+import { humanSize, table } from '../format';
+import { confirm } from '../prompt';
 
 const volumes = (): Promise<typeof import('../../runtime/volumes')> => import('../../runtime/volumes');
 
@@ -76,5 +77,28 @@ export const volumeRmCommand: CliCommand<RmArgs> = {
       await removeVolume(name, { root: argv.root, force: argv.force });
       process.stdout.write(`${name}\n`);
     });
+  },
+};
+
+interface PruneArgs extends GlobalArgs {
+  all: boolean;
+  force: boolean;
+}
+
+export const volumePruneCommand: CliCommand<PruneArgs> = {
+  name: 'volume prune',
+  describe: 'Remove the volumes no container uses',
+  usage: '$0 volume prune [-a] [-f]',
+  options: {
+    all: { alias: 'a', type: 'boolean', default: false, describe: 'named volumes too, not only anonymous ones' },
+    force: { alias: 'f', type: 'boolean', default: false, describe: 'do not prompt for confirmation' },
+  },
+  async execute(argv) {
+    if (argv._.length > 0) throw new UsageError('"tsrun volume prune" takes no arguments');
+    const warning = `WARNING! This will remove ${argv.all ? 'all' : 'anonymous'} local volumes not used by at least one container.\nAre you sure you want to continue? [y/N] `;
+    if (!argv.force && !(await confirm(warning))) return;
+    const { pruneVolumes } = await volumes();
+    const { removed, reclaimedBytes } = await pruneVolumes({ root: argv.root, all: argv.all });
+    process.stdout.write(`${removed.length > 0 ? `Deleted Volumes:\n${removed.map((n) => `${n}\n`).join('')}\n` : ''}Total reclaimed space: ${humanSize(reclaimedBytes)}\n`);
   },
 };
