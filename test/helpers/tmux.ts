@@ -1,8 +1,14 @@
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 /** Whether tmux is installed (scripts/setup.sh installs it); tests that need a real terminal skip with a message without it. */
 export const hasTmux = spawnSync('tmux', ['-V']).status === 0;
+
+/** Whether the pane's script has written `file` to its end: a shell's `> file` creates it empty first. */
+export function written(file: string): boolean {
+  return fs.existsSync(file) && fs.readFileSync(file, 'utf8').endsWith('\n');
+}
 
 /**
  * A tmux server of its own (a socket in `dir`) whose one pane runs a

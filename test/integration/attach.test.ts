@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
-import { TmuxSession, hasTmux } from '../helpers/tmux';
+import { TmuxSession, hasTmux, written } from '../helpers/tmux';
 import { monitorOf } from '../helpers/processes';
 import { until } from '../helpers/until';
 
@@ -65,7 +65,7 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
       expect(session.screen()).toMatch(/^24 80$/m);
 
       session.keys('C-p', 'C-q');
-      const first = await until(() => fs.existsSync(`${dir}/mode-1`) && fs.readFileSync(`${dir}/exit-1`, 'utf8').trim(), 'attach to detach');
+      const first = await until(() => written(`${dir}/mode-1`) && fs.readFileSync(`${dir}/exit-1`, 'utf8').trim(), 'attach to detach');
       expect(first).toBe('0');
       expect(fs.readFileSync(`${dir}/mode-1`, 'utf8')).toBe(fs.readFileSync(`${dir}/mode-before`, 'utf8'));
       expect(status('shell')).toBe('running');
@@ -79,7 +79,7 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
       expect(rssKiB).toBeLessThan(3.5 * 1024);
 
       session.type('exit 4\r');
-      const second = await until(() => fs.existsSync(`${dir}/mode-2`) && fs.readFileSync(`${dir}/exit-2`, 'utf8').trim(), 'attach to end with the container');
+      const second = await until(() => written(`${dir}/mode-2`) && fs.readFileSync(`${dir}/exit-2`, 'utf8').trim(), 'attach to end with the container');
       expect(second).toBe('4');
       expect(fs.readFileSync(`${dir}/mode-2`, 'utf8')).toBe(fs.readFileSync(`${dir}/mode-before`, 'utf8'));
       expect(ok('wait', 'shell')).toBe('4\n');
@@ -109,12 +109,12 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
       session.type('x=kept; echo one-$((1+1))\r');
       await until(() => (/^one-2$/m.test(session.screen()) ? true : undefined), 'the output of the first command');
       session.keys('C-x', 'x');
-      expect(await until(() => fs.existsSync(`${dir}/exit-1`) && fs.readFileSync(`${dir}/exit-1`, 'utf8').trim(), 'run to detach')).toBe('0');
+      expect(await until(() => written(`${dir}/exit-1`) && fs.readFileSync(`${dir}/exit-1`, 'utf8').trim(), 'run to detach')).toBe('0');
       expect(status('fgshell')).toBe('running');
       session.type('echo $x-$((2+2))\r');
       await until(() => (/^kept-4$/m.test(session.screen()) ? true : undefined), 'the output in the second attach');
       session.type('exit 4\r');
-      expect(await until(() => fs.existsSync(`${dir}/exit-2`) && fs.readFileSync(`${dir}/exit-2`, 'utf8').trim(), 'attach to end')).toBe('4');
+      expect(await until(() => written(`${dir}/exit-2`) && fs.readFileSync(`${dir}/exit-2`, 'utf8').trim(), 'attach to end')).toBe('4');
       // --rm: removed once it exited.
       await until(() => tsrun(['inspect', 'fgshell']).status !== 0, 'the container to be removed');
     } finally {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { run } from '../../src';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach } from '../helpers/leaks';
-import { TmuxSession, hasTmux } from '../helpers/tmux';
+import { TmuxSession, hasTmux, written } from '../helpers/tmux';
 import { until } from '../helpers/until';
 
 const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
@@ -44,7 +44,7 @@ describeAsRoot('terminals: run -it, -i, exec -it', () => {
 
       session.resize(100, 30);
       session.type('stty size; exit 3\r');
-      const code = await until(() => (fs.existsSync(`${dir}/mode-after`) ? fs.readFileSync(`${dir}/exit-code`, 'utf8').trim() : undefined), 'tsrun to exit');
+      const code = await until(() => (written(`${dir}/mode-after`) ? fs.readFileSync(`${dir}/exit-code`, 'utf8').trim() : undefined), 'tsrun to exit');
       expect(session.screen()).toMatch(/^30 100$/m);
       expect(code).toBe('3');
       expect(fs.readFileSync(`${dir}/mode-after`, 'utf8')).toBe(fs.readFileSync(`${dir}/mode-before`, 'utf8'));
