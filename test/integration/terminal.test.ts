@@ -14,6 +14,8 @@ const withTmux = hasTmux ? test : test.skip;
 describeAsRoot('terminals: run -it, -i, exec -it', () => {
   const tmp = useTempDir('tsrun-tty-');
   const state = () => path.join(tmp(), 'state');
+  // Its own store: a detached container's cleanup (and run -it's) looks there.
+  const root = () => path.join(tmp(), 'store');
   checkLeaksAfterEach();
 
   /**
@@ -29,7 +31,7 @@ describeAsRoot('terminals: run -it, -i, exec -it', () => {
       script,
       [
         `stty -g > ${dir}/mode-before`,
-        [TSRUN, '--state', state(), ...command].join(' '),
+        [TSRUN, '--state', state(), '--root', root(), ...command].join(' '),
         `echo $? > ${dir}/exit-code`,
         `stty -g > ${dir}/mode-after`,
         'exec sleep 600',
@@ -58,23 +60,23 @@ describeAsRoot('terminals: run -it, -i, exec -it', () => {
   });
 
   withTmux('exec -it into a detached container: a pty of its own devpts, window size, resize, exit code; the host mode is restored', async () => {
-    spawnSync(TSRUN, ['--state', state(), 'run', '-d', '--name', 'box', '--rootfs', busyboxRootfs(), 'sleep', '1000'], { encoding: 'utf8' });
+    spawnSync(TSRUN, ['--state', state(), '--root', root(), 'run', '-d', '--name', 'box', '--rootfs', busyboxRootfs(), 'sleep', '1000'], { encoding: 'utf8' });
     try {
       await driveShell(['exec', '-it', 'box', 'sh']);
       // The container's init keeps running; its devpts had the exec's pty.
-      const exec = spawnSync(TSRUN, ['--state', state(), 'exec', '-t', 'box', 'sh', '-c', 'tty; ls /dev/pts | tr "\\n" " "; echo $TERM'], { encoding: 'utf8' });
+      const exec = spawnSync(TSRUN, ['--state', state(), '--root', root(), 'exec', '-t', 'box', 'sh', '-c', 'tty; ls /dev/pts | tr "\\n" " "; echo $TERM'], { encoding: 'utf8' });
       expect(exec).toMatchObject({ status: 0, stdout: '/dev/pts/0\r\n0 ptmx xterm\r\n' });
-      const refused = spawnSync(TSRUN, ['--state', state(), 'exec', '-it', 'box', 'sh'], { input: '', encoding: 'utf8' });
+      const refused = spawnSync(TSRUN, ['--state', state(), '--root', root(), 'exec', '-it', 'box', 'sh'], { input: '', encoding: 'utf8' });
       expect(refused.status).toBe(125);
       expect(refused.stderr).toMatch(/the input device is not a TTY/);
     } finally {
-      spawnSync(TSRUN, ['--state', state(), 'rm', '-f', 'box']);
+      spawnSync(TSRUN, ['--state', state(), '--root', root(), 'rm', '-f', 'box']);
     }
   });
 
   test('-i forwards stdin to its end of file; without -i the container reads /dev/null', () => {
     const tsrun = (flags: string[]): ReturnType<typeof spawnSync> =>
-      spawnSync(TSRUN, ['--state', state(), 'run', '--rm', ...flags, '--rootfs', busyboxRootfs(), 'sh', '-c', 'cat; echo "[eof]"; [ -t 0 ] || echo "not a tty"'], { input: 'line 1\nline 2', encoding: 'utf8', timeout: 30_000 });
+      spawnSync(TSRUN, ['--state', state(), '--root', root(), 'run', '--rm', ...flags, '--rootfs', busyboxRootfs(), 'sh', '-c', 'cat; echo "[eof]"; [ -t 0 ] || echo "not a tty"'], { input: 'line 1\nline 2', encoding: 'utf8', timeout: 30_000 });
     expect(tsrun(['-i'])).toMatchObject({ status: 0, stdout: 'line 1\nline 2[eof]\nnot a tty\n' });
     expect(tsrun([])).toMatchObject({ status: 0, stdout: '[eof]\nnot a tty\n' });
     const refused = tsrun(['-it']);
@@ -83,7 +85,7 @@ describeAsRoot('terminals: run -it, -i, exec -it', () => {
   });
 
   test('-t without a host terminal still gives the container a pty, whose output comes back, owned by the process\'s user', () => {
-    const result = spawnSync(TSRUN, ['--state', state(), 'run', '--rm', '-t', '-u', '1000:1000', '--rootfs', busyboxRootfs(), 'sh', '-c', 'tty; [ -t 1 ] && echo yes; stat -c "%u %g %a" $(tty)'], { encoding: 'utf8', timeout: 30_000 });
+    const result = spawnSync(TSRUN, ['--state', state(), '--root', root(), 'run', '--rm', '-t', '-u', '1000:1000', '--rootfs', busyboxRootfs(), 'sh', '-c', 'tty; [ -t 1 ] && echo yes; stat -c "%u %g %a" $(tty)'], { encoding: 'utf8', timeout: 30_000 });
     expect(result.status).toBe(0);
     expect(result.stdout).toBe('/dev/pts/0\r\nyes\r\n1000 5 620\r\n');
   });
