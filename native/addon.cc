@@ -26,8 +26,6 @@ Napi::Value Llistxattr(const Napi::CallbackInfo& info);
 Napi::Value Flock(const Napi::CallbackInfo& info);
 Napi::Value IdmapBind(const Napi::CallbackInfo& info);
 Napi::Value ReceiveFd(const Napi::CallbackInfo& info);
-Napi::Value OpenPty(const Napi::CallbackInfo& info);
-Napi::Value SendFd(const Napi::CallbackInfo& info);
 Napi::Value ConnectUnix(const Napi::CallbackInfo& info);
 Napi::Value SetWindowSize(const Napi::CallbackInfo& info);
 
@@ -54,8 +52,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("idmapBind", Napi::Function::New(env, IdmapBind));
   exports.Set("receiveFd", Napi::Function::New(env, ReceiveFd));
-  exports.Set("openPty", Napi::Function::New(env, OpenPty));
-  exports.Set("sendFd", Napi::Function::New(env, SendFd));
   exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   return exports;

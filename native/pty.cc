@@ -1,10 +1,7 @@
 // The runtime's side of a container's terminal: receiving the master the
-// child allocated (plan_exec.cc, Op::OpenPty) and resizing it; and, for
-// tsrun-oci's process.terminal, a pty whose master goes to the engine over
-// --console-socket (SCM_RIGHTS), as runc hands it on.
-// See: man 3 posix_openpt, man 4 pts, man 2 ioctl_tty, man 7 unix (SCM_RIGHTS).
-#include <fcntl.h>
-#include <stdlib.h>
+// child allocated (plan_exec.cc, Op::OpenPty), resizing it, and connecting
+// to an OCI --console-socket, over which the child sends it to the engine.
+// See: man 4 pts, man 2 ioctl_tty, man 7 unix (SCM_RIGHTS).
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -39,65 +36,6 @@ Napi::Value ReceiveFd(const Napi::CallbackInfo& info) {
   if (fd < 0 && errno == EPROTO) throw Napi::Error::New(env, "receiveFd: the message carried no file descriptor");
   if (fd < 0) ThrowErrno(env, "recvmsg", errno);
   return Napi::Number::New(env, fd);
-}
-
-// openPty(): {master, slave, name}; both fds close-on-exec, neither the
-// caller's controlling terminal.
-Napi::Value OpenPty(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Fd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (master.get() < 0) ThrowErrno(env, "posix_openpt", errno);
-  if (grantpt(master.get()) != 0) ThrowErrno(env, "grantpt", errno);
-  if (unlockpt(master.get()) != 0) ThrowErrno(env, "unlockpt", errno);
-  char name[128];
-  if (ptsname_r(master.get(), name, sizeof name) != 0) ThrowErrno(env, "ptsname_r", errno);
-  // TIOCGPTPEER opens the slave through the master: no path lookup to race.
-  Fd slave(ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (slave.get() < 0) ThrowErrno(env, "ioctl(TIOCGPTPEER)", errno);
-  Napi::Object result = Napi::Object::New(env);
-  result.Set("master", static_cast<double>(master.Release()));
-  result.Set("slave", static_cast<double>(slave.Release()));
-  result.Set("name", Napi::String::New(env, name));
-  return result;
-}
-
-// sendFd(socketPath, fd, name): connects to a unix socket and sends fd
-// (SCM_RIGHTS) with `name` as the message, as runc's console socket does.
-Napi::Value SendFd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* usage = "sendFd(socketPath: string, fd: number, name: string)";
-  if (info.Length() != 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsString()) ThrowUsage(env, usage);
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  int fd = info[1].As<Napi::Number>().Int32Value();
-  std::string name = info[2].As<Napi::String>().Utf8Value();
-  struct sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) ThrowErrno(env, "connect", ENAMETOOLONG, path);
-  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  Fd sock(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (sock.get() < 0) ThrowErrno(env, "socket", errno);
-  if (connect(sock.get(), reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) ThrowErrno(env, "connect", errno, path);
-  struct iovec iov = {const_cast<char*>(name.data()), name.size()};
-  union {
-    char buf[CMSG_SPACE(sizeof(int))];
-    struct cmsghdr align;
-  } control = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
-  struct cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
-  cmsg->cmsg_level = SOL_SOCKET;
-  cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-  memcpy(CMSG_DATA(cmsg), &fd, sizeof fd);
-  ssize_t sent;
-  do {
-    sent = sendmsg(sock.get(), &msg, MSG_NOSIGNAL);
-  } while (sent < 0 && errno == EINTR);
-  if (sent < 0) ThrowErrno(env, "sendmsg", errno, path);
-  return env.Undefined();
 }
 
 // connectUnix(path): a connected unix stream socket, close-on-exec; an OCI

@@ -51,10 +51,6 @@ export interface NativeBinding {
   idmapBind(source: string, target: string, usernsFd: number): void;
   /** The fd sent over a unix socket (SCM_RIGHTS), close-on-exec; null if the peer closed without sending. */
   receiveFd(socket: number, timeoutMs: number): number | null;
-  /** A pty: both fds close-on-exec; `name` is the slave's /dev/pts path. */
-  openPty(): { master: number; slave: number; name: string };
-  /** Sends fd over a unix socket (SCM_RIGHTS) with `name` as the message (an OCI --console-socket). */
-  sendFd(socketPath: string, fd: number, name: string): void;
   /** A unix stream socket connected to `socketPath`, close-on-exec. */
   connectUnix(socketPath: string): number;
   /** TIOCSWINSZ on a terminal. */

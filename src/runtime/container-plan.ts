@@ -54,8 +54,6 @@ export interface PlanOptions {
   execFifoFd?: number;
   /** Steps run once the namespaces and the root are set up, before the exec fifo (sysctl, rlimits). */
   setupSteps?: PlanStep[];
-  /** stdio is a pty's slave made by the runtime (tsrun-oci's console): the process gets a session of its own with it as the controlling terminal. */
-  controllingTerminal?: boolean;
 }
 
 /**
@@ -188,7 +186,7 @@ export function buildExecPlan(
   return { steps, cloneFlags: 0, mode: 'vfork' };
 }
 
-function processSteps(spec: { process: Spec['process']; linux: Pick<Spec['linux'], 'seccomp'> }, options: Pick<PlanOptions, 'stdio' | 'dieWithParent' | 'terminal' | 'controllingTerminal'>): PlanStep[] {
+function processSteps(spec: { process: Spec['process']; linux: Pick<Spec['linux'], 'seccomp'> }, options: Pick<PlanOptions, 'stdio' | 'dieWithParent' | 'terminal'>): PlanStep[] {
   const { user, cwd, args, env } = spec.process;
   const phase = 'process';
   const setUser: PlanStep[] = [
@@ -202,12 +200,6 @@ function processSteps(spec: { process: Spec['process']; linux: Pick<Spec['linux'
     // as the container's root).
     ...(options.terminal ? terminalSteps(options.terminal.consoleFd, options.terminal.size, user.uid) : []),
     { op: 'Stdio', args: options.stdio, phase, detail: 'stdio' },
-    ...(options.controllingTerminal
-      ? [
-          { op: 'Setsid', phase, detail: 'new session for the terminal' } as PlanStep,
-          { op: 'SetCtty', args: [0], phase, detail: 'controlling terminal' } as PlanStep,
-        ]
-      : []),
     // Nothing of the runtime's may reach the container, nor serve as a way
     // out of the root for the chdir below (CVE-2024-21626).
     { op: 'CloseFrom', args: [3], phase, detail: 'close inherited fds' },

@@ -97,13 +97,13 @@ export interface ExecProcess {
 /**
  * For a caller that goes away at once (`tsrun-oci exec --detach`): the
  * process is left unreaped, for the subreaper that takes it over (conmon,
- * a shim) to collect its exit status. With `terminalFd` (a pty's slave) as
- * its stdio and controlling terminal. Returns its host pid.
+ * a shim) to collect its exit status. With `terminal`, the process makes a
+ * pty in the container's devpts and sends its master over `consoleFd`.
+ * Returns its host pid.
  */
-export function execDetached(target: ExecTarget, process: Spec['process'], terminalFd?: number): number {
+export function execDetached(target: ExecTarget, process: Spec['process'], terminal?: { consoleFd: number; size?: TerminalSize }): number {
   if (execCandidates(process.args[0], process.env).length === 0) throw new ValidationError('args[0]', `${process.args[0]}: no PATH in the environment to look it up in`);
-  const stdio: [number, number, number] = terminalFd === undefined ? [0, 1, 2] : [terminalFd, terminalFd, terminalFd];
-  const plan = buildExecPlan(target.namespaces, process, target.seccomp, { stdio, dieWithParent: false, cgroupJoin: target.cgroup.joinSteps(), controllingTerminal: terminalFd !== undefined });
+  const plan = buildExecPlan(target.namespaces, process, target.seccomp, { stdio: [0, 1, 2], dieWithParent: false, cgroupJoin: target.cgroup.joinSteps(), terminal });
   const spawned = spawnContainer({ process } as Spec, plan);
   fs.closeSync(spawned.pidfd);
   return spawned.pid;

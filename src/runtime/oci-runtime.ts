@@ -315,17 +315,6 @@ function consoleSizeOf(process: Spec['process']): { rows: number; cols: number }
   return process.consoleSize ? { rows: process.consoleSize.height, cols: process.consoleSize.width } : undefined;
 }
 
-/** The pty's master goes to the engine, which owns the terminal from then on. */
-function sendConsole(pty: { master: number; name: string }, socket: string, size: Spec['process']['consoleSize']): void {
-  const native = loadNative();
-  if (size) native.setWindowSize(pty.master, size.height, size.width);
-  try {
-    native.sendFd(path.resolve(socket), pty.master, pty.name);
-  } catch (err) {
-    throw syscallErrorFrom('console socket', err);
-  }
-}
-
 /**
  * A startContainer hook runs in the container's namespaces (its path is
  * the container's), as a process exec makes, with the state on its stdin.
@@ -500,12 +489,10 @@ export function ociExec(id: string, process: Spec['process'], options: OciOption
 export function ociExecDetached(id: string, process: Spec['process'], options: OciOptions & { consoleSocket?: string } = {}): number {
   if (!process.terminal) return execDetached(execTarget(id, options), process);
   if (!options.consoleSocket) throw new ValidationError('process.terminal', 'a terminal needs --console-socket');
-  const pty = loadNative().openPty();
+  const consoleFd = connectConsole(options.consoleSocket);
   try {
-    const pid = execDetached(execTarget(id, options), process, pty.slave);
-    sendConsole(pty, options.consoleSocket, process.consoleSize);
-    return pid;
+    return execDetached(execTarget(id, options), process, { consoleFd, size: consoleSizeOf(process) });
   } finally {
-    [pty.master, pty.slave].forEach((fd) => fs.closeSync(fd));
+    fs.closeSync(consoleFd);
   }
 }

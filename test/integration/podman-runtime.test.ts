@@ -62,6 +62,8 @@ describeWithPodman('podman with --runtime tsrun-oci', () => {
       const ps = podman.cli('exec', 'web', 'ps');
       expect(ps).toMatch(/^\s*1 root +sh -c while true/m);
       expect(podman.cli('exec', 'web', 'sh', '-c', 'echo $((6 * 7))')).toBe('42\n');
+      // exec -t: a pty of the container's devpts, sent to conmon over the console socket.
+      expect(podman.cli('exec', '-t', 'web', 'sh', '-c', '[ -t 1 ] && tty').replace(/\r/g, '')).toBe('/dev/pts/0\n');
       expect(podman.cli('logs', 'web')).toMatch(/^tick\n/);
       podman.cli('stop', '-t', '2', 'web');
       expect(podman.cli('ps', '-a', '--format', '{{.Names}} {{.Status}}')).toMatch(/^web Exited \((137|143)\)/m);
