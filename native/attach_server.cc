@@ -35,6 +35,22 @@ void ApplySize(int master, uint32_t packed) {
   ioctl(master, TIOCSWINSZ, &size);
 }
 
+// A unix socket closed with unread data in it resets the peer (ECONNRESET),
+// which may then lose what it had not read yet: the exit code and the last
+// output. So: no more writes, then read what the client still sends (its
+// stdin's end, say) until it closes its side too, within a second.
+void DrainUntilClosed(int fd) {
+  shutdown(fd, SHUT_WR);
+  struct timeval timeout = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  char buf[4096];
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+  }
+}
+
 }  // namespace
 
 bool AttachServer::Listen(const std::string& dir, bool tty, bool open_stdin, int stdin_pipe) {
@@ -247,6 +263,7 @@ void AttachServer::Exit(int code) {
     struct timeval timeout = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
     Flush(&client);
+    if (client.fd.get() >= 0) DrainUntilClosed(client.fd.get());
     Drop(&client);
   }
   listen_.Reset();

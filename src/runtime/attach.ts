@@ -89,7 +89,11 @@ export class Attachment {
         pending = pending.subarray(HEADER_SIZE + length);
         if (type === Frame.Stdout) this.stream.push(payload);
         else if (type === Frame.Stderr) this.stderr.write(payload);
-        else if (type === Frame.Exit && length === 4) exitCode = payload.readInt32LE(0);
+        else if (type === Frame.Exit && length === 4) {
+          exitCode = payload.readInt32LE(0);
+          // The monitor waits for this side to close before it closes its own (see DrainUntilClosed in native/attach_server.cc).
+          socket.end();
+        }
       }
     };
     this.ended = new Promise((resolve, reject) => {

@@ -297,6 +297,28 @@ async function waitUntilGone(pid: number, startTime: number | undefined, timeout
 }
 
 /**
+ * Waits until the cleanup a detached container's monitor starts at its exit
+ * has recorded it (it removes the cgroup first); false if it removed the
+ * container itself (--rm). Bounded: a cleanup that never ran leaves the
+ * record as it was.
+ */
+async function cleanupRecorded(id: string, location: ContainerLocation, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let found: Found;
+    try {
+      found = findContainer(id, location);
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+    const { status } = runtimeState(found);
+    if (status === 'stopped' || status === 'exited' || Date.now() > deadline) return true;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/**
  * Removes a container: its layers and record, or its runtime state. A
  * running one is refused unless `force`, which kills it first (`docker rm -f`).
  * Returns the container's id.
@@ -311,6 +333,8 @@ export async function removeContainer(reference: string, options: ContainerLocat
   if (status === 'running' || status === 'created' || status === 'paused') await killAndWait(summary.id, pid, pidStartTime);
   // Its monitor writes the exit and goes; what it writes must not land in a removed directory.
   if (found.monitor.exists() && owner) await waitUntilGone(owner.pid, owner.startTime);
+  // Nor what the cleanup it started records (a process of its own): the rm of a --rm container is its.
+  if (found.monitor.exists() && owner && owner.pid !== process.ppid && !(await cleanupRecorded(summary.id, options))) return summary.id;
   // Gone already when the tsrun that ran it saw it exit; left over when that tsrun was killed.
   await containerCgroup(summary.id).destroy();
   found.monitor.remove();
