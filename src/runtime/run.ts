@@ -7,7 +7,7 @@ import { ProcessIdentity, ownIdentity, processStartTime } from '../linux/proc';
 import { loadNative } from '../native';
 import { Logger, silentLogger } from '../logger';
 import { ContainerPlan, PlanOptions, buildContainerPlan } from './container-plan';
-import { Terminal } from './terminal';
+import type { Terminal } from './terminal';
 import type { ContainerNetwork, NetworkFiles } from './container-network';
 import { Container, ContainerStdio, ExitResult, pipeStream } from './container';
 import { OCI_VERSION } from '../oci/defaults';
@@ -250,6 +250,7 @@ async function announceOnNetwork(network: ContainerNetwork, pid: number, id: str
 /** Named volumes live in the image store, so only a run that has some takes its lock. */
 async function resolveUserMounts(options: RunOptions, rootfs: string): Promise<ResolvedMounts> {
   const mounts = options.volumes ?? [];
+  if (mounts.length === 0) return { mounts: [], anonymous: [], volumes: [] };
   const { resolveMounts } = await import('./volumes');
   if (!mounts.some((m) => m.type === 'volume')) return resolveMounts(mounts, rootfs, '');
   const { storeLockFile, storeRoot } = await import('./image-container');
@@ -289,6 +290,8 @@ export async function run(options: RunOptions): Promise<Container> {
   const consoleSocket: number[] = [];
   let terminal: Terminal | undefined;
   try {
+    // The terminal code (and node:stream under it) loads only for a container with a terminal.
+    const terminalModule = options.tty ? await import('./terminal') : undefined;
     stdio = setupStdio(options.tty ? 'inherit' : options.stdio);
     if (options.tty) consoleSocket.push(...loadNative().socketPair());
     plan = buildContainerPlan(spec, {
@@ -302,7 +305,7 @@ export async function run(options: RunOptions): Promise<Container> {
     spawned = spawnContainer(spec, plan, networkHooks(network));
     if (options.tty) {
       fs.closeSync(consoleSocket.pop() as number);
-      terminal = Terminal.receive(consoleSocket[0]);
+      terminal = terminalModule?.Terminal.receive(consoleSocket[0]);
     }
   } catch (err) {
     // Started, but its terminal could not be received: it must not run on.

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ValidationError, syscallErrorFrom } from '../errors';
@@ -154,6 +153,9 @@ function populateVolume(volumes: VolumeStore, name: string, rootfs: string, targ
   if (!volumes.isPopulated(name) && fs.readdirSync(data).length === 0) {
     const from = resolveInRoot(rootfs, target);
     if (fs.existsSync(from) && fs.statSync(from).isDirectory()) {
+      // Loaded here: child_process would weigh on every run's start, and only a first use of a volume copies.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
       execFileSync('cp', ['-a', '--', `${from}/.`, data], { stdio: ['ignore', 'ignore', 'pipe'] });
     }
   }

@@ -8,8 +8,8 @@ import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError, reportError } from '../fail';
 import type { PullPolicy } from './registry';
 import type { VolumeMount } from '../../runtime/volumes';
-import { connectTerminal, hostTerminalSize } from '../../runtime/terminal';
-import { DEFAULT_DETACH_KEYS, parseDetachKeys } from '../../runtime/detach-keys';
+import type { TerminalEnd } from '../../runtime/terminal';
+import type { TerminalSize } from '../../linux/pty';
 import { RESOURCE_OPTIONS, ResourceArgs, nameTheFlag, resourceOptions } from '../resource-flags';
 
 interface RunArgs extends GlobalArgs, ResourceArgs {
@@ -163,8 +163,19 @@ class SignalProxy {
 
 /** In Docker's order: -v, then --mount (--tmpfs is the `tmpfs` option). */
 async function userVolumes(argv: RunArgs): Promise<VolumeMount[]> {
+  // Loaded only when asked for, as the other modules a plain run does without.
+  if (argv.volume.length === 0 && argv.mount.length === 0) return [];
   const { parseMountFlag, parseVolumeFlag } = await import('../../runtime/volumes');
   return [...argv.volume.map(parseVolumeFlag), ...argv.mount.map(parseMountFlag)];
+}
+
+// The terminal code (and node:stream under it) loads only for a container with a terminal.
+async function hostTerminalSize(): Promise<TerminalSize | true> {
+  return (await import('../../runtime/terminal')).hostTerminalSize(process.stdout) ?? true;
+}
+
+async function connectHostTerminal(terminal: TerminalEnd, options: { input: boolean; detachKeys?: Buffer; onDetach?: () => void }): Promise<() => void> {
+  return (await import('../../runtime/terminal')).connectTerminal(terminal, { stdin: process.stdin, stdout: process.stdout }, options);
 }
 
 /** The image (none with --rootfs) and the command after it. */
@@ -191,9 +202,9 @@ export const runCommand: CliCommand<RunArgs> = {
     }
     if (argv.restart !== 'no') throw new UsageError('--restart needs a detached container (-d): a foreground container ends with its tsrun');
     if (argv.tty && argv.interactive && !process.stdin.isTTY) throw new UsageError('the input device is not a TTY');
-    const detachKeys = parseDetachKeys(argv['detach-keys'] ?? DEFAULT_DETACH_KEYS);
     if (argv.tty && argv.interactive) {
-      await runAttached(argv, image, positionals, detachKeys);
+      const { DEFAULT_DETACH_KEYS, parseDetachKeys } = await import('../../runtime/detach-keys');
+      await runAttached(argv, image, positionals, parseDetachKeys(argv['detach-keys'] ?? DEFAULT_DETACH_KEYS));
       return;
     }
     const proxy = new SignalProxy(argv.tty);
@@ -203,7 +214,7 @@ export const runCommand: CliCommand<RunArgs> = {
       container = await run({
         ...(await runOptions(argv, image, positionals)),
         stdio: [argv.interactive ? 'inherit' : 'ignore', 'inherit', 'inherit'],
-        tty: argv.tty ? (hostTerminalSize(process.stdout) ?? true) : undefined,
+        tty: argv.tty ? await hostTerminalSize() : undefined,
       });
     } catch (err) {
       proxy.close();
@@ -211,7 +222,7 @@ export const runCommand: CliCommand<RunArgs> = {
       return;
     }
     proxy.attach(container);
-    const disconnect = container.terminal ? connectTerminal(container.terminal, { stdin: process.stdin, stdout: process.stdout }, { input: argv.interactive }) : undefined;
+    const disconnect = container.terminal ? await connectHostTerminal(container.terminal, { input: argv.interactive }) : undefined;
     try {
       const { exitCode } = await container.wait();
       process.exitCode = exitCode;
@@ -237,7 +248,7 @@ async function runAttached(argv: RunArgs, image: string | undefined, positionals
   let id: string | undefined;
   try {
     if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
-    const created = await create({ ...(await runOptions(argv, image, positionals)), tty: hostTerminalSize(process.stdout) ?? true, openStdin: true });
+    const created = await create({ ...(await runOptions(argv, image, positionals)), tty: await hostTerminalSize(), openStdin: true });
     const started = created.id;
     id = started;
     attachment = await attachContainer(started, { ...location, created: true });
@@ -260,7 +271,7 @@ async function runAttached(argv: RunArgs, image: string | undefined, positionals
     return;
   }
   const session = attachment;
-  const disconnect = connectTerminal(session, { stdin: process.stdin, stdout: process.stdout }, { input: true, detachKeys, onDetach: () => session.detach() });
+  const disconnect = await connectHostTerminal(session, { input: true, detachKeys, onDetach: () => session.detach() });
   try {
     const end = await session.wait();
     process.exitCode = end.detached ? 0 : end.exitCode;
@@ -273,7 +284,7 @@ async function runAttached(argv: RunArgs, image: string | undefined, positionals
 
 async function runOptions(argv: RunArgs, image: string | undefined, positionals: string[]): Promise<RunOptions> {
   const volumes = await userVolumes(argv);
-  const { parsePublish } = await import('../../network/ports');
+  const publish = argv.publish.length === 0 ? [] : argv.publish.map((await import('../../network/ports')).parsePublish);
   return {
     rootfs: argv.rootfs,
     image,
@@ -286,7 +297,7 @@ async function runOptions(argv: RunArgs, image: string | undefined, positionals:
     hostname: argv.hostname,
     name: argv.name,
     network: argv.network ?? process.env.TSRUN_NETWORK ?? (argv.rootfs === undefined ? 'bridge' : 'none'),
-    publish: argv.publish.map(parsePublish),
+    publish,
     publishAll: argv['publish-all'],
     dns: argv.dns,
     dnsSearch: argv['dns-search'],
@@ -320,7 +331,7 @@ async function createFromArgs(argv: RunArgs, image: string | undefined, position
   try {
     if (image !== undefined) await (await import('./registry')).pullForRun(argv, image, argv.pull, argv.platform);
     // -t: a terminal the monitor holds, of this terminal's size until an attach sets its own; -i: stdin open for attach.
-    const io = { tty: argv.tty ? (hostTerminalSize(process.stdout) ?? true) : undefined, openStdin: argv.interactive };
+    const io = { tty: argv.tty ? await hostTerminalSize() : undefined, openStdin: argv.interactive };
     ({ id } = await create({ ...(await runOptions(argv, image, positionals)), ...io, restart: parseRestartPolicy(argv.restart) }));
     if (start) await (await import('../../runtime/detached')).startContainer(id, { root: argv.root, stateDir: argv.state, logger: argv.logger });
     process.stdout.write(`${id}\n`);
