@@ -90,6 +90,8 @@ async function main() {
   if (process.getuid() !== 0) fail('run as root');
   if (!fs.existsSync(path.join(REPO, 'dist', 'index.js'))) fail('run `npm run build` first');
   const tmp = fs.mkdtempSync(path.join(opts.work, 'tsrun-bench-build-'));
+  // RUN steps' containers go under a parent cgroup of this run's, removed below: the default parent would outlive the run.
+  process.env.TSRUN_CGROUP_PARENT = `tsrun-bench-build-${process.pid}`;
   const podmanArgs = [
     '--root', path.join(tmp, 'podman', 'root'), '--runroot', path.join(tmp, 'podman', 'run'), '--tmpdir', path.join(tmp, 'podman', 'tmp'),
     '--storage-driver', 'vfs', '--events-backend', 'none', '--runtime', 'runc', '--cgroup-manager', 'cgroupfs',
@@ -101,7 +103,8 @@ async function main() {
     cleaned = true;
     await stopChildren();
     if (which('podman') && fs.existsSync(path.join(tmp, 'podman'))) spawnSync('podman', [...podmanArgs, 'system', 'reset', '--force'], { stdio: 'ignore', env: podmanEnv, timeout: 120000 });
-    const report = cleanupAll({ tmp, idPrefix: 'tsrun-bench-build-none' });
+    require(path.join(REPO, 'dist', 'linux', 'cgroups')).removeCgroupParent();
+    const report = cleanupAll({ tmp, idPrefix: process.env.TSRUN_CGROUP_PARENT });
     if (!report.clean) process.stderr.write(`cleanup: ${JSON.stringify(report)}\n`);
   };
   for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => cleanup().then(() => process.exit(130)));
