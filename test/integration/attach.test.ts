@@ -38,7 +38,8 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
 
   withTmux('run -dit, then attach through a real terminal: typed commands run, ctrl-p ctrl-q detaches and the container runs on; attached again, exit 4 ends attach with 4', async () => {
     const id = ok('run', '-dit', '--name', 'shell', '--rootfs', busyboxRootfs(), 'sh').trim();
-    const dir = tmp();
+    // A directory per session, so that no file of another test's session is taken for this one's.
+    const dir = fs.mkdtempSync(path.join(tmp(), 'session-'));
     const script = path.join(dir, 'session.sh');
     const attach = [TSRUN, ...globals(), 'attach', 'shell'].join(' ');
     fs.writeFileSync(
@@ -92,7 +93,8 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
   });
 
   withTmux('run -it with --detach-keys: the keys detach and the container runs on under its monitor; attach --detach-keys comes back to it', async () => {
-    const dir = tmp();
+    // A directory per session, so that no file of another test's session is taken for this one's.
+    const dir = fs.mkdtempSync(path.join(tmp(), 'session-'));
     const script = path.join(dir, 'session.sh');
     fs.writeFileSync(
       script,

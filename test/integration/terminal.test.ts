@@ -25,7 +25,8 @@ describeAsRoot('terminals: run -it, -i, exec -it', () => {
    * tty, the exit code and the mode afterwards must all be right.
    */
   async function driveShell(command: string[]): Promise<void> {
-    const dir = tmp();
+    // A directory per session: a file the last session left would say this one's tsrun had exited.
+    const dir = fs.mkdtempSync(path.join(tmp(), 'session-'));
     const script = path.join(dir, 'session.sh');
     fs.writeFileSync(
       script,
