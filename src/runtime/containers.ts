@@ -298,11 +298,12 @@ async function waitUntilGone(pid: number, startTime: number | undefined, timeout
 
 /**
  * Waits until the cleanup a detached container's monitor starts at its exit
- * has recorded it (it removes the cgroup first); false if it removed the
- * container itself (--rm). Bounded: a cleanup that never ran leaves the
- * record as it was.
+ * has recorded it (it removes the cgroup first): a new run must not begin
+ * under it, nor a removal take the directory it writes to. False if it
+ * removed the container itself (--rm). Bounded: a cleanup that never ran
+ * (its monitor died) leaves the record as it was.
  */
-async function cleanupRecorded(id: string, location: ContainerLocation, timeoutMs = 10_000): Promise<boolean> {
+export async function cleanupRecorded(id: string, location: ContainerLocation, timeoutMs = 10_000): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let found: Found;

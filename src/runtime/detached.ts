@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import type { RestartPolicy } from './run';
-import { NotFoundError, TsrunError } from '../errors';
+import { TsrunError } from '../errors';
 import { silentLogger } from '../logger';
 import { isRunning } from '../linux/proc';
 import { containerCgroup } from './container-cgroup';
-import { ContainerLocation, Found, containerId, containerName, findContainer, ociStatus, removeContainer, runtimeState, updateRuntimeState } from './containers';
+import { ContainerLocation, Found, cleanupRecorded, containerId, containerName, findContainer, ociStatus, removeContainer, runtimeState, updateRuntimeState } from './containers';
 import { checkOperation } from './lifecycle';
 import { MonitorExit, awaitExec, releaseInit, waitForExit } from './monitor';
 import { signalNumber } from './signals';
@@ -37,7 +37,7 @@ export async function startContainer(reference: string, location: ContainerLocat
   if (status === 'running') return containerId(found);
   requireMonitor(found, 'start');
   if (status === 'stopped') {
-    await awaitCleanup(found, location);
+    await cleanupRecorded(containerId(found), location);
     await containerCgroup(containerId(found)).destroy();
     const { recreate } = await import('./run');
     await recreate(containerId(found), containerName(found), location);
@@ -55,42 +55,12 @@ export async function startContainer(reference: string, location: ContainerLocat
 }
 
 /**
- * The cleanup the monitor starts after an exit removes the cgroup and
- * records the exit: a new run must not begin under it. It has run once the
- * record says stopped; a monitor that died without starting it leaves the
- * record as it was, and the wait ends after a while.
- */
-async function awaitCleanup(found: Found, location: ContainerLocation, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    let current: Found;
-    try {
-      current = findContainer(containerId(found), location);
-    } catch (err) {
-      // Removed by its cleanup (--rm).
-      if (err instanceof NotFoundError) return;
-      throw err;
-    }
-    const { status } = runtimeState(current);
-    if (status === 'stopped' || status === 'exited' || Date.now() > deadline) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
-/**
  * Once a detached container has exited: resolves when its cleanup is done
  * (the exit recorded, the cgroup gone, with --rm the container too), as
  * `docker run` returns only then.
  */
 export async function awaitContainerCleanup(id: string, location: ContainerLocation = {}): Promise<void> {
-  let found: Found;
-  try {
-    found = findContainer(id, location);
-  } catch (err) {
-    if (err instanceof NotFoundError) return;
-    throw err;
-  }
-  await awaitCleanup(found, location);
+  await cleanupRecorded(id, location);
 }
 
 /** `tsrun restart`: stop (SIGTERM, then SIGKILL after the timeout), then start again. */
