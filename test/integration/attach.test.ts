@@ -1,4 +1,4 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
@@ -6,17 +6,10 @@ import { checkLeaksAfterEach } from '../helpers/leaks';
 import { TmuxSession, hasTmux, written } from '../helpers/tmux';
 import { monitorOf } from '../helpers/processes';
 import { until } from '../helpers/until';
+import { CliResult, TSRUN, runCli } from '../helpers/cli';
 
-const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
 if (!hasTmux) console.warn('skipped the attach -it test: tmux is not installed (scripts/setup.sh installs it)');
 const withTmux = hasTmux ? test : test.skip;
-
-interface CliResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 
 describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
   const tmp = useTempDir('tsrun-attach-');
@@ -25,10 +18,7 @@ describeAsRoot('attach: run -dit, create -t, run -di; detach keys', () => {
   checkLeaksAfterEach();
 
   const globals = (): string[] => ['--root', root(), '--state', stateDir()];
-  const tsrun = (args: string[], input?: string): CliResult => {
-    const result = spawnSync(TSRUN, [...globals(), ...args], { encoding: 'utf8', timeout: 60_000, input });
-    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-  };
+  const tsrun = (args: string[], input?: string): CliResult => runCli(globals(), args, input);
   const ok = (...args: string[]): string => {
     const result = tsrun(args);
     if (result.status !== 0) throw new Error(`tsrun ${args.join(' ')} exited ${result.status}: ${result.stderr}`);

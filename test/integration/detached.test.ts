@@ -10,16 +10,9 @@ import { hostTsrunCgroups } from '../helpers/cgroups';
 import { checkLeaksAfterEach } from '../helpers/leaks';
 import { monitorOf, processesOf } from '../helpers/processes';
 import { until } from '../helpers/until';
+import { CliResult, TSRUN, runCli } from '../helpers/cli';
 
-const TSRUN = path.resolve(__dirname, '..', '..', 'bin', 'tsrun');
 const TICKER = ['sh', '-c', 'while true; do echo tick; sleep 1; done'];
-
-interface CliResult {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 
 describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wait, rm', () => {
   const tmp = useTempDir('tsrun-detached-');
@@ -27,10 +20,7 @@ describeAsRoot('detached containers: run -d, create/start, logs, stop, kill, wai
   const stateDir = () => path.join(tmp(), 'state');
   checkLeaksAfterEach();
 
-  const tsrun = (...args: string[]): CliResult => {
-    const result = spawnSync(TSRUN, ['--root', root(), '--state', stateDir(), ...args], { encoding: 'utf8', timeout: 60_000 });
-    return { status: result.status, stdout: result.stdout, stderr: result.stderr };
-  };
+  const tsrun = (...args: string[]): CliResult => runCli(['--root', root(), '--state', stateDir()], args);
   const ok = (...args: string[]): string => {
     const result = tsrun(...args);
     if (result.status !== 0) throw new Error(`tsrun ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
