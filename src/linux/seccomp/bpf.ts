@@ -10,7 +10,8 @@ import { AARCH64_SYSCALLS, I386_SYSCALLS, X86_64_SYSCALLS } from './syscall-tabl
  * section: the native one, and i386 on x86_64 where the profile lists
  * SCMP_ARCH_X86 (as Docker's does); any other ABI, x32 included, kills the
  * process, since a rule names syscalls by one ABI's numbers. A section
- * finds the syscall number with a binary search. Each syscall's rules are tried in the profile's order; a rule
+ * finds the syscall number with a binary search over intervals of
+ * numbers. Each syscall's rules are tried in the profile's order; a rule
  * matches when all its argument conditions do (64-bit comparisons, done
  * as two 32-bit ones, high word first); no match gives the default action.
  * See: man 2 seccomp, linux/filter.h, linux/seccomp.h.
@@ -164,33 +165,57 @@ function ruleCode(field: string, args: readonly LinuxSeccompArg[], action: numbe
   return code;
 }
 
-/** Syscalls a leaf of the search tree tests one after the other. */
-const LEAF_SIZE = 4;
+/** Syscall numbers from `from` up to the next interval's start, which share one piece of code. */
+interface Interval {
+  from: number;
+  code: Insn[];
+}
+
+/** The return value of code that is a single return, else undefined. */
+function plainReturn(code: readonly Insn[]): number | undefined {
+  return code.length === 1 && code[0].code === RET_K ? code[0].k : undefined;
+}
 
 /**
- * The syscall blocks (sorted by number) as a binary search on the number
- * in the accumulator, so a syscall costs a few dozen instructions rather
- * than a walk of the whole list; each leaf tests its few numbers in turn
- * and ends in the default action. Far jumps go through JA, whose offset
+ * Every syscall number, 0 up, as intervals: each syscall's block, and the
+ * default action between them; neighbours that only return the same value
+ * are one interval. Docker's profile allows long runs of neighbouring
+ * numbers, so a few dozen intervals cover the ~350 syscalls it names.
+ */
+function intervals(blocks: readonly [number, Insn[]][], defaultAction: number): Interval[] {
+  const result: Interval[] = [];
+  const add = (from: number, code: Insn[]): void => {
+    const value = plainReturn(code);
+    const last = result[result.length - 1];
+    if (value !== undefined && last && plainReturn(last.code) === value) return;
+    result.push({ from, code });
+  };
+  let next = 0;
+  for (const [nr, code] of blocks) {
+    if (nr > next) add(next, [ret(defaultAction)]);
+    add(nr, code);
+    next = nr + 1;
+  }
+  add(next, [ret(defaultAction)]);
+  return result;
+}
+
+/**
+ * A binary search on the syscall number in the accumulator over the
+ * intervals, which end in their code: a syscall costs a few compares, and
+ * the program (which the kernel checks, JIT-compiles and emulates for
+ * every syscall number at each container start) stays small. Every path
+ * through a block returns, so the conditions' loads of the arguments never
+ * reach a compare on the number. A far jump goes through JA, whose offset
  * is 32 bits (a conditional jump's is 8).
  */
-function searchTree(blocks: [number, Insn[]][], defaultAction: number): Insn[] {
-  if (blocks.length <= LEAF_SIZE) {
-    const code: Insn[] = [];
-    for (const [nr, block] of blocks) {
-      if (block.length <= 255) code.push(insn(JEQ_K, nr, 0, block.length));
-      else code.push(insn(JEQ_K, nr, 1, 0), insn(JA, block.length));
-      // Every path through the block returns, so the accumulator the
-      // conditions reload is never seen by the next syscall's test.
-      code.push(...block);
-    }
-    code.push(ret(defaultAction));
-    return code;
-  }
-  const mid = Math.floor(blocks.length / 2);
-  const left = searchTree(blocks.slice(0, mid), defaultAction);
-  const right = searchTree(blocks.slice(mid), defaultAction);
-  return [insn(JGE_K, blocks[mid][0], 0, 1), insn(JA, left.length), ...left, ...right];
+function searchTree(spans: readonly Interval[]): Insn[] {
+  if (spans.length === 1) return spans[0].code;
+  const mid = spans.length >> 1;
+  const left = searchTree(spans.slice(0, mid));
+  const right = searchTree(spans.slice(mid));
+  const branch = left.length <= 255 ? [insn(JGE_K, spans[mid].from, left.length, 0)] : [insn(JGE_K, spans[mid].from, 0, 1), insn(JA, left.length)];
+  return [...branch, ...left, ...right];
 }
 
 /**
@@ -228,7 +253,7 @@ export function compileSeccomp(seccomp: LinuxSeccomp, arch: SeccompArch): { prog
     ]);
     const section = [insn(LD_W_ABS, OFFSET_NR)];
     if (abi.x32) section.push(insn(JGE_K, X32_SYSCALL_BIT, 0, 1), ret(SECCOMP_RET.SCMP_ACT_KILL_PROCESS));
-    return [...section, ...searchTree(blocks, defaultAction)];
+    return [...section, ...searchTree(intervals(blocks, defaultAction))];
   });
   const program: Insn[] = [insn(LD_W_ABS, OFFSET_ARCH)];
   let start = 1 + 2 * abis.length + 1;
