@@ -77,19 +77,38 @@ export function normalizeCapability(name: string): string {
   return upper.startsWith('CAP_') ? upper : `CAP_${upper}`;
 }
 
+/** Capability names by number. */
+const NAME_OF_CAPABILITY: readonly string[] = Object.keys(CAPABILITIES).reduce<string[]>((names, name) => {
+  names[CAPABILITIES[name]] = name;
+  return names;
+}, []);
+
+// Read once per process: every container start needs them, and neither
+// changes under a running runtime (the kernel's is fixed; this process's
+// bounding set could only shrink by a prctl that tsrun never makes).
+let kernelLastCapability: number | undefined;
+let processBoundingSet: bigint | undefined;
+
 /** The kernel's highest capability number (/proc/sys/kernel/cap_last_cap). */
-export function lastCapability(file = '/proc/sys/kernel/cap_last_cap'): number {
+export function lastCapability(file?: string): number {
+  if (file === undefined && kernelLastCapability !== undefined) return kernelLastCapability;
+  let last: number;
   try {
-    return Number(fs.readFileSync(file, 'utf8').trim());
+    last = Number(fs.readFileSync(file ?? '/proc/sys/kernel/cap_last_cap', 'utf8').trim());
   } catch {
-    return CAPABILITIES.CAP_CHECKPOINT_RESTORE;
+    last = CAPABILITIES.CAP_CHECKPOINT_RESTORE;
   }
+  if (file === undefined) kernelLastCapability = last;
+  return last;
 }
 
 /** The capability bounding set of this process: what any container it starts can get at most. */
-export function ownBoundingSet(status = '/proc/self/status'): bigint {
-  const line = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(status, 'utf8'));
-  return line ? BigInt(`0x${line[1]}`) : 0n;
+export function ownBoundingSet(status?: string): bigint {
+  if (status === undefined && processBoundingSet !== undefined) return processBoundingSet;
+  const line = /^CapBnd:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(status ?? '/proc/self/status', 'utf8'));
+  const set = line ? BigInt(`0x${line[1]}`) : 0n;
+  if (status === undefined) processBoundingSet = set;
+  return set;
 }
 
 /** Every capability this kernel has, by name. */
@@ -108,7 +127,11 @@ export function capabilityMask(field: string, names: readonly string[] = []): bi
 }
 
 export function capabilityNames(mask: bigint): string[] {
-  return Object.keys(CAPABILITIES).filter((name) => (mask >> BigInt(CAPABILITIES[name])) & 1n);
+  const names: string[] = [];
+  for (let bit = 0; bit < NAME_OF_CAPABILITY.length; bit++) {
+    if ((mask >> BigInt(bit)) & 1n) names.push(NAME_OF_CAPABILITY[bit]);
+  }
+  return names;
 }
 
 export interface CapabilityOptions {
@@ -177,7 +200,7 @@ export function capabilitySteps(caps: LinuxCapabilities, setUser: PlanStep[], la
   const steps: PlanStep[] = [];
   for (let cap = 0; cap <= lastCap; cap++) {
     if (!((bounding >> BigInt(cap)) & 1n)) {
-      const name = capabilityNames(1n << BigInt(cap))[0] ?? `capability ${cap}`;
+      const name = NAME_OF_CAPABILITY[cap] ?? `capability ${cap}`;
       steps.push({ op: 'Prctl', args: [PR_CAPBSET_DROP, cap, 0], phase, target: name, detail: 'drop from the bounding set' });
     }
   }

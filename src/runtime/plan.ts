@@ -42,43 +42,72 @@ export function syscallName(op: OpName): string {
   return SYSCALL_NAMES[op] ?? op.toLowerCase();
 }
 
+/**
+ * The plan's string section, laid out as it is filled and written in one
+ * go at the end: a start builds a plan of ~100 steps, and a Buffer per
+ * string was most of the garbage a container start left behind.
+ */
 class StringPool {
-  private readonly chunks: Buffer[] = [];
+  private readonly entries: (string | Buffer | number[])[] = [];
   private size = 0;
   private readonly offsets = new Map<string, number>();
 
   string(value: string): number {
-    if (value.includes('\0')) throw new TypeError(`plan string contains a NUL byte: ${JSON.stringify(value)}`);
     const known = this.offsets.get(value);
     if (known !== undefined) return known;
-    const offset = this.push(Buffer.from(`${value}\0`, 'utf8'));
+    if (value.includes('\0')) throw new TypeError(`plan string contains a NUL byte: ${JSON.stringify(value)}`);
+    const offset = this.size;
+    this.entries.push(value);
+    this.size += Buffer.byteLength(value, 'utf8') + 1;
     this.offsets.set(value, offset);
     return offset;
   }
 
+  /** A u32 count, then the u32 offsets of the strings. */
   list(values: string[]): number {
     const items = values.map((v) => this.string(v));
-    const buf = Buffer.alloc(4 + 4 * items.length);
-    buf.writeUInt32LE(items.length, 0);
-    items.forEach((offset, i) => buf.writeUInt32LE(offset, 4 + 4 * i));
-    return this.push(buf);
-  }
-
-  blob(bytes: Buffer): number {
-    const head = Buffer.alloc(4);
-    head.writeUInt32LE(bytes.length, 0);
-    return this.push(Buffer.concat([head, bytes]));
-  }
-
-  concat(): Buffer {
-    return Buffer.concat(this.chunks, this.size);
-  }
-
-  private push(buf: Buffer): number {
     const offset = this.size;
-    this.chunks.push(buf);
-    this.size += buf.length;
+    this.entries.push(items);
+    this.size += 4 + 4 * items.length;
     return offset;
+  }
+
+  /** A u32 length, then the bytes. */
+  blob(bytes: Buffer): number {
+    const offset = this.size;
+    this.entries.push(bytes);
+    this.size += 4 + bytes.length;
+    return offset;
+  }
+
+  get length(): number {
+    return this.size;
+  }
+
+  writeTo(out: Buffer, start: number): void {
+    let at = start;
+    for (const entry of this.entries) {
+      if (typeof entry === 'string') {
+        at += out.write(entry, at, 'utf8');
+        out[at++] = 0;
+      } else if (Buffer.isBuffer(entry)) {
+        at = out.writeUInt32LE(entry.length, at);
+        at += entry.copy(out, at);
+      } else {
+        at = out.writeUInt32LE(entry.length, at);
+        for (const item of entry) at = out.writeUInt32LE(item, at);
+      }
+    }
+  }
+}
+
+/** Writes a step argument as the s64 native/plan.h reads; small numbers skip the BigInt conversion. */
+function writeArg(out: Buffer, arg: number | bigint, at: number): void {
+  if (typeof arg === 'number' && Number.isInteger(arg) && Math.abs(arg) < 2 ** 47) {
+    out.writeIntLE(arg, at, 6);
+    out.writeInt16LE(arg < 0 ? -1 : 0, at + 6);
+  } else {
+    out.writeBigInt64LE(BigInt(arg), at);
   }
 }
 
@@ -86,27 +115,33 @@ class StringPool {
 export function serializePlan(steps: readonly PlanStep[]): Buffer {
   if (steps.length === 0 || steps.length > MAX_STEPS) throw new RangeError(`plan has ${steps.length} steps`);
   const pool = new StringPool();
-  const head = Buffer.alloc(HEADER_SIZE + steps.length * STEP_SIZE);
-  head.writeUInt32LE(PLAN_MAGIC, 0);
-  head.writeUInt32LE(PLAN_VERSION, 4);
-  head.writeUInt32LE(steps.length, 8);
-  head.writeUInt32LE(head.length, 12);
+  const stepsEnd = HEADER_SIZE + steps.length * STEP_SIZE;
+  const refs = new Uint32Array(4 * steps.length).fill(NO_STRING);
   steps.forEach((step, i) => {
-    const base = HEADER_SIZE + i * STEP_SIZE;
-    head.writeUInt32LE(Op[step.op], base);
-    head.writeUInt32LE(step.flags ?? 0, base + 4);
-    const args = step.args ?? [];
-    if (args.length > 3) throw new RangeError(`${step.op}: at most 3 args`);
-    args.forEach((arg, a) => head.writeBigInt64LE(BigInt(arg), base + 8 + 8 * a));
-    const refs = step.blob
+    const stepRefs = step.blob
       ? [pool.blob(step.blob)]
       : step.lists
         ? step.lists.map((l) => pool.list(l))
         : (step.strs ?? []).map((s) => (s === null ? NO_STRING : pool.string(s)));
-    if (refs.length > 4) throw new RangeError(`${step.op}: at most 4 strings`);
-    for (let s = 0; s < 4; s++) head.writeUInt32LE(refs[s] ?? NO_STRING, base + 32 + 4 * s);
+    if (stepRefs.length > 4) throw new RangeError(`${step.op}: at most 4 strings`);
+    refs.set(stepRefs, 4 * i);
   });
-  return Buffer.concat([head, pool.concat()]);
+  const out = Buffer.alloc(stepsEnd + pool.length);
+  out.writeUInt32LE(PLAN_MAGIC, 0);
+  out.writeUInt32LE(PLAN_VERSION, 4);
+  out.writeUInt32LE(steps.length, 8);
+  out.writeUInt32LE(stepsEnd, 12);
+  steps.forEach((step, i) => {
+    const base = HEADER_SIZE + i * STEP_SIZE;
+    out.writeUInt32LE(Op[step.op], base);
+    out.writeUInt32LE(step.flags ?? 0, base + 4);
+    const args = step.args ?? [];
+    if (args.length > 3) throw new RangeError(`${step.op}: at most 3 args`);
+    for (let a = 0; a < args.length; a++) writeArg(out, args[a], base + 8 + 8 * a);
+    for (let s = 0; s < 4; s++) out.writeUInt32LE(refs[4 * i + s], base + 32 + 4 * s);
+  });
+  pool.writeTo(out, stepsEnd);
+  return out;
 }
 
 /** Turns the child's {step, errno} report into an error naming the step. */

@@ -4,6 +4,7 @@ import { ConflictError, ValidationError } from '../errors';
 import type { ProcessIdentity } from '../linux/proc';
 import type { LinuxResources } from '../oci/runtime-spec';
 import { writeFileAtomic } from '../util/atomic-file';
+import { listDir } from '../util/json-files';
 import { randomHex } from '../util/random';
 import type { PrivilegeOptions } from './options';
 
@@ -49,17 +50,22 @@ export function validateName(name: string): void {
   }
 }
 
-/** A container's state directory holds only files; rmSync's recursive walk costs a module load per start. */
-function removeFlatDir(dir: string): void {
-  let entries: string[];
+function unlinkIfPresent(file: string): void {
   try {
-    entries = fs.readdirSync(dir);
+    fs.unlinkSync(file);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  for (const entry of entries) fs.rmSync(path.join(dir, entry), { force: true });
-  fs.rmdirSync(dir);
+}
+
+/** A container's state directory holds only files: one unlink each, where rmSync would walk it. */
+function removeFlatDir(dir: string): void {
+  for (const entry of listDir(dir)) unlinkIfPresent(path.join(dir, entry));
+  try {
+    fs.rmdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }
 
 /**
@@ -76,10 +82,9 @@ export class StateStore {
 
   /** Reserves `name` for `id` and creates the container's directory. */
   create(state: ContainerState): void {
-    fs.mkdirSync(path.join(this.root, 'names'), { recursive: true, mode: 0o700 });
     const nameLink = path.join(this.root, 'names', state.name);
     try {
-      fs.symlinkSync(`../${state.id}`, nameLink);
+      this.linkName(state.id, nameLink);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       const holder = path.basename(fs.readlinkSync(nameLink));
@@ -87,15 +92,26 @@ export class StateStore {
         throw new ConflictError(`the container name "${state.name}" is already in use by container ${holder}; remove that container to reuse the name`);
       }
       // The holder is gone (a crash between the two steps): take the name over.
-      fs.rmSync(nameLink, { force: true });
+      unlinkIfPresent(nameLink);
       fs.symlinkSync(`../${state.id}`, nameLink);
     }
     try {
       fs.mkdirSync(this.containerDir(state.id), { mode: 0o700 });
       this.save(state);
     } catch (err) {
-      fs.rmSync(nameLink, { force: true });
+      unlinkIfPresent(nameLink);
       throw err;
+    }
+  }
+
+  /** The directory of names is made when the first link finds it missing, not checked at every start. */
+  private linkName(id: string, nameLink: string): void {
+    try {
+      fs.symlinkSync(`../${id}`, nameLink);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      fs.mkdirSync(path.dirname(nameLink), { recursive: true, mode: 0o700 });
+      fs.symlinkSync(`../${id}`, nameLink);
     }
   }
 
@@ -130,7 +146,7 @@ export class StateStore {
   remove(state: Pick<ContainerState, 'id' | 'name'>): void {
     const nameLink = path.join(this.root, 'names', state.name);
     try {
-      if (path.basename(fs.readlinkSync(nameLink)) === state.id) fs.rmSync(nameLink, { force: true });
+      if (path.basename(fs.readlinkSync(nameLink)) === state.id) unlinkIfPresent(nameLink);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }

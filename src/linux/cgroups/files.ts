@@ -63,21 +63,29 @@ export function readNumber(file: string, fallback = 0): number {
  * Writes one value with one write(2) on an existing file (O_TRUNC, which
  * cgroupfs ignores, keeps a fake tree of plain files right; no O_CREAT: a
  * cgroup file that is not there means the kernel lacks the feature, and
- * creating a plain file in its place would hide that). The error names the
- * file and the value: `cgroups: write .../cpuset.cpus: EINVAL (invalid argument; cpuset.cpus "7")`.
+ * creating a plain file in its place would hide that). Several values are
+ * one write(2) each through one open, as devices.allow takes one rule per
+ * write. The error names the file and the value:
+ * `cgroups: write .../cpuset.cpus: EINVAL (invalid argument; cpuset.cpus "7")`.
  */
-export function writeCgroupFile(file: string, value: string, detail?: string): void {
+export function writeCgroupFile(file: string, value: string | readonly string[], detail?: string): void {
+  const values = typeof value === 'string' ? [value] : value;
+  const describe = (v: string): string => detail ?? `${path.basename(file)} ${JSON.stringify(v)}`;
   let fd: number;
   try {
     fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_TRUNC);
   } catch (err) {
-    throw syscallErrorFrom(STEP, err, detail ?? `${path.basename(file)} ${JSON.stringify(value)}`);
+    throw syscallErrorFrom(STEP, err, describe(values[0]));
   }
   try {
-    fs.writeSync(fd, value);
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    throw new SyscallError(STEP, 'write', e.errno ?? 0, file, detail ?? `${path.basename(file)} ${JSON.stringify(value)}`, { cause: err });
+    for (const v of values) {
+      try {
+        fs.writeSync(fd, v);
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        throw new SyscallError(STEP, 'write', e.errno ?? 0, file, describe(v), { cause: err });
+      }
+    }
   } finally {
     fs.closeSync(fd);
   }
@@ -126,10 +134,8 @@ export function descendants(dir: string): string[] {
   return result;
 }
 
-/** mkdir(2) of one cgroup; false when it was already there. */
-export function mkdirCgroup(dir: string): boolean {
-  // The parent is there on every start but the first: a stat is cheaper than the EEXIST exception.
-  if (fs.existsSync(dir)) return false;
+/** mkdir(2) of a cgroup that is normally not there yet; false when it was. A missing parent is a SyscallError ENOENT. */
+export function mkdirNewCgroup(dir: string): boolean {
   try {
     fs.mkdirSync(dir);
     return true;
@@ -137,6 +143,12 @@ export function mkdirCgroup(dir: string): boolean {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
     throw syscallErrorFrom(STEP, err, 'creating the cgroup');
   }
+}
+
+/** mkdir(2) of one cgroup; false when it was already there. */
+export function mkdirCgroup(dir: string): boolean {
+  // The parent is there on every start but the first: a stat is cheaper than the EEXIST exception.
+  return !fs.existsSync(dir) && mkdirNewCgroup(dir);
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,254}$/;

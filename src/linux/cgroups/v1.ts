@@ -20,6 +20,7 @@ import {
   joinStep,
   makeWithRetry,
   mkdirCgroup,
+  mkdirNewCgroup,
   parseFlatKeyed,
   readCgroupFile,
   readNumber,
@@ -151,7 +152,13 @@ export class V1Driver implements CgroupDriver {
     }
     if (devices && devices.length > 0) {
       const dir = this._require('devices', 'device rules');
-      for (const rule of devices) writeCgroupFile(path.join(dir, rule.allow ? 'devices.allow' : 'devices.deny'), deviceRule(rule));
+      // Consecutive rules of one kind share an open: the order of allows and denies is kept.
+      for (let i = 0; i < devices.length; ) {
+        const allow = devices[i].allow;
+        const run: string[] = [];
+        for (; i < devices.length && devices[i].allow === allow; i++) run.push(deviceRule(devices[i]));
+        writeCgroupFile(path.join(dir, allow ? 'devices.allow' : 'devices.deny'), run);
+      }
     }
     if (blockIO?.weight) {
       const dir = this.dirOf('blkio');
@@ -353,14 +360,42 @@ export class V1Driver implements CgroupDriver {
     return dir;
   }
 
-  /** mkdir each level of <mount>/<parent>/<id>; a new cpuset takes its parent's CPUs and nodes, since v1 starts it empty. */
+  /**
+   * mkdir of <mount>/<parent>/<id>; the parent levels are made only when
+   * that finds them missing, as on the first start. A new v1 cpuset starts
+   * empty: a level made here copies its parent's CPUs and nodes, and the
+   * parent's cgroup.clone_children gives the container's cgroup its copy at
+   * mkdir; where it did not (a parent tsrun did not make, a fake tree), the
+   * levels are checked and copied by hand.
+   */
   private _makePath(mount: string, cpuset: boolean, made: string[]): void {
+    const parentDir = path.join(mount, this._parent);
+    const leaf = path.join(parentDir, this.id);
+    let created: boolean;
+    try {
+      created = mkdirNewCgroup(leaf);
+    } catch (err) {
+      if (!(err instanceof SyscallError && err.code === 'ENOENT')) throw err;
+      this._makeParents(mount, cpuset, made);
+      created = mkdirNewCgroup(leaf);
+    }
+    if (created) made.push(leaf);
+    if (cpuset && !hasCpuset(leaf)) {
+      this._makeParents(mount, cpuset, made);
+      inheritCpuset(parentDir, leaf);
+    }
+  }
+
+  private _makeParents(mount: string, cpuset: boolean, made: string[]): void {
     let dir = mount;
-    for (const segment of [...this._parent.split('/'), this.id]) {
+    for (const segment of this._parent.split('/')) {
       const parentDir = dir;
       dir = path.join(dir, segment);
       if (mkdirCgroup(dir)) made.push(dir);
-      if (cpuset) inheritCpuset(parentDir, dir);
+      if (cpuset) {
+        inheritCpuset(parentDir, dir);
+        cloneCpusetToChildren(dir);
+      }
     }
   }
 
@@ -437,6 +472,17 @@ export class V1Driver implements CgroupDriver {
 function defaultMount(root: string, controller: V1Controller): string | undefined {
   const dir = path.join(root, controller);
   return fs.existsSync(dir) ? dir : undefined;
+}
+
+/** cgroup.clone_children: the kernel copies a cpuset's CPUs and nodes into each new child. */
+function cloneCpusetToChildren(dir: string): void {
+  const file = path.join(dir, 'cgroup.clone_children');
+  if (readOptional(file)?.trim() === '0') writeCgroupFile(file, '1');
+}
+
+/** Whether a cpuset has its CPUs and nodes (or is not a real one: a fake tree without the files). */
+function hasCpuset(dir: string): boolean {
+  return ['cpuset.cpus', 'cpuset.mems'].every((file) => readOptional(path.join(dir, file))?.trim() !== '');
 }
 
 function inheritCpuset(parentDir: string, dir: string): void {
