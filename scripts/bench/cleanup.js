@@ -105,10 +105,11 @@ function cgroupsNamed(prefix) {
 
 /**
  * peers: [{ argv0: ['runc'] or [...wrap, 'crun'], root }] — containers left
- * in these --root dirs are deleted with `delete -f`.
+ * in these --root dirs are deleted with `delete -f`. ownMounts: mounts the
+ * caller made under tmp on purpose, unmounted without being reported.
  * Returns what was found (and removed); `clean` is true when nothing was.
  */
-function cleanupAll({ tmp, idPrefix, peers = [] }) {
+function cleanupAll({ tmp, idPrefix, peers = [], ownMounts = [] }) {
   const report = { containers: [], processes: [], mounts: [], cgroups: [], removed: false, errors: [] };
   if (!tmp || !fs.existsSync(tmp)) {
     report.removed = true;
@@ -149,6 +150,11 @@ function cleanupAll({ tmp, idPrefix, peers = [] }) {
     } catch (err) {
       report.errors.push(`rmdir ${cg}: ${err.code || err.message}`);
     }
+  }
+  for (const m of ownMounts) {
+    if (!mountsUnder(tmp).includes(m)) continue;
+    const r = spawnSync('umount', [m], { encoding: 'utf8', stdio: ['ignore', 'ignore', 'pipe'] });
+    if (r.status !== 0) report.errors.push(`umount ${m}: ${(r.stderr || '').trim()}`);
   }
   const mounts = mountsUnder(tmp);
   for (const m of mounts.sort((a, b) => b.length - a.length)) {
