@@ -1,18 +1,29 @@
 // Runs a bundled CLI (dist/cli/NAME.js) through V8's code cache. Compiling
 // the bundle's functions is a large part of start-up; the cache holds them
-// already compiled. It is written after the first command (and again
-// whenever V8 rejects it, e.g. after a Node upgrade), and is only an
-// optimisation: when it cannot be read or written, the CLI runs the same,
-// only slower.
+// already compiled. V8 compiles a function when it first runs, so a cache
+// holds what the command that wrote it ran: each command gets its own
+// (dist/cli/NAME.js.COMMAND.cache), written after its first run (and again
+// whenever V8 rejects it, e.g. after a Node upgrade). It is only an
+// optimisation: when it cannot be read or written, or the command word is
+// guessed wrong, the CLI runs the same, only slower.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 const vm = require('node:vm');
 const Module = require('node:module');
 
-module.exports = function runBundle(name) {
+/** The command word, after the global options; `valueOptions` are those that take a separate value. */
+function commandWord(args, valueOptions) {
+  for (let i = 0; i < args.length; i++) {
+    if (valueOptions.includes(args[i])) i++;
+    else if (!args[i].startsWith('-')) return /^[a-z][a-z0-9-]{0,31}$/.test(args[i]) ? args[i] : 'other';
+  }
+  return 'none';
+}
+
+module.exports = function runBundle(name, valueOptions) {
   const bundle = path.join(__dirname, '..', 'dist', 'cli', `${name}.js`);
-  const cacheFile = `${bundle}.cache`;
+  const cacheFile = `${bundle}.${commandWord(process.argv.slice(2), valueOptions)}.cache`;
 
   let cachedData;
   try {

@@ -44,9 +44,11 @@ const bundles = [
 ];
 Promise.all(
   bundles.map(({ entry, outfile }) => {
-    // V8 checks a code cache against the source's length, not its content: a
-    // cache left from the previous bundle must not outlive it (see bin/run-bundle.js).
-    fs.rmSync(`${outfile}.cache`, { force: true });
+    // V8 checks a code cache against the source's length, not its content:
+    // no cache of the previous bundle may outlive it (see bin/run-bundle.js).
+    const dir = path.dirname(outfile);
+    const caches = new RegExp(`^${path.basename(outfile).replace(/\./g, '\\.')}\\.(.+\\.)?cache$`);
+    for (const file of fs.readdirSync(dir)) if (caches.test(file)) fs.rmSync(path.join(dir, file), { force: true });
     return esbuild.build({
       entryPoints: [entry],
       outfile,
