@@ -44,6 +44,10 @@ struct ChildContext {
   size_t step_count;
   int error_fd;  // write end of the error channel (CLOEXEC)
   int sync_fd;   // child end of the sync channel, or -1
+  // The CPUs to give the child back first thing, when the parent pinned
+  // itself for the clone (spawn.cc); null otherwise.
+  const void* affinity;
+  size_t affinity_size;
 };
 
 // Runs the plan in the cloned child. Never returns: it either execs or

@@ -42,6 +42,16 @@ describeAsRoot('run: namespaces, root filesystem and process', () => {
     }
   });
 
+  test('the container may run on every CPU the runtime may, and the runtime\'s thread is unpinned after the clone', async () => {
+    // spawn pins the calling thread to its CPU for the clone, so that the
+    // child starts there; the child gives itself the thread's CPUs back.
+    const allowed = (status: string): string => /^Cpus_allowed_list:\s*(\S+)$/m.exec(status)?.[1] ?? '';
+    const own = allowed(fs.readFileSync('/proc/thread-self/status', 'utf8'));
+    const r = await runCollect(['cat', '/proc/self/status'], { stateDir: state() });
+    expect(allowed(r.stdout)).toBe(own);
+    expect(allowed(fs.readFileSync('/proc/thread-self/status', 'utf8'))).toBe(own);
+  });
+
   test('mountinfo shows the container\'s root and the host\'s mount table is unchanged', async () => {
     const before = snapshot().mounts;
     const r = await runCollect(['cat', '/proc/self/mountinfo'], { stateDir: state() });
