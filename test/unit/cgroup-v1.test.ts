@@ -49,6 +49,13 @@ describe('V1Driver on a fake cgroup v1 tree', () => {
     });
   });
 
+  test('the parent\'s cgroup.clone_children is set, so that the kernel gives each new container its cpuset', () => {
+    fakeV1Tree(root, ID, { files: { cpuset: { 'cgroup.clone_children': '0\n' } } });
+    new V1Driver(root, ID).create();
+    expect(readFixture(path.join(root, 'cpuset', 'tsrun'), 'cgroup.clone_children').trim()).toBe('1');
+    expect(read('cpuset', 'cpuset.cpus')).toBe('0-3');
+  });
+
   test('a new cpuset, and the parent, take the CPUs and nodes of the level above (v1 starts them empty)', () => {
     fakeV1Tree(root, ID);
     new V1Driver(root, ID).create();
