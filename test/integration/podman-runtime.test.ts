@@ -23,8 +23,13 @@ if (!hasPodman) {
 const describeWithPodman = hasPodman ? describeAsRoot : describe.skip;
 
 describeWithPodman('podman with --runtime tsrun-oci', () => {
-  const tmp = useTempDir('tsrun-podman-');
   let podman: TempPodman;
+  // Declared before the temp dir: afterAll hooks run in the order they are
+  // declared, and `podman system reset` made the removed temp dir again.
+  afterAll(() => {
+    podman?.dispose();
+  });
+  const tmp = useTempDir('tsrun-podman-');
   checkLeaksAfterEach();
 
   /** The flags this host needs: podman asks for more files and processes than the hard limits allow, and root here cannot raise them. */
@@ -41,10 +46,6 @@ describeWithPodman('podman with --runtime tsrun-oci', () => {
     await store.save(['localhost/busybox:podman'], archive);
     podman.cli('load', '-i', archive);
   }, 120_000);
-
-  afterAll(() => {
-    podman?.dispose();
-  });
 
   test('run --rm IMAGE echo hi prints hi', () => {
     expect(podman.cli('run', '--rm', ...runFlags(), 'localhost/busybox:podman', 'echo', 'hi')).toBe('hi\n');
