@@ -1,4 +1,4 @@
-import * as util from 'node:util';
+import util = require('node:util');
 
 /** Every error tsrun throws on purpose. `code` is stable for programs. */
 export class TsrunError extends Error {

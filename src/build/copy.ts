@@ -1,9 +1,9 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { PassThrough, Readable } from 'node:stream';
-import * as zlib from 'node:zlib';
+import zlib = require('node:zlib');
 import { BuildError, ContentError, syscallErrorFrom } from '../errors';
 import { parseGroup, parsePasswd } from '../linux/users';
 import { decompress, detectCompression } from '../storage/compression';

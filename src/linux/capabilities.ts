@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ValidationError } from '../errors';
 import type { LinuxCapabilities } from '../oci/runtime-spec';
 import type { PlanStep } from '../runtime/plan';

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { ValidationError } from '../errors';
 import type { Device, LinuxDeviceCgroup } from '../oci/runtime-spec';
 import type { PlanStep } from '../runtime/plan';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ValidationError, syscallErrorFrom } from '../errors';
 import type { IdMapping } from '../oci/runtime-spec';
 

@@ -1,4 +1,4 @@
-import * as path from 'node:path';
+import path = require('node:path');
 import { ValidationError } from '../errors';
 import type { Spec } from '../oci/runtime-spec';
 import type { PlanStep } from '../runtime/plan';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 /**
  * When `pid` started, in clock ticks after boot (/proc/PID/stat field 22),

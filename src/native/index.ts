@@ -1,4 +1,4 @@
-import * as path from 'node:path';
+import path = require('node:path');
 
 /** What the child reports when a plan step fails: step index, positive errno. */
 export interface ChildErrorReport {

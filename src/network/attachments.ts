@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { ValidationError } from '../errors';
 import type { Logger } from '../logger';
 import { MNT_DETACH, MS } from '../linux/mounts';

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { ValidationError } from '../errors';
 import { CAPABILITIES } from '../linux/capabilities';
 import { MOUNT_OPTION_NAMES } from '../linux/mounts';

@@ -1,7 +1,7 @@
-import * as fs from 'node:fs';
-import * as net from 'node:net';
-import * as path from 'node:path';
-import * as tls from 'node:tls';
+import fs = require('node:fs');
+import net = require('node:net');
+import path = require('node:path');
+import tls = require('node:tls');
 
 /**
  * How tsrun may talk to a registry host, by Docker's rules: HTTPS with the

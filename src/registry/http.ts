@@ -1,5 +1,5 @@
-import * as http from 'node:http';
-import * as https from 'node:https';
+import http = require('node:http');
+import https = require('node:https');
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as tls from 'node:tls';

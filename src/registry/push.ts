@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { AuthError, ValidationError } from '../errors';
 import { silentLogger } from '../logger';
 import { Descriptor, parseManifest } from '../oci/image-spec';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Socket } from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import { StateError, TsrunError } from '../errors';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ConflictError, ValidationError } from '../errors';
 import type { Mount } from '../oci/runtime-spec';
 import type { Logger } from '../logger';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Socket } from 'node:net';
 import type { Readable, Writable } from 'node:stream';
 import { loadNative } from '../native';

@@ -1,4 +1,4 @@
-import * as path from 'node:path';
+import path = require('node:path');
 import { ConflictError, NotFoundError, TsrunError } from '../errors';
 import type { Logger } from '../logger';
 import { silentLogger } from '../logger';

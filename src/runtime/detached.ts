@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { RestartPolicy } from './run';
 import { TsrunError } from '../errors';
 import { silentLogger } from '../logger';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { TsrunError, ValidationError, syscallErrorFrom } from '../errors';
 import { resolveUser } from '../linux/users';
 import type { CgroupDriver } from '../linux/cgroups';

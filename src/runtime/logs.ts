@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ContainerLocation, findContainer } from './containers';
 import { TsrunError } from '../errors';
 

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { TsrunError } from '../errors';
 import { ProcessIdentity, isRunning, processStartTime } from '../linux/proc';
 import { loadNative } from '../native';

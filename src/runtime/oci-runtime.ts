@@ -1,6 +1,6 @@
 import { spawn as spawnProcess } from 'node:child_process';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { ConflictError, NotFoundError, StateError, TsrunError, ValidationError, syscallErrorFrom } from '../errors';
 import { CgroupDriver, createCgroupDriver, defaultCgroupParent } from '../linux/cgroups';
 import { isRunning, processStartTime } from '../linux/proc';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { syscallErrorFrom } from '../errors';
 import { isRunning } from '../linux/proc';
 import { loadNative } from '../native';

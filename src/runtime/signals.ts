@@ -1,4 +1,4 @@
-import * as os from 'node:os';
+import os = require('node:os');
 import { ValidationError } from '../errors';
 
 /** Signal number from a name (`TERM`, `SIGTERM`) or a number, as `kill -s` takes it. */

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { writeIdMaps } from '../linux/idmap';
 import { loadNative } from '../native';

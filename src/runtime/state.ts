@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { ConflictError, ValidationError } from '../errors';
 import type { ProcessIdentity } from '../linux/proc';
 import type { LinuxResources } from '../oci/runtime-spec';

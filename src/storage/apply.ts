@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { ContentError, TsrunError, syscallErrorFrom } from '../errors';

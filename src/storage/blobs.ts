@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { ContentError } from '../errors';
 import { SHA256_DIGEST } from '../oci/image-spec';
 import { fsyncDir } from '../util/atomic-file';

@@ -1,8 +1,8 @@
 import { ChildProcess, spawn } from 'node:child_process';
-import * as os from 'node:os';
+import os = require('node:os');
 import { Duplex, Readable, Transform, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import * as zlib from 'node:zlib';
+import zlib = require('node:zlib');
 import { ContentError, TsrunError, syscallErrorFrom } from '../errors';
 
 /**

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { OverlayLayout } from '../linux/overlay';
 import { randomBase32 } from '../util/random';
 import { InitLayerOptions, writeInitLayer } from './init-layer';

@@ -1,5 +1,5 @@
 import { createHash, Hash } from 'node:crypto';
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { Transform, TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ContentError, DigestMismatchError } from '../errors';

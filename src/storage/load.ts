@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { ContentError, DigestMismatchError } from '../errors';
 import type { Logger } from '../logger';
 import { MediaType, layerMediaType } from '../oci/image-spec';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Writable } from 'node:stream';
 import { Descriptor, ImageManifest, MediaType } from '../oci/image-spec';
 import type { BlobStore } from './blobs';

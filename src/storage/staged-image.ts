@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { Descriptor, ImageManifest, MediaType } from '../oci/image-spec';
 import type { LayerRecord, StagedLayer } from './layers';
 import { digestHex } from './digest';

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import type { Readable, Writable } from 'node:stream';
 import { ConflictError, ContentError, NotFoundError, syscallErrorFrom } from '../errors';
 import type { Logger } from '../logger';

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { ConflictError, NotFoundError, ValidationError } from '../errors';
 import { writeFileAtomic } from '../util/atomic-file';
 import { listDir, readJsonOrNull } from '../util/json-files';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { LockTimeoutError, syscallErrorFrom } from '../errors';
 import { loadNative } from '../native/index';
 

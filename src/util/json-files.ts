@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 /** A directory's entries, or none when it does not exist (yet). */
 export function listDir(dir: string): string[] {

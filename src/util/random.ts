@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 
 /**
  * `count` random bytes from the kernel's CSPRNG. Read from /dev/urandom

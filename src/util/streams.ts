@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import type { Readable, Writable } from 'node:stream';
 
 /**

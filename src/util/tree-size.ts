@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 
 /** Bytes in the regular files under `dir` (0 if it is gone), as `du --apparent-size` counts them. */
 export function treeSize(dir: string): number {

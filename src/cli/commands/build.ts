@@ -1,4 +1,4 @@
-import * as path from 'node:path';
+import path = require('node:path');
 import type { CliCommand, GlobalArgs } from '../command';
 import { UsageError } from '../fail';
 import { reporting } from './images';

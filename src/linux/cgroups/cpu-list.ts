@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ValidationError, syscallErrorFrom } from '../../errors';
 
 /** Largest CPU or memory node number accepted in a list (the kernel's NR_CPUS is at most 8192). */

@@ -18,8 +18,8 @@
  *   await cg.destroy()                           kills what is left, rmdir with EBUSY retries
  *   prune / any command: removeLeftoverCgroups(id => state says creating|running|paused)
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
+import fs = require('node:fs');
+import path = require('node:path');
 import { syscallErrorFrom } from '../../errors';
 import { CgroupDriver, defaultCgroupParent } from './driver';
 import { CgroupOps, checkCgroupNames, descendants, readProcs } from './files';

@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import fs = require('node:fs');
+import os = require('node:os');
 import { syscallErrorFrom } from '../../errors';
 import { readHostCpus } from './cpu-list';
 import type { CgroupDriver, CgroupStats } from './driver';

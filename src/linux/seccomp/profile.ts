@@ -1,5 +1,5 @@
-import * as fs from 'node:fs';
-import * as os from 'node:os';
+import fs = require('node:fs');
+import os = require('node:os');
 import { ValidationError } from '../../errors';
 import type { LinuxSeccomp, LinuxSeccompArg, SeccompAction } from '../../oci/runtime-spec';
 import { SeccompArch } from './bpf';

@@ -1,4 +1,4 @@
-import * as fs from 'node:fs';
+import fs = require('node:fs');
 import { ContentError } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Descriptor, ImageConfig } from '../../oci/image-spec';
