@@ -3,7 +3,7 @@ import { ConflictError, ValidationError } from '../errors';
 import type { Mount } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
 import type { NetworkAttachment } from '../network/attachments';
-import { DEFAULT_STATE_DIR, RunOptions, networkMode } from './options';
+import { RunOptions, networkMode, stateDirOf } from './options';
 
 /**
  * The container's hosts and resolv.conf that a network fills in (an image
@@ -51,7 +51,7 @@ export async function prepareContainerNetwork(
   const { exposedPorts, pickHostPorts } = await import('../network/ports');
   const publish = await pickHostPorts([...(options.publish ?? []), ...(options.publishAll ? exposedPorts(files.exposedPorts) : [])]);
   const { NetworkAttachment } = await import('../network/attachments');
-  const stateDir = options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR;
+  const stateDir = stateDirOf(options);
   const attachment = await NetworkAttachment.prepare(
     root,
     stateDir,

@@ -54,6 +54,8 @@ export interface PlanOptions {
   execFifoFd?: number;
   /** Steps run once the namespaces and the root are set up, before the exec fifo (sysctl, rlimits). */
   setupSteps?: PlanStep[];
+  /** Where compiled seccomp programs are kept across processes (a directory of the runtime state). */
+  seccompCacheDir?: string;
 }
 
 /**
@@ -186,7 +188,7 @@ export function buildExecPlan(
   return { steps, cloneFlags: 0, mode: 'vfork' };
 }
 
-function processSteps(spec: { process: Spec['process']; linux: Pick<Spec['linux'], 'seccomp'> }, options: Pick<PlanOptions, 'stdio' | 'dieWithParent' | 'terminal'>): PlanStep[] {
+function processSteps(spec: { process: Spec['process']; linux: Pick<Spec['linux'], 'seccomp'> }, options: Pick<PlanOptions, 'stdio' | 'dieWithParent' | 'terminal' | 'seccompCacheDir'>): PlanStep[] {
   const { user, cwd, args, env } = spec.process;
   const phase = 'process';
   const setUser: PlanStep[] = [
@@ -208,7 +210,7 @@ function processSteps(spec: { process: Spec['process']; linux: Pick<Spec['linux'
   // Loading a filter takes CAP_SYS_ADMIN or no_new_privs: without the
   // latter it goes in before the capabilities are dropped (so the steps
   // after it must be allowed by the profile, as runc does); with it, last.
-  const filter = spec.linux.seccomp ? seccompStep(spec.linux.seccomp) : undefined;
+  const filter = spec.linux.seccomp ? seccompStep(spec.linux.seccomp, options.seccompCacheDir) : undefined;
   const nnp = spec.process.noNewPrivileges ?? false;
   if (filter && !nnp) steps.push(filter);
   steps.push(...(spec.process.capabilities ? capabilitySteps(spec.process.capabilities, setUser) : setUser));

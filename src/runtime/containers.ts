@@ -16,7 +16,7 @@ import type { LinuxResources } from '../oci/runtime-spec';
 import { containerCgroup } from './container-cgroup';
 import { ContainerInspect, containerInspect } from './container-inspect';
 import { storeLockFile, storeRoot } from './image-container';
-import { DEFAULT_STATE_DIR } from './options';
+import { stateDirOf } from './options';
 import { ContainerState, StateStore } from './state';
 import { MonitorFiles } from './monitor';
 import { OciStatus, checkOperation } from './lifecycle';
@@ -56,10 +56,6 @@ export type Found = ({ kind: 'image'; record: ContainerRecord } | { kind: 'rootf
 
 function stateStore(location: ContainerLocation): StateStore {
   return new StateStore(stateDirOf(location));
-}
-
-function stateDirOf(location: ContainerLocation): string {
-  return path.resolve(location.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
 }
 
 function withMonitor<T extends { kind: 'image'; record: ContainerRecord } | { kind: 'rootfs'; state: ContainerState }>(found: T, location: ContainerLocation): T & { monitor: MonitorFiles } {

@@ -1,6 +1,7 @@
 import fs = require('node:fs');
 import { TsrunError, ValidationError, syscallErrorFrom } from '../errors';
 import { resolveUser } from '../linux/users';
+import { seccompCacheDirIn } from '../linux/seccomp';
 import type { CgroupDriver } from '../linux/cgroups';
 import { Logger, silentLogger } from '../logger';
 import type { LinuxSeccomp, NamespaceType, Spec } from '../oci/runtime-spec';
@@ -9,7 +10,7 @@ import { containerCgroup } from './container-cgroup';
 import { JoinedNamespace, buildExecPlan, execCandidates } from './container-plan';
 import { ContainerLocation, containerId, containerName, findContainer, ociStatus, runtimeState } from './containers';
 import { checkOperation } from './lifecycle';
-import { StdioOption, processPrivileges } from './options';
+import { StdioOption, processPrivileges, stateDirOf } from './options';
 import { killAndReap, spawnContainer } from './spawn';
 import { closeAll, setupStdio } from './run';
 import { Terminal } from './terminal';
@@ -84,6 +85,8 @@ export interface ExecTarget {
   namespaces: JoinedNamespace[];
   /** The container's seccomp filter, which its new processes get too. */
   seccomp?: LinuxSeccomp;
+  /** Where compiled seccomp programs are kept (PlanOptions.seccompCacheDir). */
+  seccompCacheDir?: string;
 }
 
 export interface ExecProcess {
@@ -103,7 +106,7 @@ export interface ExecProcess {
  */
 export function execDetached(target: ExecTarget, process: Spec['process'], terminal?: { consoleFd: number; size?: TerminalSize }): number {
   if (execCandidates(process.args[0], process.env).length === 0) throw new ValidationError('args[0]', `${process.args[0]}: no PATH in the environment to look it up in`);
-  const plan = buildExecPlan(target.namespaces, process, target.seccomp, { stdio: [0, 1, 2], dieWithParent: false, cgroupJoin: target.cgroup.joinSteps(), terminal });
+  const plan = buildExecPlan(target.namespaces, process, target.seccomp, { stdio: [0, 1, 2], dieWithParent: false, cgroupJoin: target.cgroup.joinSteps(), terminal, seccompCacheDir: target.seccompCacheDir });
   const spawned = spawnContainer({ process } as Spec, plan);
   fs.closeSync(spawned.pidfd);
   return spawned.pid;
@@ -130,6 +133,7 @@ export function execProcess(target: ExecTarget, options: ExecProcess): Container
       dieWithParent: options.dieWithParent,
       cgroupJoin: target.cgroup.joinSteps(),
       terminal: options.tty ? { consoleFd: consoleSocket[1], size } : undefined,
+      seccompCacheDir: target.seccompCacheDir,
     });
     spawned = spawnContainer({ process } as Spec, plan);
     if (options.tty) {
@@ -175,7 +179,7 @@ export async function execInContainer(reference: string, options: ExecOptions): 
   // As Docker's exec: the container's capabilities (a bounding set only for a non-root user), no_new_privs and filter.
   const { capabilities, noNewPrivileges, seccomp } = processPrivileges((found.kind === 'image' ? found.record.hostConfig.privileges : found.state.privileges) ?? {}, user.uid);
   const process: Spec['process'] = { args: [...options.args], env, cwd, user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids }, capabilities, noNewPrivileges };
-  const target = { id, name: containerName(found), pid, cgroup: containerCgroup(id), namespaces: namespacesOf(pid), seccomp };
+  const target = { id, name: containerName(found), pid, cgroup: containerCgroup(id), namespaces: namespacesOf(pid), seccomp, seccompCacheDir: seccompCacheDirIn(stateDirOf(options)) };
   return execProcess(target, { process, stdio: options.stdio ?? 'pipe', tty: options.tty, dieWithParent: options.dieWithParent ?? true, logger: options.logger });
 }
 

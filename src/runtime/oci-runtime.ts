@@ -5,6 +5,7 @@ import { ConflictError, NotFoundError, StateError, TsrunError, ValidationError, 
 import { CgroupDriver, createCgroupDriver, defaultCgroupParent } from '../linux/cgroups';
 import { isRunning, processStartTime } from '../linux/proc';
 import { canPivotRoot } from '../linux/rootfs';
+import { seccompCacheDirIn } from '../linux/seccomp';
 import { Logger, silentLogger } from '../logger';
 import { loadNative } from '../native';
 import { loadBundleConfig } from '../oci/config';
@@ -271,6 +272,7 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
       execFifoFd: fifoFd,
       setupSteps: setupSteps(spec),
       terminal: consoleFd >= 0 ? { consoleFd, size: consoleSizeOf(spec.process) } : undefined,
+      seccompCacheDir: seccompCacheDirIn(stateRoot(options)),
     });
     spawned = spawnContainer(spec, plan);
     Object.assign(state, { pid: spawned.pid, pidStartTime: processStartTime(spawned.pid) ?? undefined });
@@ -473,7 +475,7 @@ function execTarget(id: string, options: OciOptions): ExecTarget {
   const state = store.load(id);
   const status = statusOf(store, state);
   if (status !== 'running' && status !== 'created') throw new StateError(id, status, 'exec', `cannot exec in ${status} container ${id}: exec needs a running container`);
-  return { id, name: id, pid: state.pid, cgroup: cgroupOf(state), namespaces: namespacesOf(state.pid), seccomp: state.seccomp };
+  return { id, name: id, pid: state.pid, cgroup: cgroupOf(state), namespaces: namespacesOf(state.pid), seccomp: state.seccomp, seccompCacheDir: seccompCacheDirIn(stateRoot(options)) };
 }
 
 /** `exec`: a process in the running container's namespaces and cgroup; `process` in config.json's shape. */

@@ -151,6 +151,11 @@ export interface RunOptions extends ResourceOptions {
 
 export const DEFAULT_STATE_DIR = '/run/tsrun';
 
+/** The runtime state directory: the option, else $TSRUN_STATE, else /run/tsrun. */
+export function stateDirOf(options: Pick<RunOptions, 'stateDir'>): string {
+  return path.resolve(options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
+}
+
 /** Where `init` binds tsrun-monitor, whose name there makes it the init (native/monitor.cc). */
 const INIT_PATH = '/dev/tsrun-init';
 

@@ -3,6 +3,7 @@ import path = require('node:path');
 import { TsrunError, ValidationError } from '../errors';
 import type { CgroupDriver } from '../linux/cgroups';
 import { canPivotRoot } from '../linux/rootfs';
+import { seccompCacheDirIn } from '../linux/seccomp';
 import { ProcessIdentity, ownIdentity, processStartTime } from '../linux/proc';
 import { loadNative } from '../native';
 import { Logger, silentLogger } from '../logger';
@@ -13,7 +14,7 @@ import { Container, ContainerStdio, ExitResult, pipeStream } from './container';
 import { OCI_VERSION } from '../oci/defaults';
 import type { LinuxResources, Mount, Spec } from '../oci/runtime-spec';
 import { writeNetworkFiles } from '../storage/init-layer';
-import { DEFAULT_STATE_DIR, RunOptions, StdioOption, buildSpec, privilegeOptions } from './options';
+import { RunOptions, StdioOption, buildSpec, privilegeOptions, stateDirOf } from './options';
 import { SpawnHooks, killAndReap, spawnContainer } from './spawn';
 import type { ResolvedMounts } from './volumes';
 import { withFileLock } from '../util/file-lock';
@@ -82,7 +83,7 @@ interface Lifecycle {
 }
 
 function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: () => Spec, resources: LinuxResources, relaunch: boolean): Lifecycle {
-  const store = new StateStore(options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
+  const store = new StateStore(stateDirOf(options));
   const fresh: ContainerState = {
     ociVersion: OCI_VERSION,
     id,
@@ -301,6 +302,7 @@ export async function run(options: RunOptions): Promise<Container> {
       cgroupJoin: cgroup.joinSteps(),
       terminal: terminalOption(options.tty, consoleSocket[1]),
       networkSync: network.attachment !== undefined,
+      seccompCacheDir: seccompCacheDirIn(stateDirOf(options)),
     });
     spawned = spawnContainer(spec, plan, networkHooks(network));
     if (options.tty) {
@@ -374,10 +376,6 @@ function cleanupCommand(options: RunOptions, id: string): string[] {
   return [process.execPath, cli, '--root', storeRoot(options), '--state', stateDirOf(options), 'container-cleanup', id];
 }
 
-export function stateDirOf(options: Pick<RunOptions, 'stateDir'>): string {
-  return path.resolve(options.stateDir ?? process.env.TSRUN_STATE ?? DEFAULT_STATE_DIR);
-}
-
 /**
  * Creates a detached container (`tsrun create`): the image's layers or the
  * root filesystem, the cgroup, and an init set up in its namespaces that
@@ -416,6 +414,7 @@ async function createDetached(options: SavedOptions & Pick<RunOptions, 'logger'>
       execFifoFd: MONITOR_FIFO_FD,
       networkSync: network.attachment !== undefined,
       terminal: terminalOption(options.tty, MONITOR_CONSOLE_FD),
+      seccompCacheDir: seccompCacheDirIn(stateDirOf(options)),
     });
     init = createMonitored(spec, plan, files, cleanupCommand(options, id), { tty: Boolean(options.tty), stdin: options.openStdin === true }, networkHooks(network));
   } catch (err) {

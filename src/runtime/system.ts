@@ -8,6 +8,8 @@ import { ContainerLocation, abandonedContainerIds, listContainers, removeContain
 import { storeRoot } from './image-container';
 import { removeLeftoverAttachments } from '../network/attachments';
 import { silentLogger } from '../logger';
+import { seccompCacheDirIn } from '../linux/seccomp';
+import { stateDirOf } from './options';
 import { treeSize } from '../util/tree-size';
 import { pruneVolumes, volumeUsage } from './volumes';
 
@@ -64,6 +66,8 @@ export async function pruneSystem(options: SystemPruneOptions = {}): Promise<Sys
     result.images = images.deleted;
     result.reclaimedBytes += images.reclaimedBytes;
   }
+  // Derived data, rebuilt by the next start; a tsrun killed while writing an entry leaves a temp file there.
+  fs.rmSync(seccompCacheDirIn(stateDirOf(options)), { recursive: true, force: true });
   if (options.volumes) {
     const volumes = await pruneVolumes({ root: options.root, all: options.all });
     result.volumes = volumes.removed;

@@ -179,10 +179,15 @@ describeAsRoot('tsrun system check, df and prune', () => {
     const root = copy();
     expect(tsrun(root, 'system', 'prune')).toMatchObject({ status: 0, stdout: '', stderr: expect.stringContaining('Are you sure you want to continue? [y/N] ') });
     expect(tsrun(root, 'ps', '-a', '-q').stdout).not.toBe('');
+    // A start keeps its compiled seccomp program for the next one; prune drops it.
+    expect(tsrun(root, 'run', '--rm', 'busybox:base', 'true').status).toBe(0);
+    const seccompCache = path.join(tmp(), 'state', '.seccomp-cache');
     const before = storeSnapshot(root);
+    expect(fs.readdirSync(seccompCache)).toEqual(['programs']);
 
     const pruned = tsrun(root, 'system', 'prune', '-f');
     expect(pruned.status).toBe(0);
+    expect(fs.existsSync(seccompCache)).toBe(false);
     expect(pruned.stdout).toMatch(/^Deleted Containers:\n[0-9a-f]{64}\n\nTotal reclaimed space: 2B\n$/);
     expect(tsrun(root, 'ps', '-a', '-q').stdout).toBe('');
     expect(Object.keys(storeSnapshot(root)).filter((f) => f.startsWith('overlay2/') && !(f in before))).toEqual([]);

@@ -2,12 +2,14 @@ import type { LinuxSeccomp } from '../../oci/runtime-spec';
 import type { PlanStep } from '../../runtime/plan';
 import { SeccompArch, compileSeccomp, hostSeccompArch, seccompFlags } from './bpf';
 import { DEFAULT_SECCOMP_PROFILE } from './default-profile';
+import { cachedSeccompProgram } from './program-cache';
 import { SeccompProfile, readProfileFile, resolveProfile } from './profile';
 
 export { DEFAULT_SECCOMP_PROFILE } from './default-profile';
 export { compileSeccomp, hostSeccompArch, syscallNumber } from './bpf';
 export type { SeccompArch } from './bpf';
 export { readProfileFile, resolveProfile } from './profile';
+export { seccompCacheDirIn } from './program-cache';
 export type { SeccompProfile, SeccompProfileRule } from './profile';
 
 /**
@@ -34,10 +36,14 @@ export function containerSeccomp(option: string | SeccompProfile | undefined, ca
 const defaultResolved = new Map<string, LinuxSeccomp>();
 const compiled = new WeakMap<LinuxSeccomp, Partial<Record<SeccompArch, Buffer>>>();
 
-/** The step that loads the filter; names the host has no number for are left out. */
-export function seccompStep(seccomp: LinuxSeccomp, arch: SeccompArch = hostSeccompArch()): PlanStep {
+/**
+ * The step that loads the filter; names the host has no number for are
+ * left out. With `cacheDir`, the compiled program is kept there for other
+ * processes (program-cache.ts).
+ */
+export function seccompStep(seccomp: LinuxSeccomp, cacheDir?: string, arch: SeccompArch = hostSeccompArch()): PlanStep {
   const programs = compiled.get(seccomp) ?? {};
-  const program = programs[arch] ?? compileSeccomp(seccomp, arch).program;
+  const program = programs[arch] ?? (cacheDir === undefined ? compileSeccomp(seccomp, arch).program : cachedSeccompProgram(seccomp, arch, cacheDir));
   programs[arch] = program;
   compiled.set(seccomp, programs);
   return { op: 'Seccomp', args: [seccompFlags(seccomp.flags)], blob: program, phase: 'seccomp', detail: `a filter of ${program.length / 8} instructions` };
