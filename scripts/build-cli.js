@@ -20,21 +20,41 @@ const yargsAssertShim = {
   },
 };
 /**
- * yargs reads process.stdout.columns when it loads, and creating
- * process.stdout costs every command a few milliseconds (the stream
- * modules) even when it prints nothing, as `run` does with inherited stdio.
- * The shim's stdColumns becomes a getter, read only when help is wrapped.
+ * Two edits to yargs's build for a CLI that starts on every container run;
+ * each must find its text, or the build fails and names it.
+ * - yargs reads process.stdout.columns when it loads, and creating
+ *   process.stdout costs every command a few milliseconds (the stream
+ *   modules) even when it prints nothing, as `run` does with inherited
+ *   stdio. The shim's stdColumns becomes a getter, read only when help is
+ *   wrapped.
+ * - argsert, which checks the arguments of each yargs API call against a
+ *   signature string it parses anew every time, only ever warns (it catches
+ *   its own error); over the ~90 options of `run` it was 6 M of the parse's
+ *   37 M instructions. tsc checks those calls already, so it does nothing
+ *   here.
  */
-const YARGS_EAGER_COLUMNS = 'stdColumns:void 0!==process.stdout.columns?process.stdout.columns:null';
-const yargsLazyColumns = {
-  name: 'yargs-lazy-columns',
+const YARGS_PATCHES = [
+  {
+    name: 'lazy stdout columns',
+    from: /stdColumns:void 0!==process\.stdout\.columns\?process\.stdout\.columns:null/,
+    to: 'get stdColumns(){return void 0!==process.stdout.columns?process.stdout.columns:null}',
+  },
+  {
+    name: 'argsert does nothing',
+    from: /function h\(t,s,i\)\{try\{let n=0;.*?catch\(t\)\{console\.warn\(t\.stack\)\}\}/,
+    to: 'function h(){}',
+  },
+];
+const yargsPatches = {
+  name: 'yargs-patches',
   setup(build) {
     build.onLoad({ filter: /[\\/]node_modules[\\/]yargs[\\/]build[\\/]index\.cjs$/ }, (args) => {
-      const source = fs.readFileSync(args.path, 'utf8');
-      if (!source.includes(YARGS_EAGER_COLUMNS)) {
-        return { errors: [{ text: `yargs-lazy-columns: ${args.path} no longer holds "${YARGS_EAGER_COLUMNS}"; update the patch for this yargs version` }] };
+      let source = fs.readFileSync(args.path, 'utf8');
+      for (const patch of YARGS_PATCHES) {
+        if (!patch.from.test(source)) return { errors: [{ text: `yargs patch "${patch.name}": ${args.path} no longer matches ${patch.from}; update it for this yargs version` }] };
+        source = source.replace(patch.from, patch.to);
       }
-      return { contents: source.replace(YARGS_EAGER_COLUMNS, 'get stdColumns(){return void 0!==process.stdout.columns?process.stdout.columns:null}'), loader: 'js' };
+      return { contents: source, loader: 'js' };
     });
   },
 };
@@ -59,7 +79,7 @@ Promise.all(
       minify: true,
       sourcemap: true,
       logLevel: 'warning',
-      plugins: [yargsAssertShim, yargsLazyColumns],
+      plugins: [yargsAssertShim, yargsPatches],
     });
   }),
 ).catch(() => process.exit(1));
