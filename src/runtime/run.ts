@@ -319,44 +319,47 @@ export async function run(options: RunOptions): Promise<Container> {
     closeAll(consoleSocket);
   }
   logger.debug({ id, name, pid: spawned.pid, mode: plan.mode, steps: plan.steps.length }, 'container started');
-  lifecycle.started(spawned.pid);
-  crashPoint('run:started');
-  await announceOnNetwork(network, spawned.pid, id, logger);
-
-  const streams: ContainerStdio = terminal ? { stdin: terminal.stream, stdout: terminal.stream, stderr: null } : {
-    stdin: stdio.parent[0] >= 0 ? pipeStream(stdio.parent[0], 'write') : null,
-    stdout: stdio.parent[1] >= 0 ? pipeStream(stdio.parent[1], 'read') : null,
-    stderr: stdio.parent[2] >= 0 ? pipeStream(stdio.parent[2], 'read') : null,
-  };
   const onAbort = (): void => {
     container.kill('SIGKILL');
   };
-  const container = new Container(
-    id,
-    name,
-    spec.hostname,
-    spawned,
-    streams,
-    async (reaped) => {
-      options.signal?.removeEventListener('abort', onAbort);
-      // The cgroup goes before the record says exited: a record that says
-      // so while its cgroup exists marks a leftover for `tsrun ps`.
-      crashPoint('run:exited');
-      const result = await cgroups.releaseContainerCgroup(cgroup, reaped, logger);
-      try {
-        await network.attachment?.detach();
-      } catch (err) {
-        logger.warn({ id, err }, 'CNI DEL failed; `tsrun system prune` retries it');
-      }
-      await lifecycle.exited(result);
-      if (options.autoRemove) await removeAnonymousVolumes(options, userMounts.anonymous);
-      return result;
-    },
-    logger,
-    terminal ?? null,
-  );
+  let streams: ContainerStdio | undefined;
+  let container: Container;
+  try {
+    lifecycle.started(spawned.pid);
+    crashPoint('run:started');
+    await announceOnNetwork(network, spawned.pid, id, logger);
+    streams = terminal ? { stdin: terminal.stream, stdout: terminal.stream, stderr: null } : {
+      stdin: stdio.parent[0] >= 0 ? pipeStream(stdio.parent[0], 'write') : null,
+      stdout: stdio.parent[1] >= 0 ? pipeStream(stdio.parent[1], 'read') : null,
+      stderr: stdio.parent[2] >= 0 ? pipeStream(stdio.parent[2], 'read') : null,
+    };
+    container = new Container(id, name, spec.hostname, spawned, streams, exitCleanup, logger, terminal ?? null);
+  } catch (err) {
+    // Running, but nobody would wait for it: it must not run on.
+    killAndReap(spawned);
+    if (streams) for (const stream of [streams.stdin, streams.stdout, streams.stderr]) stream?.destroy();
+    else if (terminal) terminal.stream.destroy();
+    else closeAll(stdio.parent);
+    return fail(err);
+  }
   options.signal?.addEventListener('abort', onAbort, { once: true });
   return container;
+
+  async function exitCleanup(reaped: ExitResult): Promise<ExitResult> {
+    options.signal?.removeEventListener('abort', onAbort);
+    // The cgroup goes before the record says exited: a record that says
+    // so while its cgroup exists marks a leftover for `tsrun ps`.
+    crashPoint('run:exited');
+    const result = await cgroups.releaseContainerCgroup(cgroup, reaped, logger);
+    try {
+      await network.attachment?.detach();
+    } catch (err) {
+      logger.warn({ id, err }, 'CNI DEL failed; `tsrun system prune` retries it');
+    }
+    await lifecycle.exited(result);
+    if (options.autoRemove) await removeAnonymousVolumes(options, userMounts.anonymous);
+    return result;
+  }
 }
 
 /** A container created by create(): its init waits under its monitor until startContainer(). */

@@ -4,6 +4,7 @@ import { run, SyscallError } from '../../src';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach, snapshot } from '../helpers/leaks';
 import { runCollect } from '../helpers/run';
+import { StateStore } from '../../src/runtime/state';
 
 describeAsRoot('run: namespaces, root filesystem and process', () => {
   const tmp = useTempDir('tsrun-run-');
@@ -153,6 +154,24 @@ describeAsRoot('run: namespaces, root filesystem and process', () => {
     const removed = await run({ rootfs: busyboxRootfs(), args: ['true'], stdio: 'ignore', stateDir: state(), autoRemove: true });
     await removed.wait();
     expect(fs.existsSync(path.join(state(), removed.id))).toBe(false);
+  });
+
+  test('a failure after the clone (here the state write that says running) kills and reaps the init and undoes the start', async () => {
+    const records = (): string[] => fs.readdirSync(state()).filter((e) => /^[0-9a-f]{64}$/.test(e));
+    const before = records();
+    const save = StateStore.prototype.save;
+    const failing = jest.spyOn(StateStore.prototype, 'save').mockImplementation(function (this: StateStore, saved) {
+      if (saved.status === 'running') throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      save.call(this, saved);
+    });
+    try {
+      await expect(run({ rootfs: busyboxRootfs(), args: ['sleep', '1000'], stdio: 'ignore', stateDir: state(), name: 'after-clone' })).rejects.toThrow('ENOSPC');
+    } finally {
+      failing.mockRestore();
+    }
+    // Nothing left: no record, the name free, and (checked after each test) no process, cgroup or mount.
+    expect(records()).toEqual(before);
+    expect(await runCollect(['true'], { stateDir: state(), name: 'after-clone' })).toMatchObject({ exitCode: 0 });
   });
 
   test('100 containers started at once all exit 0', async () => {
