@@ -84,34 +84,56 @@ class StringPool {
     return this.size;
   }
 
+  /** Strings have any length, so the u32s here go through a DataView (unaligned, little-endian). */
   writeTo(out: Buffer, start: number): void {
+    const view = new DataView(out.buffer, out.byteOffset, out.length);
     let at = start;
     for (const entry of this.entries) {
       if (typeof entry === 'string') {
         at += out.write(entry, at, 'utf8');
         out[at++] = 0;
       } else if (Buffer.isBuffer(entry)) {
-        at = out.writeUInt32LE(entry.length, at);
-        at += entry.copy(out, at);
+        view.setUint32(at, entry.length, true);
+        at += 4 + entry.copy(out, at + 4);
       } else {
-        at = out.writeUInt32LE(entry.length, at);
-        for (const item of entry) at = out.writeUInt32LE(item, at);
+        view.setUint32(at, entry.length, true);
+        at += 4;
+        for (const item of entry) {
+          view.setUint32(at, item, true);
+          at += 4;
+        }
       }
     }
   }
 }
 
-/** Writes a step argument as the s64 native/plan.h reads; small numbers skip the BigInt conversion. */
-function writeArg(out: Buffer, arg: number | bigint, at: number): void {
-  if (typeof arg === 'number' && Number.isInteger(arg) && Math.abs(arg) < 2 ** 47) {
-    out.writeIntLE(arg, at, 6);
-    out.writeInt16LE(arg < 0 ? -1 : 0, at + 6);
+const TWO_32 = 2 ** 32;
+
+/**
+ * Stores a step argument as the s64 native/plan.h reads, in two u32 words
+ * (low first). A safe integer needs no BigInt: the typed array keeps the
+ * low word modulo 2^32, and the high word is the quotient, rounded down,
+ * which is two's complement for a negative value.
+ */
+function storeArg(words: Uint32Array, at: number, arg: number | bigint): void {
+  if (typeof arg === 'number' && Number.isSafeInteger(arg)) {
+    words[at] = arg;
+    words[at + 1] = Math.floor(arg / TWO_32);
   } else {
-    out.writeBigInt64LE(BigInt(arg), at);
+    const signed = BigInt(arg);
+    if (signed < -(2n ** 63n) || signed >= 2n ** 63n) throw new RangeError(`plan argument ${arg} is out of range for a signed 64-bit integer`);
+    const value = BigInt.asUintN(64, signed);
+    words[at] = Number(value & 0xffffffffn);
+    words[at + 1] = Number(value >> 32n);
   }
 }
 
-/** Serializes steps into the wire format of native/plan.h. */
+/**
+ * Serializes steps into the wire format of native/plan.h. The header and
+ * the steps are u32 words at aligned offsets, written through a typed
+ * array: Buffer's write methods are calls with checks, which a CLI start
+ * runs interpreted, a thousand times per plan.
+ */
 export function serializePlan(steps: readonly PlanStep[]): Buffer {
   if (steps.length === 0 || steps.length > MAX_STEPS) throw new RangeError(`plan has ${steps.length} steps`);
   const pool = new StringPool();
@@ -126,19 +148,21 @@ export function serializePlan(steps: readonly PlanStep[]): Buffer {
     if (stepRefs.length > 4) throw new RangeError(`${step.op}: at most 4 strings`);
     refs.set(stepRefs, 4 * i);
   });
+  // Buffer.alloc gives the buffer its own ArrayBuffer: offset 0, so the words are aligned.
   const out = Buffer.alloc(stepsEnd + pool.length);
-  out.writeUInt32LE(PLAN_MAGIC, 0);
-  out.writeUInt32LE(PLAN_VERSION, 4);
-  out.writeUInt32LE(steps.length, 8);
-  out.writeUInt32LE(stepsEnd, 12);
+  const words = new Uint32Array(out.buffer, out.byteOffset, stepsEnd / 4);
+  words[0] = PLAN_MAGIC;
+  words[1] = PLAN_VERSION;
+  words[2] = steps.length;
+  words[3] = stepsEnd;
   steps.forEach((step, i) => {
-    const base = HEADER_SIZE + i * STEP_SIZE;
-    out.writeUInt32LE(Op[step.op], base);
-    out.writeUInt32LE(step.flags ?? 0, base + 4);
+    const base = (HEADER_SIZE + i * STEP_SIZE) / 4;
+    words[base] = Op[step.op];
+    words[base + 1] = step.flags ?? 0;
     const args = step.args ?? [];
     if (args.length > 3) throw new RangeError(`${step.op}: at most 3 args`);
-    for (let a = 0; a < args.length; a++) writeArg(out, args[a], base + 8 + 8 * a);
-    for (let s = 0; s < 4; s++) out.writeUInt32LE(refs[4 * i + s], base + 32 + 4 * s);
+    for (let a = 0; a < args.length; a++) storeArg(words, base + 2 + 2 * a, args[a]);
+    words.set(refs.subarray(4 * i, 4 * i + 4), base + 8);
   });
   pool.writeTo(out, stepsEnd);
   return out;

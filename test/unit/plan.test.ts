@@ -51,11 +51,15 @@ describe('serializePlan: steps', () => {
       { op: 'Stdio', args: [-1, 5, -1], phase: 'p' },
       { op: 'Mknod', args: [0o20666, dev], strs: ['/dev/x'], phase: 'p' },
       { op: 'Setrlimit', args: [7, 2n ** 63n - 1n, -(2n ** 63n)], phase: 'p' },
+      { op: 'Prctl', args: [2 ** 32 - 1, 2 ** 32 + 5, -(2 ** 32) - 5], phase: 'p' },
+      { op: 'Prctl', args: [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, -(2 ** 31) - 1], phase: 'p' },
     ]);
-    const [stdio, mknod, rlimit] = decodePlan(buf).steps;
+    const [stdio, mknod, rlimit, words, safe] = decodePlan(buf).steps;
     expect(stdio.args).toEqual([-1n, 5n, -1n]);
     expect(mknod.args).toEqual([0o20666n, dev, 0n]);
     expect(rlimit.args).toEqual([7n, 2n ** 63n - 1n, -(2n ** 63n)]);
+    expect(words.args).toEqual([2n ** 32n - 1n, 2n ** 32n + 5n, -(2n ** 32n) - 5n]);
+    expect(safe.args).toEqual([2n ** 53n - 1n, -(2n ** 53n) + 1n, -(2n ** 31n) - 1n]);
   });
 
   test('null and missing strings are NO_STRING', () => {
