@@ -3,6 +3,15 @@ import { Parser } from 'yargs/helpers';
 
 type OptionTable = Record<string, Options>;
 
+/**
+ * yargs-parser's settings for every tsrun parse. Docker's `--no-trunc` is
+ * an option of its own, not a negation. Options are read by their dashed
+ * names and none has a dot in it, so yargs-parser need not add a camelCase
+ * alias for each (a regex per option name, on every start) nor split keys
+ * at dots.
+ */
+export const PARSER_CONFIGURATION = { 'greedy-arrays': false, 'boolean-negation': false, 'camel-case-expansion': false, 'dot-notation': false } as const;
+
 function parserSpec(table: OptionTable): Parser.Options {
   const spec = { string: [] as string[], boolean: [] as string[], number: [] as string[], array: [] as string[], alias: {} as Record<string, string[]> };
   for (const [name, option] of Object.entries(table)) {
@@ -12,7 +21,7 @@ function parserSpec(table: OptionTable): Parser.Options {
     if (option.array) spec.array.push(name);
     if (option.alias) spec.alias[name] = ([] as string[]).concat(option.alias);
   }
-  return { ...spec, configuration: { 'halt-at-non-option': true, 'greedy-arrays': false } };
+  return { ...spec, configuration: { ...PARSER_CONFIGURATION, 'halt-at-non-option': true } };
 }
 
 /** How many leading tokens are options (and their values) before the first positional. */

@@ -1,6 +1,6 @@
 import yargs from 'yargs/yargs';
 import type { Argv, Options } from 'yargs';
-import { findCommand, separateContainerCommand } from './argv';
+import { PARSER_CONFIGURATION, findCommand, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
 import { buildCommand } from './commands/build';
 import { commitCommand, diffCommand, inspectContainerCommand, psCommand, rmCommand } from './commands/containers';
@@ -85,14 +85,14 @@ function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
 
 /**
  * The parser for one subcommand: its own options plus the global ones, with
- * the subcommand's name removed. Docker's `--no-trunc`, `--no-stream` are
- * options of their own, not negations of `--trunc`, `--stream`. Registering subcommands with yargs would
- * make it render and cache the whole help text on every run (~20 ms).
+ * the subcommand's name removed (settings: PARSER_CONFIGURATION).
+ * Registering subcommands with yargs would make it render and cache the
+ * whole help text on every run (~20 ms).
  */
 export function commandParser(command: CliCommand<never>, args: string[]): Argv<GlobalArgs> {
   const options = { ...GLOBAL_OPTIONS, ...command.options };
   const commandArgs = command.containerCommandAfter === undefined ? args : separateContainerCommand(args, options, command.containerCommandAfter);
-  return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ 'populate--': true, 'greedy-arrays': false, 'boolean-negation': false }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
+  return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ ...PARSER_CONFIGURATION, 'populate--': true }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
 }
 
 /** Command groups (`image`) and the subcommands they hold, for help and errors. */

@@ -5,6 +5,7 @@ import type { Argv } from 'yargs';
 import { TsrunError, ValidationError } from '../../errors';
 import type { Logger } from '../../logger';
 import type { Spec } from '../../oci/runtime-spec';
+import { PARSER_CONFIGURATION } from '../argv';
 import { describeError } from '../fail';
 import { table } from '../format';
 import { createLogger } from '../logging';
@@ -267,7 +268,7 @@ function parser(args: string[]): Argv<Global> {
     })
     .demandCommand(1, 'tsrun-oci needs a command')
     .strict()
-    .parserConfiguration({ 'populate--': true, 'boolean-negation': false, 'greedy-arrays': false })
+    .parserConfiguration({ ...PARSER_CONFIGURATION, 'populate--': true })
     .version(`tsrun-oci version ${VERSION}\nspec: 1.3.0`)
     .fail((msg, err) => {
       throw err ?? new ValidationError('arguments', msg);
