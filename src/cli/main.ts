@@ -1,6 +1,6 @@
 import yargs from 'yargs/yargs';
 import type { Argv, Options } from 'yargs';
-import { PARSER_CONFIGURATION, findCommand, separateContainerCommand } from './argv';
+import { PARSER_CONFIGURATION, findCommand, parseValidArgs, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
 import { buildCommand } from './commands/build';
 import { commitCommand, diffCommand, inspectContainerCommand, psCommand, rmCommand } from './commands/containers';
@@ -25,7 +25,7 @@ const GLOBAL_OPTIONS = {
   config: { type: 'string', requiresArg: true, describe: 'location of client config files: registry credentials (default $DOCKER_CONFIG or ~/.docker)' },
 } satisfies Record<string, Options>;
 
-const COMMANDS: CliCommand<never>[] = [
+export const COMMANDS: CliCommand<never>[] = [
   runCommand,
   createCommand,
   startCommand,
@@ -83,16 +83,31 @@ function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
     });
 }
 
+/** A subcommand's options with the global ones, and its arguments with `--` where a container command begins. */
+export function commandInput(command: CliCommand<never>, args: string[]): { options: Record<string, Options>; commandArgs: string[] } {
+  const options = { ...GLOBAL_OPTIONS, ...command.options };
+  const commandArgs = command.containerCommandAfter === undefined ? args : separateContainerCommand(args, options, command.containerCommandAfter);
+  return { options, commandArgs };
+}
+
 /**
- * The parser for one subcommand: its own options plus the global ones, with
- * the subcommand's name removed (settings: PARSER_CONFIGURATION).
+ * yargs's parser for one subcommand: its own options plus the global ones,
+ * with the subcommand's name removed (settings: PARSER_CONFIGURATION).
  * Registering subcommands with yargs would make it render and cache the
  * whole help text on every run (~20 ms).
  */
 export function commandParser(command: CliCommand<never>, args: string[]): Argv<GlobalArgs> {
-  const options = { ...GLOBAL_OPTIONS, ...command.options };
-  const commandArgs = command.containerCommandAfter === undefined ? args : separateContainerCommand(args, options, command.containerCommandAfter);
+  const { options, commandArgs } = commandInput(command, args);
   return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ ...PARSER_CONFIGURATION, 'populate--': true }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
+}
+
+/** A subcommand's arguments: parsed by yargs-parser alone when plainly valid (argv.ts), else by yargs, which prints the help or the error. */
+export async function parseCommand(command: CliCommand<never>, args: string[]): Promise<GlobalArgs> {
+  const { options, commandArgs } = commandInput(command, args);
+  const valid = parseValidArgs(commandArgs, options);
+  if (valid) return valid as unknown as GlobalArgs;
+  // yargs exits the process itself after --help.
+  return (await commandParser(command, args).parseAsync()) as GlobalArgs;
 }
 
 /** Command groups (`image`) and the subcommands they hold, for help and errors. */
@@ -125,8 +140,7 @@ export async function main(argv: string[]): Promise<void> {
       return;
     }
     const commandArgs = [...args.slice(0, found.index), ...args.slice(found.index + found.words)];
-    // yargs exits the process itself after --help.
-    const parsed = (await commandParser(found.command, commandArgs).parseAsync()) as GlobalArgs;
+    const parsed = await parseCommand(found.command, commandArgs);
     await found.command.execute(Object.assign(parsed, { logger: createLogger(parsed['log-level'], parsed['log-format'], parsed.log) }) as never);
   } catch (err) {
     process.exitCode = reportError(err, args.includes('--debug'));

@@ -1,7 +1,8 @@
 import type { Options } from 'yargs';
-import { findCommand, separateContainerCommand } from '../../src/cli/argv';
+import { findCommand, parseValidArgs, separateContainerCommand } from '../../src/cli/argv';
 import { RUN_OPTIONS, runCommand } from '../../src/cli/commands/run';
-import { commandParser } from '../../src/cli/main';
+import type { CliCommand } from '../../src/cli/command';
+import { COMMANDS, commandInput, commandParser } from '../../src/cli/main';
 
 const GLOBALS: Record<string, Options> = {
   root: { type: 'string' },
@@ -81,5 +82,65 @@ describe('findCommand', () => {
     expect(findCommand(['image'], GLOBALS, commands)).toBeUndefined();
     expect(findCommand(['bogus', 'run'], GLOBALS, commands)).toBeUndefined();
     expect(findCommand([], GLOBALS, commands)).toBeUndefined();
+  });
+});
+
+describe('the fast parse gives what yargs gives, and leaves the rest to yargs', () => {
+  /** yargs's result, without the $0 it adds (the script name, which no command reads). */
+  const byYargs = async (command: CliCommand<never>, args: string[]): Promise<Record<string, unknown>> => {
+    const { $0: _, ...argv } = (await commandParser(command, args).parseAsync()) as unknown as Record<string, unknown>;
+    return argv;
+  };
+  const fast = (command: CliCommand<never>, args: string[]): Record<string, unknown> | undefined => {
+    const { options, commandArgs } = commandInput(command, args);
+    return parseValidArgs(commandArgs, options);
+  };
+
+  /** Each option of the command (and the global ones) given once, with a value it accepts, then one positional. */
+  function everyOption(command: CliCommand<never>): string[][] {
+    const { options } = commandInput(command, []);
+    return Object.entries(options).map(([name, option]) => {
+      const flag = option.alias && String(option.alias).length === 1 ? `-${String(option.alias)}` : `--${name}`;
+      const value = option.choices ? String(option.choices[option.choices.length - 1]) : option.type === 'number' ? '3' : 'v1';
+      if (option.type === 'boolean') return [flag, 'x'];
+      if (option.array) return [flag, value, `--${name}=${value}`, 'x'];
+      return [`--${name}=${value}`, 'x'];
+    });
+  }
+
+  test.each(COMMANDS.map((c) => [c.name, c]))('%s: every option, as yargs parses it', async (_name, command) => {
+    for (const args of [[], ['a', '1', 'b'], ...everyOption(command)]) {
+      const parsed = fast(command, args);
+      expect({ args, parsed }).toEqual({ args, parsed: await byYargs(command, args) });
+    }
+  });
+
+  test.each([
+    [['--rm', '--rootfs', '/r', 'sh', '-c', 'echo hi -e']],
+    [['-e', 'A=1', '--name', 'web', 'busybox', '--rm', '-e', 'B=2', '--', 'x']],
+    [['-dit', '-p', '8080:80', '-p', '53:53/udp', '-v', '/a:/b:ro', '--cap-add', 'NET_ADMIN', '--cap-drop', 'ALL', 'nginx']],
+    [['--memory', '64m', '--cpus', '1.5', '--pids-limit', '10', '--user', '1000:1000', '-w', '/tmp', 'busybox', '123', '4.5', '-1']],
+    [['--log-level', 'debug', '--log-format', 'json', '--network', 'none', '--security-opt', 'seccomp=unconfined', '007', 'sleep', '1e3']],
+    [['busybox', '--', '--', '12']],
+  ])('run %j', async (args) => {
+    const parsed = fast(runCommand as never, args);
+    expect(parsed).toBeDefined();
+    expect(parsed).toEqual(await byYargs(runCommand as never, args));
+  });
+
+  test.each([
+    ['an unknown option', ['--bogus', 'busybox']],
+    ['an unknown short option', ['-Z', 'busybox']],
+    ['a value outside the choices', ['--log-format', 'xml', 'busybox']],
+    ['a missing value', ['--name']],
+    ['a value that looks like an option', ['--name', '-d', 'busybox']],
+    ['--help', ['--help']],
+    ['--help among others', ['--rm', '--help', 'busybox']],
+  ])('%s goes to yargs', async (_what, args) => {
+    expect(fast(runCommand as never, args)).toBeUndefined();
+  });
+
+  test('an option table with a feature the fast parse does not reproduce goes to yargs', () => {
+    expect(parseValidArgs(['--n', '2'], { n: { type: 'number', coerce: (v: number) => v * 2 } })).toBeUndefined();
   });
 });
