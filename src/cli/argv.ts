@@ -1,5 +1,6 @@
 import type { Options } from 'yargs';
-import { Parser } from 'yargs/helpers';
+// yargs-parser itself: yargs/helpers exports the same function, but loads the whole of yargs with it.
+import Parser = require('yargs-parser');
 
 type OptionTable = Record<string, Options>;
 

@@ -1,4 +1,3 @@
-import yargs from 'yargs/yargs';
 import type { Argv, Options } from 'yargs';
 import { PARSER_CONFIGURATION, findCommand, parseValidArgs, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
@@ -72,6 +71,16 @@ export const COMMANDS: CliCommand<never>[] = [
   loginCommand,
   logoutCommand,
 ];
+
+/**
+ * yargs, loaded when a command line needs it (help, an error, no command):
+ * a plainly valid one is parsed without it (parseValidArgs), and loading
+ * and evaluating it (with cliui, y18n and the rest) is ~1 ms of a start.
+ */
+function yargs(args: string[]): Argv {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require('yargs/yargs') as typeof import('yargs/yargs'))(args);
+}
 
 function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
   return cli
