@@ -13,7 +13,9 @@
 // The library is timed in child node processes (scripts/bench/lib-worker.js):
 // one with an empty heap, one with TSRUN_BENCH_HEAP_MIB of live JS objects,
 // same flags, run in alternating blocks. Command-line tools are timed with
-// hyperfine -N (no shell), each runc/crun run with its own container id.
+// hyperfine -N (no shell), each runc/crun run with its own container id;
+// for the CLI target, tsrun's CLI and `node -e 0` are also timed in
+// alternation (scripts/bench/cmd-loop.js), one pair per round.
 //
 // Environment: TSRUN_BENCH_RUNS (library runs, default 200),
 // TSRUN_BENCH_CLI_RUNS (per command-line tool, default 100),
