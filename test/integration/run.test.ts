@@ -157,6 +157,7 @@ describeAsRoot('run: namespaces, root filesystem and process', () => {
   });
 
   test('a failure after the clone (here the state write that says running) kills and reaps the init and undoes the start', async () => {
+    fs.mkdirSync(state(), { recursive: true });
     const records = (): string[] => fs.readdirSync(state()).filter((e) => /^[0-9a-f]{64}$/.test(e));
     const before = records();
     const save = StateStore.prototype.save;
