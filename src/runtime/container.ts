@@ -36,7 +36,7 @@ export class Container {
   readonly stderr: Readable | null;
   private readonly _exit: Promise<ExitResult>;
   private _pidfd: number;
-  private _watcher!: ExitWatcher;
+  private readonly _watcher: ExitWatcher;
 
   constructor(
     readonly id: string,
@@ -55,31 +55,38 @@ export class Container {
     this.stdout = stdio.stdout;
     this.stderr = stdio.stderr;
     const streamsClosed = [this.stdout, this.stderr].filter((s): s is Readable => s !== null).map((s) => new Promise((resolve) => s.once('close', resolve)));
-    this._exit = new Promise<ExitResult>((resolve, reject) => {
-      this._watcher = new (loadNative().ExitWatcher)(this._pidfd, (status) => {
-        fs.closeSync(this._pidfd);
-        this._pidfd = -1;
-        // Nobody is left to read it; keeping it would leak the pipe. A
-        // terminal's is also its output, which ends by itself once drained.
-        if (this.stdin !== this.stdout) this.stdin?.destroy();
-        if ('error' in status) {
-          reject(new Error(`waiting for container ${this.id}: ${status.error}`));
-          return;
-        }
-        const result: ExitResult =
-          status.signal !== null ? { exitCode: 128 + status.signal, signal: signalName(status.signal) } : { exitCode: status.exitCode ?? 0, signal: null };
-        this._logger.debug({ id, ...result }, 'container exited');
-        Promise.all(streamsClosed)
-          .then(() => onExit(result))
-          .then(
-            (final) => final ?? result,
-            (err: unknown) => {
-              this._logger.warn({ id, err }, 'cleanup after exit failed');
-              return result;
-            },
-          )
-          .then(resolve, reject);
-      });
+    let resolve: (result: ExitResult) => void = () => undefined;
+    let reject: (err: unknown) => void = () => undefined;
+    this._exit = new Promise<ExitResult>((onResolve, onReject) => {
+      resolve = onResolve;
+      reject = onReject;
+    });
+    // Not inside the promise's executor, where a throw would only reject
+    // wait(): the constructor throws, and the caller still holds the
+    // process to kill and reap.
+    this._watcher = new (loadNative().ExitWatcher)(this._pidfd, (status) => {
+      fs.closeSync(this._pidfd);
+      this._pidfd = -1;
+      // Nobody is left to read it; keeping it would leak the pipe. A
+      // terminal's is also its output, which ends by itself once drained.
+      if (this.stdin !== this.stdout) this.stdin?.destroy();
+      if ('error' in status) {
+        reject(new Error(`waiting for container ${this.id}: ${status.error}`));
+        return;
+      }
+      const result: ExitResult =
+        status.signal !== null ? { exitCode: 128 + status.signal, signal: signalName(status.signal) } : { exitCode: status.exitCode ?? 0, signal: null };
+      this._logger.debug({ id, ...result }, 'container exited');
+      Promise.all(streamsClosed)
+        .then(() => onExit(result))
+        .then(
+          (final) => final ?? result,
+          (err: unknown) => {
+            this._logger.warn({ id, err }, 'cleanup after exit failed');
+            return result;
+          },
+        )
+        .then(resolve, reject);
     });
   }
 

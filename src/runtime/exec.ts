@@ -155,7 +155,14 @@ export function execProcess(target: ExecTarget, options: ExecProcess): Container
     stdout: stdio.parent[1] >= 0 ? pipeStream(stdio.parent[1], 'read') : null,
     stderr: stdio.parent[2] >= 0 ? pipeStream(stdio.parent[2], 'read') : null,
   };
-  return new Container(target.id, target.name, undefined, spawned, streams, () => undefined, logger, terminal ?? null);
+  try {
+    return new Container(target.id, target.name, undefined, spawned, streams, () => undefined, logger, terminal ?? null);
+  } catch (err) {
+    // Running, but nobody would wait for it: it must not run on.
+    killAndReap(spawned);
+    for (const stream of [streams.stdin, streams.stdout, streams.stderr]) stream?.destroy();
+    throw err;
+  }
 }
 
 /**

@@ -5,6 +5,7 @@ import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
 import { checkLeaksAfterEach, snapshot } from '../helpers/leaks';
 import { runCollect } from '../helpers/run';
 import { StateStore } from '../../src/runtime/state';
+import { loadNative } from '../../src/native';
 
 describeAsRoot('run: namespaces, root filesystem and process', () => {
   const tmp = useTempDir('tsrun-run-');
@@ -173,6 +174,22 @@ describeAsRoot('run: namespaces, root filesystem and process', () => {
     // Nothing left: no record, the name free, and (checked after each test) no process, cgroup or mount.
     expect(records()).toEqual(before);
     expect(await runCollect(['true'], { stateDir: state(), name: 'after-clone' })).toMatchObject({ exitCode: 0 });
+  });
+
+  test('an exit watcher that cannot be made fails the start, and the init is killed and reaped', async () => {
+    fs.mkdirSync(state(), { recursive: true });
+    const records = (): string[] => fs.readdirSync(state()).filter((e) => /^[0-9a-f]{64}$/.test(e));
+    const before = records();
+    const failing = jest.spyOn(loadNative(), 'ExitWatcher').mockImplementation(() => {
+      throw Object.assign(new Error('EMFILE: too many open files, epoll_ctl'), { code: 'EMFILE' });
+    });
+    try {
+      await expect(run({ rootfs: busyboxRootfs(), args: ['sleep', '1000'], stdio: 'pipe', stateDir: state(), name: 'no-watcher' })).rejects.toThrow('EMFILE');
+    } finally {
+      failing.mockRestore();
+    }
+    expect(records()).toEqual(before);
+    expect(await runCollect(['true'], { stateDir: state(), name: 'no-watcher' })).toMatchObject({ exitCode: 0 });
   });
 
   test('100 containers started at once all exit 0', async () => {
