@@ -13,21 +13,10 @@ type OptionTable = Record<string, Options>;
  */
 export const PARSER_CONFIGURATION = { 'greedy-arrays': false, 'boolean-negation': false, 'camel-case-expansion': false, 'dot-notation': false } as const;
 
-function parserSpec(table: OptionTable): Parser.Options {
-  const spec = { string: [] as string[], boolean: [] as string[], number: [] as string[], array: [] as string[], alias: {} as Record<string, string[]> };
-  for (const [name, option] of Object.entries(table)) {
-    if (option.type === 'boolean') spec.boolean.push(name);
-    else if (option.type === 'number') spec.number.push(name);
-    else spec.string.push(name);
-    if (option.array) spec.array.push(name);
-    if (option.alias) spec.alias[name] = ([] as string[]).concat(option.alias);
-  }
-  return { ...spec, configuration: { ...PARSER_CONFIGURATION, 'halt-at-non-option': true } };
-}
-
 /** How many leading tokens are options (and their values) before the first positional. */
 function optionPrefixLength(args: string[], table: OptionTable): number {
-  return args.length - Parser(args, parserSpec(table))._.length;
+  const options = yargsParserOptions(table);
+  return args.length - Parser(args, { ...options, configuration: { ...options.configuration, 'populate--': false, 'halt-at-non-option': true } })._.length;
 }
 
 /**

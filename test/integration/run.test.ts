@@ -157,39 +157,49 @@ describeAsRoot('run: namespaces, root filesystem and process', () => {
     expect(fs.existsSync(path.join(state(), removed.id))).toBe(false);
   });
 
-  test('a failure after the clone (here the state write that says running) kills and reaps the init and undoes the start', async () => {
+  /**
+   * A start made to fail after the clone by `failure` (a spy, restored
+   * after) rejects with `message`, and leaves nothing: no record, the name
+   * free, and (checked after each test) no process, cgroup or mount.
+   */
+  async function expectStartUndone(name: string, stdio: 'ignore' | 'pipe', failure: () => jest.SpyInstance, message: string): Promise<void> {
     fs.mkdirSync(state(), { recursive: true });
     const records = (): string[] => fs.readdirSync(state()).filter((e) => /^[0-9a-f]{64}$/.test(e));
     const before = records();
-    const save = StateStore.prototype.save;
-    const failing = jest.spyOn(StateStore.prototype, 'save').mockImplementation(function (this: StateStore, saved) {
-      if (saved.status === 'running') throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
-      save.call(this, saved);
-    });
+    const spy = failure();
     try {
-      await expect(run({ rootfs: busyboxRootfs(), args: ['sleep', '1000'], stdio: 'ignore', stateDir: state(), name: 'after-clone' })).rejects.toThrow('ENOSPC');
+      await expect(run({ rootfs: busyboxRootfs(), args: ['sleep', '1000'], stdio, stateDir: state(), name })).rejects.toThrow(message);
     } finally {
-      failing.mockRestore();
+      spy.mockRestore();
     }
-    // Nothing left: no record, the name free, and (checked after each test) no process, cgroup or mount.
     expect(records()).toEqual(before);
-    expect(await runCollect(['true'], { stateDir: state(), name: 'after-clone' })).toMatchObject({ exitCode: 0 });
+    expect(await runCollect(['true'], { stateDir: state(), name })).toMatchObject({ exitCode: 0 });
+  }
+
+  test('a failure after the clone (here the state write that says running) kills and reaps the init and undoes the start', async () => {
+    const save = StateStore.prototype.save;
+    await expectStartUndone(
+      'after-clone',
+      'ignore',
+      () =>
+        jest.spyOn(StateStore.prototype, 'save').mockImplementation(function (this: StateStore, saved) {
+          if (saved.status === 'running') throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+          save.call(this, saved);
+        }),
+      'ENOSPC',
+    );
   });
 
   test('an exit watcher that cannot be made fails the start, and the init is killed and reaped', async () => {
-    fs.mkdirSync(state(), { recursive: true });
-    const records = (): string[] => fs.readdirSync(state()).filter((e) => /^[0-9a-f]{64}$/.test(e));
-    const before = records();
-    const failing = jest.spyOn(loadNative(), 'ExitWatcher').mockImplementation(() => {
-      throw Object.assign(new Error('EMFILE: too many open files, epoll_ctl'), { code: 'EMFILE' });
-    });
-    try {
-      await expect(run({ rootfs: busyboxRootfs(), args: ['sleep', '1000'], stdio: 'pipe', stateDir: state(), name: 'no-watcher' })).rejects.toThrow('EMFILE');
-    } finally {
-      failing.mockRestore();
-    }
-    expect(records()).toEqual(before);
-    expect(await runCollect(['true'], { stateDir: state(), name: 'no-watcher' })).toMatchObject({ exitCode: 0 });
+    await expectStartUndone(
+      'no-watcher',
+      'pipe',
+      () =>
+        jest.spyOn(loadNative(), 'ExitWatcher').mockImplementation(() => {
+          throw Object.assign(new Error('EMFILE: too many open files, epoll_ctl'), { code: 'EMFILE' });
+        }),
+      'EMFILE',
+    );
   });
 
   test('100 containers started at once all exit 0', async () => {
