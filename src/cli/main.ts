@@ -106,17 +106,20 @@ export function commandInput(command: CliCommand<never>, args: string[]): { opti
  * whole help text on every run (~20 ms).
  */
 export function commandParser(command: CliCommand<never>, args: string[]): Argv<GlobalArgs> {
-  const { options, commandArgs } = commandInput(command, args);
+  return yargsCommandParser(command, commandInput(command, args));
+}
+
+function yargsCommandParser(command: CliCommand<never>, { options, commandArgs }: ReturnType<typeof commandInput>): Argv<GlobalArgs> {
   return withCommonSettings(yargs(commandArgs).usage(command.usage).parserConfiguration({ ...PARSER_CONFIGURATION, 'populate--': true }).options(options).version(false)) as unknown as Argv<GlobalArgs>;
 }
 
 /** A subcommand's arguments: parsed by yargs-parser alone when plainly valid (argv.ts), else by yargs, which prints the help or the error. */
 export async function parseCommand(command: CliCommand<never>, args: string[]): Promise<GlobalArgs> {
-  const { options, commandArgs } = commandInput(command, args);
-  const valid = parseValidArgs(commandArgs, options);
+  const input = commandInput(command, args);
+  const valid = parseValidArgs(input.commandArgs, input.options);
   if (valid) return valid as unknown as GlobalArgs;
   // yargs exits the process itself after --help.
-  return (await commandParser(command, args).parseAsync()) as GlobalArgs;
+  return (await yargsCommandParser(command, input).parseAsync()) as GlobalArgs;
 }
 
 /** Command groups (`image`) and the subcommands they hold, for help and errors. */
