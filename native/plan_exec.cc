@@ -491,6 +491,7 @@ bool Ignored(uint32_t flags, long ret) {
   // Node ignores SIGPIPE, and an ignored disposition survives execve.
   ResetSignalHandlers();
   if (ctx->affinity != nullptr) sys::call(SYS_sched_setaffinity, 0, ctx->affinity_size, ctx->affinity);
+  if (ctx->parent_sync_fd >= 0) CloseFd(ctx->parent_sync_fd);
   for (size_t i = 0; i < ctx->step_count; i++) {
     const PreparedStep& step = ctx->steps[i];
     long ret = RunStep(ctx, step);

@@ -44,6 +44,9 @@ struct ChildContext {
   size_t step_count;
   int error_fd;  // write end of the error channel (CLOEXEC)
   int sync_fd;   // child end of the sync channel, or -1
+  // The parent's end, which a forked child holds a copy of: closed first
+  // thing, or the child's sync reads would never see the parent go away.
+  int parent_sync_fd;
   // The CPUs to give the child back first thing, when the parent pinned
   // itself for the clone (spawn.cc); null otherwise.
   const void* affinity;

@@ -146,7 +146,7 @@ pid_t CloneFork(const ChildContext* ctx, uint64_t ns_flags, int* pidfd, int* err
 
 Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const char* usage = "spawn(plan: Buffer, {cloneFlags: number, mode: 'vfork'|'fork', syncFd?: number})";
+  const char* usage = "spawn(plan: Buffer, {cloneFlags: number, mode: 'vfork'|'fork', syncFd?: number, parentSyncFd?: number})";
   if (info.Length() != 2 || !info[0].IsBuffer() || !info[1].IsObject()) ThrowUsage(env, usage);
   auto buffer = info[0].As<Napi::Buffer<uint8_t>>();
   Napi::Object options = info[1].As<Napi::Object>();
@@ -160,6 +160,9 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   int sync_fd = -1;
   Napi::Value sync_value = options.Get("syncFd");
   if (sync_value.IsNumber()) sync_fd = sync_value.As<Napi::Number>().Int32Value();
+  int parent_sync_fd = -1;
+  Napi::Value parent_sync_value = options.Get("parentSyncFd");
+  if (parent_sync_value.IsNumber()) parent_sync_fd = parent_sync_value.As<Napi::Number>().Int32Value();
   if (mode == "vfork" && sync_fd >= 0) ThrowUsage(env, "spawn: a plan that syncs with the parent needs mode 'fork'");
 
   PreparedPlan plan;
@@ -173,7 +176,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Fd error_read(error_pipe[0]);
   Fd error_write(error_pipe[1]);
 
-  ChildContext ctx = {plan.steps.data(), plan.steps.size(), error_write.get(), sync_fd, nullptr, 0};
+  ChildContext ctx = {plan.steps.data(), plan.steps.size(), error_write.get(), sync_fd, parent_sync_fd, nullptr, 0};
   int pidfd = -1;
   int err = 0;
   pid_t pid;

@@ -136,7 +136,7 @@ export function userNamespaceFd(uid: readonly IdMapping[], gid: readonly IdMappi
   const [parentEnd, childEnd] = native.socketPair();
   let child: { pid: number; pidfd: number; errorFd: number } | undefined;
   try {
-    child = native.spawn(plan, { cloneFlags: CLONE_NEW.user, mode: 'fork', syncFd: childEnd });
+    child = native.spawn(plan, { cloneFlags: CLONE_NEW.user, mode: 'fork', syncFd: childEnd, parentSyncFd: parentEnd });
     fs.closeSync(childEnd);
     if (native.syncWait(parentEnd, SYNC_TIMEOUT_MS) !== 1) throw new SyscallError('user namespace', 'sync read', 71 /* EPROTO */, undefined, 'the helper process did not reach its sync point');
     writeIdMaps(child.pid, uid, gid);

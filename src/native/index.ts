@@ -25,7 +25,7 @@ export interface ExitWatcher {
 
 /** The addon's exports (native/addon.cc). Every function throws fs-style errors. */
 export interface NativeBinding {
-  spawn(plan: Buffer, options: { cloneFlags: number; mode: 'vfork' | 'fork'; syncFd?: number }): SpawnResult;
+  spawn(plan: Buffer, options: { cloneFlags: number; mode: 'vfork' | 'fork'; syncFd?: number; parentSyncFd?: number }): SpawnResult;
   pipe(): [number, number];
   socketPair(): [number, number];
   syncWait(fd: number, timeoutMs: number): number | null;

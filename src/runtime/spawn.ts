@@ -50,7 +50,7 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan, hooks: SpawnHook
   let spawned: (SpawnedProcess & { errorFd: number }) | undefined;
   let created = false;
   try {
-    spawned = native.spawn(buffer, { cloneFlags: plan.cloneFlags, mode: plan.mode, syncFd: sync[1] });
+    spawned = native.spawn(buffer, { cloneFlags: plan.cloneFlags, mode: plan.mode, syncFd: sync[1], parentSyncFd: sync[0] });
     if (plan.steps.some((step) => step.op === 'ForkIntoParent')) {
       const followed = followFork(plan, spawned);
       if ('error' in followed) {

@@ -313,7 +313,7 @@ function pausedBeforeExec(stateDir: string, options: { dumpable: boolean }): { p
   const at = steps.findIndex((s) => s.op === 'Exec');
   steps = [...steps.slice(0, at), { op: 'SyncSignal', args: [77], phase: 'test' }, { op: 'SyncWait', phase: 'test' }, ...steps.slice(at)];
   const [parentEnd, childEnd] = native.socketPair();
-  const spawned = native.spawn(serializePlan(steps), { cloneFlags: plan.cloneFlags, mode: 'fork', syncFd: childEnd });
+  const spawned = native.spawn(serializePlan(steps), { cloneFlags: plan.cloneFlags, mode: 'fork', syncFd: childEnd, parentSyncFd: parentEnd });
   fs.closeSync(childEnd);
   if (native.syncWait(parentEnd, 10_000) !== 77) throw new Error('the paused child did not reach its sync point');
   return {
