@@ -1,22 +1,102 @@
 import type { Options } from 'yargs';
-// yargs-parser itself: yargs/helpers exports the same function, but loads the whole of yargs with it.
-import Parser = require('yargs-parser');
+import type YargsParser = require('yargs-parser');
 
 type OptionTable = Record<string, Options>;
 
 /**
- * yargs-parser's settings for every tsrun parse. Docker's `--no-trunc` is
- * an option of its own, not a negation. Options are read by their dashed
- * names and none has a dot in it, so yargs-parser need not add a camelCase
- * alias for each (a regex per option name, on every start) nor split keys
- * at dots.
+ * yargs's settings for every tsrun parse. Docker's `--no-trunc` is an
+ * option of its own, not a negation. Options are read by their dashed
+ * names and none has a dot in it, so yargs need not add a camelCase alias
+ * for each (a regex per option name, on every start) nor split keys at
+ * dots.
  */
 export const PARSER_CONFIGURATION = { 'greedy-arrays': false, 'boolean-negation': false, 'camel-case-expansion': false, 'dot-notation': false } as const;
 
+/** The option features whose meaning scanPlainArgs reproduces. */
+const PLAIN_FEATURES = new Set(['type', 'array', 'alias', 'default', 'requiresArg', 'choices', 'describe', 'hidden']);
+
+/** What scanPlainArgs read: option values by option name, positionals, and what follows a `--`. */
+interface PlainScan {
+  values: Map<string, unknown>;
+  positionals: string[];
+  afterDashes?: string[];
+  /** How many leading tokens are options (and their values, and a `--`) before the first positional. */
+  prefixLength: number;
+}
+
+/** The table's options by every name a command line may use: the option's own and its aliases. */
+function optionsByName(table: OptionTable): Map<string, [string, Options]> | undefined {
+  const byName = new Map<string, [string, Options]>();
+  for (const [name, option] of Object.entries(table)) {
+    for (const feature of Object.keys(option)) if (!PLAIN_FEATURES.has(feature)) return undefined;
+    for (const key of [name, ...([] as string[]).concat(option.alias ?? [])]) byName.set(key, [name, option]);
+  }
+  return byName;
+}
+
+/**
+ * `args` read as yargs reads them, when every token is plain: a known
+ * `--name`, `--name=value` or `-x`, a cluster of boolean short flags
+ * (`-dit`), a value that neither is empty nor starts with `-`, a number
+ * option's value in decimal digits, no repeat of a single-valued option,
+ * positionals, and `--`. Anything else (an unknown option, --help, a
+ * missing value, `--rm false`, where yargs takes the word as the flag's
+ * value) gives undefined, and yargs, which knows every rule, reads the
+ * line. Options end at the first positional when `haltAtPositional`.
+ * yargs-parser does this in ~5 ms on a cold start for the ~90 options of
+ * `run`; this is a loop over the tokens.
+ */
+function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boolean): PlainScan | undefined {
+  const byName = optionsByName(table);
+  if (!byName) return undefined;
+  const values = new Map<string, unknown>();
+  const positionals: string[] = [];
+  const assign = (name: string, option: Options, value: unknown): boolean => {
+    const previous = values.get(name) as unknown[] | undefined;
+    if (option.array) values.set(name, previous ? [...previous, value] : [value]);
+    // yargs makes a repeated single-valued option an array.
+    else if (values.has(name)) return false;
+    else values.set(name, value);
+    return true;
+  };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') return { values, positionals, afterDashes: args.slice(i + 1), prefixLength: i + 1 };
+    if (!arg.startsWith('-') || arg === '-') {
+      if (haltAtPositional) return { values, positionals, prefixLength: i };
+      positionals.push(arg);
+      continue;
+    }
+    const long = arg.startsWith('--');
+    const equals = long ? arg.indexOf('=') : -1;
+    const names = long ? [equals < 0 ? arg.slice(2) : arg.slice(2, equals)] : [...arg.slice(1)];
+    const options = names.map((name) => byName.get(name));
+    if (options.some((found) => found === undefined)) return undefined;
+    const found = options as [string, Options][];
+    if (found.every(([, option]) => option.type === 'boolean')) {
+      if (equals >= 0 || args[i + 1] === 'true' || args[i + 1] === 'false') return undefined;
+      if (!found.every(([name, option]) => assign(name, option, true))) return undefined;
+      continue;
+    }
+    if (found.length > 1) return undefined;
+    const [name, option] = found[0];
+    const value = equals >= 0 ? arg.slice(equals + 1) : args[++i];
+    if (value === undefined || value === '' || value.startsWith('-')) return undefined;
+    if (option.type === 'number' && !/^\d+(\.\d+)?$/.test(value)) return undefined;
+    if (!assign(name, option, option.type === 'number' ? Number(value) : value)) return undefined;
+  }
+  return { values, positionals, prefixLength: args.length };
+}
+
 /** How many leading tokens are options (and their values) before the first positional. */
 function optionPrefixLength(args: string[], table: OptionTable): number {
+  const plain = scanPlainArgs(args, table, true);
+  if (plain) return plain.prefixLength;
+  // yargs-parser itself: yargs/helpers exports the same function, but loads the whole of yargs with it.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const parse = require('yargs-parser') as typeof YargsParser;
   const options = yargsParserOptions(table);
-  return args.length - Parser(args, { ...options, configuration: { ...options.configuration, 'populate--': false, 'halt-at-non-option': true } })._.length;
+  return args.length - parse(args, { ...options, configuration: { ...options.configuration, 'populate--': false, 'halt-at-non-option': true } })._.length;
 }
 
 /**
@@ -58,7 +138,7 @@ export function separateContainerCommand(args: string[], options: OptionTable, p
 }
 
 /** What yargs-parser gets from yargs for these options (yargs-factory's option()), for the features tsrun's tables use. */
-function yargsParserOptions(table: OptionTable): Parser.Options {
+function yargsParserOptions(table: OptionTable): YargsParser.Options {
   const spec = { string: [] as string[], boolean: ['help'], number: [] as string[], array: [] as string[], alias: {} as Record<string, string[]>, default: {} as Record<string, unknown>, narg: {} as Record<string, number> };
   for (const [name, option] of Object.entries(table)) {
     if (option.type === 'boolean') spec.boolean.push(name);
@@ -73,37 +153,39 @@ function yargsParserOptions(table: OptionTable): Parser.Options {
   return { ...spec, configuration: { ...PARSER_CONFIGURATION, 'populate--': true, 'parse-positional-numbers': false } };
 }
 
-/** The option features whose meaning the fast parse below reproduces. */
-const FAST_PARSE_FEATURES = new Set(['type', 'array', 'alias', 'default', 'requiresArg', 'choices', 'describe', 'hidden']);
+/**
+ * yargs's parse-positional-numbers: a positional that reads as a decimal
+ * or hex number whose integer part is safe becomes that number; a leading
+ * zero (`007`) keeps it a string.
+ */
+function positionalValue(value: string): string | number {
+  const decimal = /^-?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/.test(value) && !/^0[^.]/.test(value);
+  const hex = /^0x[0-9a-f]+$/i.test(value);
+  return (decimal || hex) && Number.isSafeInteger(Math.floor(parseFloat(value))) ? Number(value) : value;
+}
 
 /**
- * A command's arguments parsed as yargs would parse them, with yargs-parser
- * alone, when they are plainly valid; undefined when yargs must see them:
- * --help, an unknown option, a value outside its choices, a missing value,
- * or an option table with a feature this does not reproduce. yargs then
- * prints its help or its error. yargs's own parse of `run`'s ~90 options
- * (building its instance, registering each option, validating) is ~20 M
+ * A command's arguments parsed as yargs would parse them, when they are
+ * plainly valid (scanPlainArgs), and their values are within the options'
+ * choices; undefined when yargs must see them, to print its help or its
+ * error. yargs's own parse of `run`'s ~90 options (loading it, building
+ * its instance, registering each option, validating) is ~20 M
  * instructions that a CLI start runs cold; test/unit/argv.test.ts checks
  * that both give the same result.
  */
 export function parseValidArgs(args: string[], table: OptionTable): Record<string, unknown> | undefined {
-  for (const option of Object.values(table)) for (const feature of Object.keys(option)) if (!FAST_PARSE_FEATURES.has(feature)) return undefined;
-  const parsed = Parser.detailed(args, yargsParserOptions(table));
-  if (parsed.error) return undefined;
-  const argv = parsed.argv as Record<string, unknown> & { _: (string | number)[]; '--'?: (string | number)[] };
-  if (argv.help) return undefined;
-  const known = new Set(['_', '--', 'help']);
+  const plain = scanPlainArgs(args, table, false);
+  if (!plain) return undefined;
+  const argv: Record<string, unknown> = { _: plain.positionals };
   for (const [name, option] of Object.entries(table)) {
-    known.add(name);
-    for (const alias of ([] as string[]).concat(option.alias ?? [])) known.add(alias);
-    if (option.choices && argv[name] !== undefined && ([] as unknown[]).concat(argv[name]).some((value) => !(option.choices as readonly unknown[]).includes(value))) return undefined;
+    const given = plain.values.has(name);
+    if (!given && !('default' in option)) continue;
+    const value = given ? plain.values.get(name) : option.default;
+    if (given && option.choices && ([] as unknown[]).concat(value).some((item) => !(option.choices as readonly unknown[]).includes(item))) return undefined;
+    for (const key of [name, ...([] as string[]).concat(option.alias ?? [])]) argv[key] = value;
   }
-  for (const key of Object.keys(argv)) if (!known.has(key)) return undefined;
-  // yargs's parse-positional-numbers: numbers in the arguments after `--`, or else in the positionals.
-  const positionals = argv['--'] ?? argv._;
-  positionals.forEach((value, i) => {
-    if (Parser.looksLikeNumber(value) && Number.isSafeInteger(Math.floor(parseFloat(`${value}`)))) positionals[i] = Number(value);
-  });
-  if (argv['--'] === undefined) delete argv['--'];
+  // Numbers in the arguments after `--`, or else in the positionals.
+  if (plain.afterDashes) argv['--'] = plain.afterDashes.map(positionalValue);
+  else argv._ = plain.positionals.map(positionalValue);
   return argv;
 }

@@ -83,6 +83,11 @@ describe('findCommand', () => {
     expect(findCommand(['bogus', 'run'], GLOBALS, commands)).toBeUndefined();
     expect(findCommand([], GLOBALS, commands)).toBeUndefined();
   });
+
+  test('an unknown global option is read as yargs reads it: with the next word as its value', () => {
+    expect(findCommand(['--bogus', 'x', 'run'], GLOBALS, commands)).toEqual({ command: commands[0], index: 2, words: 1 });
+    expect(findCommand(['--bogus', 'run'], GLOBALS, commands)).toBeUndefined();
+  });
 });
 
 describe('the fast parse gives what yargs gives, and leaves the rest to yargs', () => {
@@ -122,6 +127,10 @@ describe('the fast parse gives what yargs gives, and leaves the rest to yargs', 
     [['--memory', '64m', '--cpus', '1.5', '--pids-limit', '10', '--user', '1000:1000', '-w', '/tmp', 'busybox', '123', '4.5', '-1']],
     [['--log-level', 'debug', '--log-format', 'json', '--network', 'none', '--security-opt', 'seccomp=unconfined', '007', 'sleep', '1e3']],
     [['busybox', '--', '--', '12']],
+    // Positionals that yargs reads as numbers, and those it leaves strings.
+    [['busybox', '0x1f', '.5', '1.', '-0', '0', '00', '0.5', '-.5', '1e-3', '99999999999999999999', '1e400', '0X1F', '0x', '1_000']],
+    // A `-` alone is a positional.
+    [['--rootfs', '/r', 'cat', '-']],
   ])('run %j', async (args) => {
     const parsed = fast(runCommand as never, args);
     expect(parsed).toBeDefined();
@@ -136,8 +145,31 @@ describe('the fast parse gives what yargs gives, and leaves the rest to yargs', 
     ['a value that looks like an option', ['--name', '-d', 'busybox']],
     ['--help', ['--help']],
     ['--help among others', ['--rm', '--help', 'busybox']],
+    ['a boolean followed by a word yargs takes as its value', ['--rm', 'false', 'busybox']],
+    ['a boolean given a value', ['--rm=false', 'busybox']],
+    ['an empty value', ['--entrypoint', '', 'busybox']],
+    ['an empty inline value', ['--entrypoint=', 'busybox']],
+    ['a single-valued option given twice', ['--name', 'a', '--name', 'b', 'busybox']],
+    ['a short flag cluster ending in an option with a value', ['-dp', '80:80', 'busybox']],
+    ['a negative number', ['--memory-swap', '-1', 'busybox']],
+    ['a short option with an attached value', ['-eA=1', 'busybox']],
   ])('%s goes to yargs', async (_what, args) => {
     expect(fast(runCommand as never, args)).toBeUndefined();
+  });
+
+  test('a number option: decimal digits are read here, anything else by yargs', async () => {
+    const stop = COMMANDS.find((c) => c.name === 'stop') as CliCommand<never>;
+    for (const args of [['-t', '5', 'c'], ['--time=2.5', 'c']]) expect(fast(stop, args)).toEqual(await byYargs(stop, args));
+    for (const args of [['-t', '0x10', 'c'], ['-t', '1e3', 'c'], ['-t', 'soon', 'c'], ['-t', '-1', 'c']]) expect(fast(stop, args)).toBeUndefined();
+  });
+
+  test('options after positionals, for commands without a container command', async () => {
+    const rm = COMMANDS.find((c) => c.name === 'rm') as CliCommand<never>;
+    for (const args of [['a', '-f', 'b'], ['a', '--force', '--', '-f']]) {
+      const parsed = fast(rm, args);
+      expect(parsed).toBeDefined();
+      expect(parsed).toEqual(await byYargs(rm, args));
+    }
   });
 
   test('an option table with a feature the fast parse does not reproduce goes to yargs', () => {
