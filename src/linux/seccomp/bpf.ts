@@ -1,6 +1,6 @@
 import { ValidationError } from '../../errors';
 import type { LinuxSeccomp, LinuxSeccompArg, SeccompAction } from '../../oci/runtime-spec';
-import { AARCH64_SYSCALLS, I386_SYSCALLS, X86_64_SYSCALLS } from './syscall-table';
+import type * as SyscallTable from './syscall-table';
 
 /**
  * A seccomp filter compiler: `linux.seccomp` (the OCI form, rules already
@@ -23,14 +23,24 @@ export type SeccompArch = 'x86_64' | 'aarch64';
 interface Abi {
   scmp: string;
   audit: number;
-  syscalls: Readonly<Record<string, number>>;
+  syscalls(): Readonly<Record<string, number>>;
   /** x86_64's x32 calls come with AUDIT_ARCH_X86_64 and bit 30 set in the number. */
   x32: boolean;
 }
 
-const X86_64: Abi = { scmp: 'SCMP_ARCH_X86_64', audit: 0xc000003e, syscalls: X86_64_SYSCALLS, x32: true };
-const I386: Abi = { scmp: 'SCMP_ARCH_X86', audit: 0x40000003, syscalls: I386_SYSCALLS, x32: false };
-const AARCH64: Abi = { scmp: 'SCMP_ARCH_AARCH64', audit: 0xc00000b7, syscalls: AARCH64_SYSCALLS, x32: false };
+/**
+ * The generated tables (~1,200 names) are loaded by the first lookup: a
+ * container whose program comes from the cache (program-cache.ts) needs
+ * none, and evaluating them was ~1 ms of a CLI start.
+ */
+function syscallTable(): typeof SyscallTable {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require('./syscall-table') as typeof SyscallTable;
+}
+
+const X86_64: Abi = { scmp: 'SCMP_ARCH_X86_64', audit: 0xc000003e, syscalls: () => syscallTable().X86_64_SYSCALLS, x32: true };
+const I386: Abi = { scmp: 'SCMP_ARCH_X86', audit: 0x40000003, syscalls: () => syscallTable().I386_SYSCALLS, x32: false };
+const AARCH64: Abi = { scmp: 'SCMP_ARCH_AARCH64', audit: 0xc00000b7, syscalls: () => syscallTable().AARCH64_SYSCALLS, x32: false };
 
 /** Each host architecture's own ABI, and the 32-bit one a profile may list too. */
 const ARCHES: Record<SeccompArch, { native: Abi; compat: Abi[] }> = {
@@ -46,7 +56,7 @@ export function hostSeccompArch(arch: string = process.arch): SeccompArch {
 }
 
 export function syscallNumber(arch: SeccompArch, name: string): number | undefined {
-  return ARCHES[arch].native.syscalls[name];
+  return ARCHES[arch].native.syscalls()[name];
 }
 
 // Classic BPF opcodes (linux/bpf_common.h).
@@ -233,16 +243,18 @@ export function compileSeccomp(seccomp: LinuxSeccomp, arch: SeccompArch): { prog
     if (action === defaultAction && (rule.args ?? []).length === 0) return [];
     return [{ names: rule.names ?? [], code: ruleCode(field, rule.args ?? [], action) }];
   });
-  const unknown = new Set(rules.flatMap((r) => r.names).filter((name) => native.syscalls[name] === undefined));
+  const nativeNumbers = native.syscalls();
+  const unknown = new Set(rules.flatMap((r) => r.names).filter((name) => nativeNumbers[name] === undefined));
 
   // One section per ABI the profile lists (the native one always); any
   // other ABI is killed.
   const abis = [native, ...compat.filter((abi) => seccomp.architectures?.includes(abi.scmp))];
   const sections = abis.map((abi) => {
     const bySyscall = new Map<number, Insn[]>();
+    const numbers = abi.syscalls();
     for (const rule of rules) {
       for (const name of rule.names) {
-        const nr = abi.syscalls[name];
+        const nr = numbers[name];
         if (nr !== undefined) bySyscall.set(nr, [...(bySyscall.get(nr) ?? []), ...rule.code]);
       }
     }
