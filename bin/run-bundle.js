@@ -46,5 +46,9 @@ module.exports = function runBundle(name, valueOptions) {
     }
   }
 
-  cli.exports.main(process.argv).then(saveCodeCache);
+  // main resolves to false after one-time work (a seccomp program compiled
+  // for the shared cache, say): the next run writes the cache instead.
+  cli.exports.main(process.argv).then((steadyState) => {
+    if (steadyState) saveCodeCache();
+  });
 };

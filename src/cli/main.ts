@@ -13,6 +13,7 @@ import { networkCheckCommand, networkCreateCommand, networkInspectCommand, netwo
 import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumePruneCommand, volumeRmCommand } from './commands/volumes';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
+import { isSteadyStateRun } from '../util/one-time-work';
 
 const GLOBAL_OPTIONS = {
   root: { type: 'string', default: process.env.TSRUN_ROOT ?? '/var/lib/tsrun', describe: 'image and layer store ($TSRUN_ROOT)' },
@@ -140,8 +141,11 @@ function topLevelParser(args: string[]): Argv {
   return withCommonSettings(cli.demandCommand(1, 'tsrun needs a command').strictCommands().recommendCommands().version());
 }
 
-/** The CLI entry: parses, runs the command, sets the exit code. */
-export async function main(argv: string[]): Promise<void> {
+/**
+ * The CLI entry: parses, runs the command, sets the exit code. Resolves to
+ * whether the run is one to write the code cache from (bin/run-bundle.js).
+ */
+export async function main(argv: string[]): Promise<boolean> {
   const args = argv.slice(2);
   try {
     const found = findCommand(args, GLOBAL_OPTIONS, COMMANDS);
@@ -149,7 +153,7 @@ export async function main(argv: string[]): Promise<void> {
       const parsed = await topLevelParser(args).parseAsync();
       const group = commandGroups().get(String(parsed._[0]));
       if (group) throw new UsageError(`"tsrun ${parsed._[0]}" needs one of: ${group.join(', ')}`);
-      return;
+      return isSteadyStateRun();
     }
     const commandArgs = [...args.slice(0, found.index), ...args.slice(found.index + found.words)];
     const parsed = await parseCommand(found.command, commandArgs);
@@ -158,4 +162,5 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = reportError(err, args.includes('--debug'));
     if (err instanceof UsageError) process.stderr.write('See \'tsrun --help\'.\n');
   }
+  return isSteadyStateRun();
 }

@@ -57,6 +57,25 @@ describe('seccomp program cache', () => {
     expect(entries()[0].input.toString()).toContain(`\nx86_64\n${JSON.stringify(PROFILE)}`);
   });
 
+  test('a miss is one-time work (the CLI writes no code cache after it), a hit is not', () => {
+    const inFreshProcess = (): { steady: () => boolean; lookUp: () => Buffer } => {
+      let modules!: { steady: () => boolean; lookUp: () => Buffer };
+      jest.isolateModules(() => {
+        const { isSteadyStateRun } = jest.requireActual<typeof import('../../src/util/one-time-work')>('../../src/util/one-time-work');
+        const cache = jest.requireActual<typeof import('../../src/linux/seccomp/program-cache')>('../../src/linux/seccomp/program-cache');
+        modules = { steady: isSteadyStateRun, lookUp: () => cache.cachedSeccompProgram(PROFILE, 'x86_64', dir) };
+      });
+      return modules;
+    };
+    const first = inFreshProcess();
+    expect(first.steady()).toBe(true);
+    first.lookUp();
+    expect(first.steady()).toBe(false);
+    const second = inFreshProcess();
+    second.lookUp();
+    expect(second.steady()).toBe(true);
+  });
+
   test('a hit returns the stored program without compiling', () => {
     cachedSeccompProgram(PROFILE, 'x86_64', dir);
     // A program the compiler would never make shows where the answer came from.

@@ -9,6 +9,7 @@ import { PARSER_CONFIGURATION } from '../argv';
 import { describeError } from '../fail';
 import { table } from '../format';
 import { createLogger } from '../logging';
+import { isSteadyStateRun } from '../../util/one-time-work';
 
 /** tsrun-oci's version, and the runtime-spec versions it reads. */
 const VERSION = '0.1.0';
@@ -300,8 +301,8 @@ export function separateExecCommand(args: string[]): string[] {
   return args;
 }
 
-/** Entry of bin/tsrun-oci: exits 1 with the error on stderr (and in --log), as runc does. */
-export async function main(argv: string[]): Promise<void> {
+/** Entry of bin/tsrun-oci: exits 1 with the error on stderr (and in --log), as runc does. Resolves as cli/main.ts's main. */
+export async function main(argv: string[]): Promise<boolean> {
   const args = separateExecCommand(argv.slice(2));
   try {
     await parser(args).parseAsync();
@@ -315,4 +316,5 @@ export async function main(argv: string[]): Promise<void> {
     reportError({ log: flag('--log'), 'log-format': flag('--log-format') === 'json' ? 'json' : 'text', debug: args.includes('--debug') }, err);
     process.exitCode = 1;
   }
+  return isSteadyStateRun();
 }

@@ -2,6 +2,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import type { LinuxSeccomp } from '../../oci/runtime-spec';
 import { writeFileAtomic } from '../../util/atomic-file';
+import { noteOneTimeWork } from '../../util/one-time-work';
 import { SeccompArch, compileSeccomp } from './bpf';
 
 /**
@@ -94,6 +95,7 @@ export function cachedSeccompProgram(seccomp: LinuxSeccomp, arch: SeccompArch, d
   const entries = readEntries(file);
   const hit = entries.find((entry) => entry.input.equals(input));
   if (hit) return hit.program;
+  noteOneTimeWork();
   const { program } = compileSeccomp(seccomp, arch);
   writeEntries(dir, file, [{ input, program }, ...entries.slice(0, MAX_ENTRIES - 1)]);
   return program;
