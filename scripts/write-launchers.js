@@ -1,0 +1,52 @@
+#!/usr/bin/env node
+// Writes bin/tsrun and bin/tsrun-oci, the CLIs' launchers, for the node
+// that runs this script. A `#!/usr/bin/env node` line costs every command
+// an exec of env, its locale set-up and a PATH search (~3 ms on the
+// benchmark host, a tenth of the CLI's start-up budget), so the launcher
+// names its interpreter by absolute path, as Debian's policy asks of
+// packaged scripts and as pip writes console scripts. A path a shebang
+// cannot hold (whitespace, over 127 bytes) gets the env form. The build
+// and npm's install script run this, so an installed copy points at its
+// own machine's node; run it again after moving node.
+// Usage: node scripts/write-launchers.js [DIR] (default: bin/)
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+
+const LAUNCHERS = [
+  {
+    file: 'tsrun',
+    about: 'The Docker-like CLI (src/cli/main.ts). The global options that take a value\n// (GLOBAL_OPTIONS there) let run-bundle.js find the command word.',
+    bundle: 'tsrun',
+    valueOptions: ['--root', '--state', '--log-level', '--log-format', '--log', '--config'],
+  },
+  {
+    file: 'tsrun-oci',
+    about: "The OCI runtime CLI with runc's command line (src/cli/oci/main.ts). The global\n// options that take a value let run-bundle.js find the command word.",
+    bundle: 'tsrun-oci',
+    valueOptions: ['--root', '--log', '--log-format', '--rootless', '--criu'],
+  },
+];
+
+/** The interpreter line for `node`: its absolute path when a shebang can hold it. */
+function shebang(node) {
+  const direct = `#!${node}`;
+  return /\s/.test(node) || Buffer.byteLength(direct) > 127 ? '#!/usr/bin/env node' : direct;
+}
+
+const binDir = process.argv[2] ?? path.join(__dirname, '..', 'bin');
+for (const launcher of LAUNCHERS) {
+  const text = [
+    shebang(process.execPath),
+    "'use strict';",
+    "// Written by scripts/write-launchers.js for this machine's node.",
+    `// ${launcher.about}`,
+    `require('./run-bundle.js')(${JSON.stringify(launcher.bundle)}, ${JSON.stringify(launcher.valueOptions)});`,
+    '',
+  ].join('\n');
+  const file = path.join(binDir, launcher.file);
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, text, { mode: 0o755 });
+  fs.chmodSync(tmp, 0o755);
+  fs.renameSync(tmp, file);
+}

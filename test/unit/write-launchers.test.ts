@@ -1,0 +1,30 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { useTempDir } from '../helpers/fixtures';
+
+/** scripts/write-launchers.js: bin/tsrun and bin/tsrun-oci name this machine's node by absolute path. */
+describe('the CLI launchers', () => {
+  const tmp = useTempDir('tsrun-launchers-');
+
+  test('each starts with the absolute path of the node that wrote it, is executable, and loads its bundle', () => {
+    const script = path.join(__dirname, '..', '..', 'scripts', 'write-launchers.js');
+    const result = spawnSync(process.execPath, [script, tmp()], { encoding: 'utf8' });
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    for (const [name, valueOption] of [['tsrun', '--state'], ['tsrun-oci', '--criu']]) {
+      const file = path.join(tmp(), name);
+      const [first, ...rest] = fs.readFileSync(file, 'utf8').split('\n');
+      expect(first).toBe(`#!${process.execPath}`);
+      expect(fs.statSync(file).mode & 0o111).toBe(0o111);
+      expect(rest.join('\n')).toContain(`require('./run-bundle.js')(${JSON.stringify(name)}, [`);
+      expect(rest.join('\n')).toContain(JSON.stringify(valueOption));
+    }
+  });
+
+  test('the launchers in bin/ are the ones the script writes (the build ran it)', () => {
+    for (const name of ['tsrun', 'tsrun-oci']) {
+      expect(fs.readFileSync(path.join(__dirname, '..', '..', 'bin', name), 'utf8')).toBe(fs.readFileSync(path.join(tmp(), name), 'utf8'));
+    }
+  });
+});
