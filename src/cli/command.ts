@@ -22,10 +22,8 @@ export interface GlobalArgs {
  * dispatcher then calls `execute`, which sets process.exitCode.
  */
 export interface CliCommand<A extends GlobalArgs = GlobalArgs> {
-  /** One or more words: `run`, `image inspect`. */
+  /** One or more words: `run`, `image inspect`; Docker's other names for it are in cli/main.ts's index. */
   name: string;
-  /** Other names, as Docker has them (`image ls` for `images`). */
-  aliases?: string[];
   /** false hides the command from help (internal commands). */
   describe: string | false;
   usage: string;

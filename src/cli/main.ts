@@ -1,16 +1,6 @@
 import type { Argv, Options } from 'yargs';
 import { PARSER_CONFIGURATION, findCommand, parseValidArgs, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
-import { buildCommand } from './commands/build';
-import { commitCommand, diffCommand, inspectContainerCommand, psCommand, rmCommand } from './commands/containers';
-import { imagesCommand, importCommand, inspectCommand, loadCommand, pruneCommand, rmiCommand, saveCommand, tagCommand } from './commands/images';
-import { statsCommand, updateCommand } from './commands/resources';
-import { loginCommand, logoutCommand, pullCommand, pushCommand } from './commands/registry';
-import { createCommand, runCommand } from './commands/run';
-import { attachCommand, containerCleanupCommand, execCommand, killCommand, logsCommand, restartCommand, startCommand, stopCommand, topCommand, waitCommand } from './commands/lifecycle';
-import { systemCheckCommand, systemDfCommand, systemPruneCommand } from './commands/system';
-import { networkCheckCommand, networkCreateCommand, networkInspectCommand, networkLsCommand, networkRmCommand } from './commands/networks';
-import { volumeCreateCommand, volumeInspectCommand, volumeLsCommand, volumePruneCommand, volumeRmCommand } from './commands/volumes';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
 import { isSteadyStateRun } from '../util/one-time-work';
@@ -25,53 +15,95 @@ const GLOBAL_OPTIONS = {
   config: { type: 'string', requiresArg: true, describe: 'location of client config files: registry credentials (default $DOCKER_CONFIG or ~/.docker)' },
 } satisfies Record<string, Options>;
 
-export const COMMANDS: CliCommand<never>[] = [
-  runCommand,
-  createCommand,
-  startCommand,
-  stopCommand,
-  restartCommand,
-  killCommand,
-  waitCommand,
-  logsCommand,
-  execCommand,
-  attachCommand,
-  topCommand,
-  containerCleanupCommand,
-  psCommand,
-  rmCommand,
-  commitCommand,
-  diffCommand,
-  buildCommand,
-  inspectContainerCommand,
-  statsCommand,
-  updateCommand,
-  imagesCommand,
-  importCommand,
-  inspectCommand,
-  loadCommand,
-  saveCommand,
-  tagCommand,
-  rmiCommand,
-  pruneCommand,
-  systemPruneCommand,
-  systemDfCommand,
-  systemCheckCommand,
-  networkCreateCommand,
-  networkLsCommand,
-  networkInspectCommand,
-  networkRmCommand,
-  networkCheckCommand,
-  volumeCreateCommand,
-  volumeLsCommand,
-  volumeInspectCommand,
-  volumeRmCommand,
-  volumePruneCommand,
-  pullCommand,
-  pushCommand,
-  loginCommand,
-  logoutCommand,
+/** A command module's exports: its commands, among other things. */
+type CommandModule = Record<string, unknown>;
+
+/* eslint-disable @typescript-eslint/no-require-imports */
+/**
+ * Each command module with the names of the commands it defines, each
+ * command's own name first and then its aliases (Docker's `container ls`
+ * for `ps`). A command line loads only its command's module: evaluating
+ * all ten, with their option tables and imports, was ~2 ms of every `tsrun
+ * run`. The order is the order of the help's command list.
+ * test/unit/cli-commands.test.ts checks the index against the modules.
+ */
+const COMMAND_INDEX: { load(): CommandModule; names: string[][] }[] = [
+  { load: () => require('./commands/run'), names: [['run'], ['create', 'container create']] },
+  {
+    load: () => require('./commands/lifecycle'),
+    names: [
+      ['start', 'container start'],
+      ['stop', 'container stop'],
+      ['restart', 'container restart'],
+      ['kill', 'container kill'],
+      ['wait', 'container wait'],
+      ['logs', 'container logs'],
+      ['exec', 'container exec'],
+      ['attach', 'container attach'],
+      ['top', 'container top'],
+      ['container-cleanup'],
+    ],
+  },
+  {
+    load: () => require('./commands/containers'),
+    names: [['ps', 'container ls', 'container list'], ['rm', 'container rm'], ['commit', 'container commit'], ['diff', 'container diff'], ['inspect', 'container inspect']],
+  },
+  { load: () => require('./commands/build'), names: [['build', 'image build']] },
+  { load: () => require('./commands/resources'), names: [['stats', 'container stats'], ['update', 'container update']] },
+  {
+    load: () => require('./commands/images'),
+    names: [
+      ['images', 'image ls', 'image list'],
+      ['image import', 'import'],
+      ['image inspect'],
+      ['load', 'image load'],
+      ['save', 'image save'],
+      ['tag', 'image tag'],
+      ['rmi', 'image rm', 'image remove'],
+      ['image prune'],
+    ],
+  },
+  { load: () => require('./commands/system'), names: [['system prune'], ['system df'], ['system check']] },
+  {
+    load: () => require('./commands/networks'),
+    names: [['network create'], ['network ls', 'network list'], ['network inspect'], ['network rm', 'network remove'], ['network check']],
+  },
+  {
+    load: () => require('./commands/volumes'),
+    names: [['volume create'], ['volume ls', 'volume list'], ['volume inspect'], ['volume rm', 'volume remove'], ['volume prune']],
+  },
+  { load: () => require('./commands/registry'), names: [['pull', 'image pull'], ['push', 'image push'], ['login'], ['logout']] },
 ];
+/* eslint-enable @typescript-eslint/no-require-imports */
+
+/** A value a command module exports that is a command. */
+export function isCliCommand(value: unknown): value is CliCommand<never> {
+  return typeof value === 'object' && value !== null && typeof (value as CliCommand<never>).name === 'string' && typeof (value as CliCommand<never>).execute === 'function';
+}
+
+/** A command by the names that select it; `load` evaluates its module. */
+export interface IndexedCommand {
+  name: string;
+  aliases: string[];
+  load(): CliCommand<never>;
+}
+
+export const COMMANDS: IndexedCommand[] = COMMAND_INDEX.flatMap(({ load, names }) =>
+  names.map(([name, ...aliases]) => ({
+    name,
+    aliases,
+    load: () => {
+      const command = Object.values(load()).find((value) => isCliCommand(value) && value.name === name);
+      if (!command) throw new Error(`cli/main.ts: the module COMMAND_INDEX names for "${name}" does not define it`);
+      return command as CliCommand<never>;
+    },
+  })),
+);
+
+/** Every command, every module loaded: for the help's list. */
+export function allCommands(): CliCommand<never>[] {
+  return COMMANDS.map((command) => command.load());
+}
 
 /**
  * yargs, loaded when a command line needs it (help, an error, no command):
@@ -136,7 +168,7 @@ function commandGroups(): Map<string, string[]> {
 /** The parser for `tsrun` without a known subcommand: help, version, or a usage error. */
 function topLevelParser(args: string[]): Argv {
   let cli = yargs(args).usage('$0 <command> [options]').options(GLOBAL_OPTIONS);
-  for (const command of COMMANDS.filter((c) => !c.name.includes(' '))) cli = command.describe === false ? cli.command(command.name, false) : cli.command(command.name, command.describe);
+  for (const command of allCommands().filter((c) => !c.name.includes(' '))) cli = command.describe === false ? cli.command(command.name, false) : cli.command(command.name, command.describe);
   for (const [group, subs] of commandGroups()) cli = cli.command(group, `${subs.join(', ')} (tsrun ${group} COMMAND --help)`);
   return withCommonSettings(cli.demandCommand(1, 'tsrun needs a command').strictCommands().recommendCommands().version());
 }
@@ -156,8 +188,9 @@ export async function main(argv: string[]): Promise<boolean> {
       return isSteadyStateRun();
     }
     const commandArgs = [...args.slice(0, found.index), ...args.slice(found.index + found.words)];
-    const parsed = await parseCommand(found.command, commandArgs);
-    await found.command.execute(Object.assign(parsed, { logger: createLogger(parsed['log-level'], parsed['log-format'], parsed.log) }) as never);
+    const command = found.command.load();
+    const parsed = await parseCommand(command, commandArgs);
+    await command.execute(Object.assign(parsed, { logger: createLogger(parsed['log-level'], parsed['log-format'], parsed.log) }) as never);
   } catch (err) {
     process.exitCode = reportError(err, args.includes('--debug'));
     if (err instanceof UsageError) process.stderr.write('See \'tsrun --help\'.\n');

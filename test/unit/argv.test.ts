@@ -2,7 +2,7 @@ import type { Options } from 'yargs';
 import { findCommand, parseValidArgs, separateContainerCommand } from '../../src/cli/argv';
 import { RUN_OPTIONS, runCommand } from '../../src/cli/commands/run';
 import type { CliCommand } from '../../src/cli/command';
-import { COMMANDS, commandInput, commandParser } from '../../src/cli/main';
+import { allCommands, commandInput, commandParser } from '../../src/cli/main';
 
 const GLOBALS: Record<string, Options> = {
   root: { type: 'string' },
@@ -113,7 +113,7 @@ describe('the fast parse gives what yargs gives, and leaves the rest to yargs', 
     });
   }
 
-  test.each(COMMANDS.map((c) => [c.name, c]))('%s: every option, as yargs parses it', async (_name, command) => {
+  test.each(allCommands().map((c) => [c.name, c]))('%s: every option, as yargs parses it', async (_name, command) => {
     for (const args of [[], ['a', '1', 'b'], ...everyOption(command)]) {
       const parsed = fast(command, args);
       expect({ args, parsed }).toEqual({ args, parsed: await byYargs(command, args) });
@@ -158,13 +158,13 @@ describe('the fast parse gives what yargs gives, and leaves the rest to yargs', 
   });
 
   test('a number option: decimal digits are read here, anything else by yargs', async () => {
-    const stop = COMMANDS.find((c) => c.name === 'stop') as CliCommand<never>;
+    const stop = allCommands().find((c) => c.name === 'stop') as CliCommand<never>;
     for (const args of [['-t', '5', 'c'], ['--time=2.5', 'c']]) expect(fast(stop, args)).toEqual(await byYargs(stop, args));
     for (const args of [['-t', '0x10', 'c'], ['-t', '1e3', 'c'], ['-t', 'soon', 'c'], ['-t', '-1', 'c']]) expect(fast(stop, args)).toBeUndefined();
   });
 
   test('options after positionals, for commands without a container command', async () => {
-    const rm = COMMANDS.find((c) => c.name === 'rm') as CliCommand<never>;
+    const rm = allCommands().find((c) => c.name === 'rm') as CliCommand<never>;
     for (const args of [['a', '-f', 'b'], ['a', '--force', '--', '-f']]) {
       const parsed = fast(rm, args);
       expect(parsed).toBeDefined();

@@ -36,7 +36,6 @@ async function readStdin(): Promise<string> {
 
 export const buildCommand: CliCommand<BuildArgs> = {
   name: 'build',
-  aliases: ['image build'],
   describe: 'Build an image from a Dockerfile',
   usage: '$0 build [options] CONTEXT|-',
   options: {

@@ -48,7 +48,6 @@ interface PsArgs extends GlobalArgs {
 
 export const psCommand: CliCommand<PsArgs> = {
   name: 'ps',
-  aliases: ['container ls', 'container list'],
   describe: 'List containers',
   usage: '$0 ps [options]',
   options: {
@@ -88,7 +87,6 @@ interface RmArgs extends GlobalArgs {
 
 export const rmCommand: CliCommand<RmArgs> = {
   name: 'rm',
-  aliases: ['container rm'],
   describe: 'Remove one or more containers',
   usage: '$0 rm [options] CONTAINER [CONTAINER...]',
   options: {
@@ -121,7 +119,6 @@ interface CommitArgs extends GlobalArgs {
 
 export const commitCommand: CliCommand<CommitArgs> = {
   name: 'commit',
-  aliases: ['container commit'],
   describe: "Create a new image from a container's changes",
   usage: '$0 commit [options] CONTAINER [REPOSITORY[:TAG]]',
   options: {
@@ -157,7 +154,6 @@ async function inspectObject(reference: string, argv: GlobalArgs): Promise<unkno
 
 export const inspectContainerCommand: CliCommand = {
   name: 'inspect',
-  aliases: ['container inspect'],
   describe: 'Display detailed information on one or more containers (or images)',
   usage: '$0 inspect CONTAINER|IMAGE [CONTAINER|IMAGE...]',
   options: {},
@@ -179,7 +175,6 @@ export const inspectContainerCommand: CliCommand = {
 
 export const diffCommand: CliCommand = {
   name: 'diff',
-  aliases: ['container diff'],
   describe: "Inspect changes to files on a container's filesystem",
   usage: '$0 diff CONTAINER',
   options: {},

@@ -47,7 +47,6 @@ interface ImportArgs extends GlobalArgs {
 
 export const importCommand: CliCommand<ImportArgs> = {
   name: 'image import',
-  aliases: ['import'],
   describe: 'Import a root filesystem tarball as an image',
   usage: '$0 image import [options] FILE|- REPOSITORY[:TAG]',
   options: {
@@ -72,7 +71,6 @@ interface LoadArgs extends GlobalArgs {
 
 export const loadCommand: CliCommand<LoadArgs> = {
   name: 'load',
-  aliases: ['image load'],
   describe: 'Load images from a docker save or OCI archive (or an OCI layout directory)',
   usage: '$0 load [options]',
   options: {
@@ -99,7 +97,6 @@ interface SaveArgs extends GlobalArgs {
 
 export const saveCommand: CliCommand<SaveArgs> = {
   name: 'save',
-  aliases: ['image save'],
   describe: 'Save images to an OCI archive that docker load and podman load also read',
   usage: '$0 save [options] IMAGE [IMAGE...]',
   options: { output: { alias: 'o', type: 'string', requiresArg: true, describe: 'write to this file instead of stdout' } },
@@ -123,7 +120,6 @@ interface ImagesArgs extends GlobalArgs {
 
 export const imagesCommand: CliCommand<ImagesArgs> = {
   name: 'images',
-  aliases: ['image ls', 'image list'],
   describe: 'List images',
   usage: '$0 images [options] [REPOSITORY[:TAG]]',
   options: {
@@ -196,7 +192,6 @@ export const inspectCommand: CliCommand = {
 
 export const tagCommand: CliCommand = {
   name: 'tag',
-  aliases: ['image tag'],
   describe: 'Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE',
   usage: '$0 tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]',
   options: {},
@@ -215,7 +210,6 @@ interface RmiArgs extends GlobalArgs {
 
 export const rmiCommand: CliCommand<RmiArgs> = {
   name: 'rmi',
-  aliases: ['image rm', 'image remove'],
   describe: 'Remove one or more images',
   usage: '$0 rmi [options] IMAGE [IMAGE...]',
   options: { force: { alias: 'f', type: 'boolean', default: false, describe: 'remove the image even when containers use it or it has several tags' } },

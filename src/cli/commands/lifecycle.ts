@@ -35,7 +35,6 @@ interface StartArgs extends GlobalArgs {
 
 export const startCommand: CliCommand<StartArgs> = {
   name: 'start',
-  aliases: ['container start'],
   describe: 'Start one or more created containers',
   usage: '$0 start [options] CONTAINER [CONTAINER...]',
   options: {
@@ -79,7 +78,6 @@ interface StopArgs extends GlobalArgs {
 
 export const stopCommand: CliCommand<StopArgs> = {
   name: 'stop',
-  aliases: ['container stop'],
   describe: 'Stop one or more running containers: SIGTERM, then SIGKILL after a grace period',
   usage: '$0 stop [options] CONTAINER [CONTAINER...]',
   options: {
@@ -97,7 +95,6 @@ export const stopCommand: CliCommand<StopArgs> = {
 
 export const restartCommand: CliCommand<StopArgs> = {
   name: 'restart',
-  aliases: ['container restart'],
   describe: 'Restart one or more detached containers',
   usage: '$0 restart [options] CONTAINER [CONTAINER...]',
   options: { time: { alias: 't', type: 'number', default: 10, requiresArg: true, describe: 'seconds to wait before killing the container' } },
@@ -116,7 +113,6 @@ interface KillArgs extends GlobalArgs {
 
 export const killCommand: CliCommand<KillArgs> = {
   name: 'kill',
-  aliases: ['container kill'],
   describe: 'Send a signal to the init of one or more running containers',
   usage: '$0 kill [options] CONTAINER [CONTAINER...]',
   options: { signal: { alias: 's', type: 'string', default: 'KILL', requiresArg: true, describe: 'signal to send (name or number)' } },
@@ -131,7 +127,6 @@ export const killCommand: CliCommand<KillArgs> = {
 
 export const waitCommand: CliCommand = {
   name: 'wait',
-  aliases: ['container wait'],
   describe: 'Block until one or more containers stop, then print their exit codes',
   usage: '$0 wait CONTAINER [CONTAINER...]',
   options: {},
@@ -152,7 +147,6 @@ interface LogsArgs extends GlobalArgs {
 
 export const logsCommand: CliCommand<LogsArgs> = {
   name: 'logs',
-  aliases: ['container logs'],
   describe: 'Fetch the output of a detached container',
   usage: '$0 logs [options] CONTAINER',
   options: {
@@ -205,7 +199,6 @@ interface ExecArgs extends GlobalArgs {
 
 export const execCommand: CliCommand<ExecArgs> = {
   name: 'exec',
-  aliases: ['container exec'],
   describe: 'Run a command in a running container',
   usage: '$0 exec [options] CONTAINER COMMAND [ARG...]',
   options: {
@@ -263,7 +256,6 @@ interface AttachArgs extends GlobalArgs {
 
 export const attachCommand: CliCommand<AttachArgs> = {
   name: 'attach',
-  aliases: ['container attach'],
   describe: "Attach this terminal's input and output to a running detached container",
   usage: '$0 attach [options] CONTAINER',
   options: {
@@ -307,7 +299,6 @@ async function signalsTo(reference: string, argv: GlobalArgs): Promise<(signal: 
 
 export const topCommand: CliCommand = {
   name: 'top',
-  aliases: ['container top'],
   describe: 'Display the running processes of a container',
   usage: '$0 top CONTAINER',
   options: {},

@@ -31,7 +31,6 @@ interface LsArgs extends GlobalArgs {
 
 export const networkLsCommand: CliCommand<LsArgs> = {
   name: 'network ls',
-  aliases: ['network list'],
   describe: 'List networks',
   usage: '$0 network ls [-q]',
   options: { quiet: { alias: 'q', type: 'boolean', default: false, describe: 'only display network ids' } },
@@ -58,7 +57,6 @@ export const networkInspectCommand: CliCommand = {
 
 export const networkRmCommand: CliCommand = {
   name: 'network rm',
-  aliases: ['network remove'],
   describe: 'Remove one or more networks',
   usage: '$0 network rm NETWORK [NETWORK...]',
   options: {},

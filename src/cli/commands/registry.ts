@@ -29,7 +29,6 @@ interface PullArgs extends RegistryArgs {
 
 export const pullCommand: CliCommand<PullArgs> = {
   name: 'pull',
-  aliases: ['image pull'],
   describe: 'Download an image from a registry',
   usage: '$0 pull [options] NAME[:TAG|@DIGEST]',
   options: {
@@ -91,7 +90,6 @@ interface PushArgs extends RegistryArgs {
 
 export const pushCommand: CliCommand<PushArgs> = {
   name: 'push',
-  aliases: ['image push'],
   describe: 'Upload an image to a registry',
   usage: '$0 push [options] NAME[:TAG]',
   options: {

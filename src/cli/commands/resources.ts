@@ -33,7 +33,6 @@ interface StatsArgs extends GlobalArgs {
 
 export const statsCommand: CliCommand<StatsArgs> = {
   name: 'stats',
-  aliases: ['container stats'],
   describe: "Display a live stream of containers' resource usage statistics",
   usage: '$0 stats [options] [CONTAINER...]',
   options: {
@@ -74,7 +73,6 @@ type UpdateArgs = GlobalArgs & ResourceArgs;
 
 export const updateCommand: CliCommand<UpdateArgs> = {
   name: 'update',
-  aliases: ['container update'],
   describe: 'Update the resource limits of one or more running containers',
   usage: '$0 update [options] CONTAINER [CONTAINER...]',
   options: RESOURCE_OPTIONS,

@@ -342,7 +342,6 @@ async function createFromArgs(argv: RunArgs, image: string | undefined, position
 
 export const createCommand: CliCommand<RunArgs> = {
   name: 'create',
-  aliases: ['container create'],
   describe: 'Create a new container, to start later with "tsrun start"',
   usage: '$0 create [options] IMAGE [COMMAND [ARG...]]\n$0 create [options] --rootfs DIR COMMAND [ARG...]',
   options: RUN_OPTIONS,

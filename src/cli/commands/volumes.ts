@@ -34,7 +34,6 @@ interface LsArgs extends GlobalArgs {
 
 export const volumeLsCommand: CliCommand<LsArgs> = {
   name: 'volume ls',
-  aliases: ['volume list'],
   describe: 'List volumes',
   usage: '$0 volume ls [options]',
   options: { quiet: { alias: 'q', type: 'boolean', default: false, describe: 'only display volume names' } },
@@ -65,7 +64,6 @@ interface RmArgs extends GlobalArgs {
 
 export const volumeRmCommand: CliCommand<RmArgs> = {
   name: 'volume rm',
-  aliases: ['volume remove'],
   describe: 'Remove one or more volumes',
   usage: '$0 volume rm [options] VOLUME [VOLUME...]',
   options: { force: { alias: 'f', type: 'boolean', default: false, describe: 'remove even if a container uses it' } },
