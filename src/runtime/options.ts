@@ -13,10 +13,11 @@ import type { SubIdFiles } from '../linux/userns-remap';
 import { DEFAULT_MASKED_PATHS, DEFAULT_NAMESPACES, DEFAULT_PATH, DEFAULT_READONLY_PATHS, OCI_VERSION, defaultMounts } from '../oci/defaults';
 import type { IdMapping, LinuxCapabilities, LinuxResources, LinuxSeccomp, Mount, NamespaceType, Spec } from '../oci/runtime-spec';
 import type { Logger } from '../logger';
-import { VolumeMount, rootPropagationFor } from './volumes';
+import type * as Volumes from './volumes';
+import type { VolumeMount } from './volumes';
 import type { TerminalSize } from '../linux/pty';
 import type { PortMapping } from '../network/ports';
-import { monitorBinary } from './monitor';
+import type * as Monitor from './monitor';
 
 /** The options that set a container's privileges: kept with it, so that exec gives its processes the same. */
 export type PrivilegeOptions = Pick<RunOptions, 'capAdd' | 'capDrop' | 'privileged' | 'noNewPrivileges' | 'seccomp'>;
@@ -294,10 +295,15 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
   const devices = privileged ? hostDevices() : added.map((a) => a.device);
   const deviceRules = privileged ? [{ allow: true, access: 'rwm' }] : [...DEFAULT_DEVICE_RULES, ...added.map((a) => a.rule)];
   const { capabilities, noNewPrivileges, seccomp } = processPrivileges(options, user.uid);
+  // The volumes and monitor modules are loaded only by the containers that
+  // use them: they are a tenth of a plain `tsrun run`'s code otherwise.
+  /* eslint-disable @typescript-eslint/no-require-imports */
   if (options.init) {
     // Under the /dev tmpfs: the root filesystem itself is not written to.
-    mounts.push({ destination: INIT_PATH, source: monitorBinary(), options: ['bind', 'ro', 'nosuid', 'nodev'] });
+    mounts.push({ destination: INIT_PATH, source: (require('./monitor') as typeof Monitor).monitorBinary(), options: ['bind', 'ro', 'nosuid', 'nodev'] });
   }
+  const rootfsPropagation = options.volumes?.length ? (require('./volumes') as typeof Volumes).rootPropagationFor(options.volumes) : 'rprivate';
+  /* eslint-enable @typescript-eslint/no-require-imports */
   const spec: Spec = {
     ociVersion: OCI_VERSION,
     process: {
@@ -316,7 +322,7 @@ export function buildSpec(options: RunOptions, id: string, resources: LinuxResou
       namespaces: namespaces.map((type) => (type === 'network' && joinNetwork ? { type, path: joinNetwork } : { type })),
       uidMappings: userns?.uid,
       gidMappings: userns?.gid,
-      rootfsPropagation: rootPropagationFor(options.volumes ?? []),
+      rootfsPropagation,
       resources: { ...resources, devices: deviceRules },
       devices,
       maskedPaths: privileged ? [] : [...DEFAULT_MASKED_PATHS],

@@ -11,9 +11,9 @@ import {
   removeCgroupParent,
   removeLeftoverCgroups,
   sampleStats,
-  V1Driver,
-  V2Driver,
 } from '../../src/linux/cgroups';
+import { V1Driver } from '../../src/linux/cgroups/v1';
+import { V2Driver } from '../../src/linux/cgroups/v2';
 import type { CgroupHost } from '../../src/linux/cgroups';
 import { silentLogger } from '../../src/logger';
 import type { Spec } from '../../src/oci/runtime-spec';

@@ -1,7 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { TsrunError } from '../../src/errors';
-import { cgroupHostFrom, createCgroupDriver, detectCgroupHost, parseCgroupMounts, parseProcCgroup, V1Driver, V2Driver } from '../../src/linux/cgroups';
+import { cgroupHostFrom, createCgroupDriver, detectCgroupHost, parseCgroupMounts, parseProcCgroup } from '../../src/linux/cgroups';
+import { V1Driver } from '../../src/linux/cgroups/v1';
+import { V2Driver } from '../../src/linux/cgroups/v2';
 import { useBuiltInCgroupParent } from '../helpers/cgroups';
 import { useTempDir } from '../helpers/fixtures';
 

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SyscallError, TsrunError, ValidationError } from '../../src/errors';
-import { cgroupHostFrom, findLeftoverCgroups, listContainerCgroups, removeCgroupParent, removeLeftoverCgroups, V1Driver } from '../../src/linux/cgroups';
+import { cgroupHostFrom, findLeftoverCgroups, listContainerCgroups, removeCgroupParent, removeLeftoverCgroups } from '../../src/linux/cgroups';
+import { V1Driver } from '../../src/linux/cgroups/v1';
 import { serializePlan } from '../../src/runtime/plan';
 import { fakeOps, fakeV1Tree, readFixture, setFixture, useBuiltInCgroupParent } from '../helpers/cgroups';
 import { useTempDir } from '../helpers/fixtures';

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SyscallError, TsrunError, ValidationError } from '../../src/errors';
-import { listContainerCgroups, removeCgroupParent, V2Driver } from '../../src/linux/cgroups';
+import { listContainerCgroups, removeCgroupParent } from '../../src/linux/cgroups';
+import { V2Driver } from '../../src/linux/cgroups/v2';
 import { fakeOps, fakeV2Tree, readFixture, setFixture, useBuiltInCgroupParent } from '../helpers/cgroups';
 import { useTempDir } from '../helpers/fixtures';
 
