@@ -1,8 +1,14 @@
 #!/usr/bin/env node
-// Bundles the compiled CLI (dist/cli/main.js and everything it imports,
-// yargs and pino included) into one file, dist/cli/tsrun.js. Resolving and
-// reading ~150 modules one by one is a third of `tsrun run`'s start-up; the
-// library (dist/index.js) stays unbundled.
+// Bundles each compiled CLI (dist/cli/main.js, dist/cli/oci/main.js) and
+// everything it imports into one file, dist/cli/tsrun.js and
+// tsrun-oci.js. Resolving and reading ~150 modules one by one is a third of
+// `tsrun run`'s start-up; the library (dist/index.js) stays unbundled.
+// What a CLI loads only on a slow path stays out of its bundle, whose
+// every byte each start reads: pino (loaded by the first log record that
+// passes the level) for both, and for tsrun, yargs (loaded for --help, a
+// usage error or a command line the fast parse leaves to it; see
+// src/cli/argv.ts), 180 KiB together. tsrun-oci parses every command line
+// with yargs, so it keeps yargs, with the edits below.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -20,18 +26,18 @@ const yargsAssertShim = {
   },
 };
 /**
- * Two edits to yargs's build for a CLI that starts on every container run;
- * each must find its text, or the build fails and names it.
+ * Two edits to the yargs bundled in tsrun-oci, which containerd and podman
+ * start for every container operation; each must find its text, or the
+ * build fails and names it.
  * - yargs reads process.stdout.columns when it loads, and creating
  *   process.stdout costs every command a few milliseconds (the stream
- *   modules) even when it prints nothing, as `run` does with inherited
- *   stdio. The shim's stdColumns becomes a getter, read only when help is
- *   wrapped.
+ *   modules) even when it prints nothing. The shim's stdColumns becomes a
+ *   getter, read only when help is wrapped.
  * - argsert, which checks the arguments of each yargs API call against a
  *   signature string it parses anew every time, only ever warns (it catches
- *   its own error); over the ~90 options of `run` it was 6 M of the parse's
- *   37 M instructions. tsc checks those calls already, so it does nothing
- *   here.
+ *   its own error); over the ~90 options of tsrun's `run` it was 6 M of the
+ *   parse's 37 M instructions. tsc checks those calls already, so it does
+ *   nothing here.
  */
 const YARGS_PATCHES = [
   {
@@ -59,11 +65,11 @@ const yargsPatches = {
   },
 };
 const bundles = [
-  { entry: path.join(root, 'dist', 'cli', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun.js') },
-  { entry: path.join(root, 'dist', 'cli', 'oci', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun-oci.js') },
+  { entry: path.join(root, 'dist', 'cli', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun.js'), external: ['pino', 'yargs', 'yargs/*', 'yargs-parser'] },
+  { entry: path.join(root, 'dist', 'cli', 'oci', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun-oci.js'), external: ['pino'] },
 ];
 Promise.all(
-  bundles.map(({ entry, outfile }) => {
+  bundles.map(({ entry, outfile, external }) => {
     // V8 checks a code cache against the source's length, not its content:
     // no cache of the previous bundle may outlive it (see bin/run-bundle.js).
     const dir = path.dirname(outfile);
@@ -76,6 +82,7 @@ Promise.all(
       platform: 'node',
       target: 'node20',
       format: 'cjs',
+      external,
       minify: true,
       sourcemap: true,
       logLevel: 'warning',
