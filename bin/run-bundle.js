@@ -2,8 +2,11 @@
 // the bundle's functions is a large part of start-up; the cache holds them
 // already compiled. V8 compiles a function when it first runs, so a cache
 // holds what the command that wrote it ran: each command gets its own
-// (dist/cli/NAME.js.COMMAND.cache), written after its first run (and again
-// whenever V8 rejects it, e.g. after a Node upgrade). It is only an
+// (dist/cli/NAME.js.COMMAND.cache), written after its first run that
+// succeeded and did no one-time work (and again whenever V8 rejects it, e.g.
+// after a Node upgrade): a usage error or a failed start runs a fraction of
+// the command's code, and a cache written then would leave the rest to be
+// compiled at every later start. It is only an
 // optimisation: when it cannot be read or written, or the command word is
 // guessed wrong, the CLI runs the same, only slower.
 'use strict';
@@ -47,8 +50,8 @@ module.exports = function runBundle(name, valueOptions) {
   }
 
   // main resolves to false after one-time work (a seccomp program compiled
-  // for the shared cache, say): the next run writes the cache instead.
+  // for the shared cache, say); a failure sets process.exitCode.
   cli.exports.main(process.argv).then((steadyState) => {
-    if (steadyState) saveCodeCache();
+    if (steadyState && !process.exitCode) saveCodeCache();
   });
 };

@@ -5,8 +5,8 @@ import { useTempDir } from '../helpers/fixtures';
 
 /**
  * bin/run-bundle.js, the CLIs' loader, on a stand-in bundle whose main
- * resolves to what its first argument says: it writes the code cache of
- * the command word only after a steady-state run, and again when V8
+ * does what its second argument says: it writes the code cache of the
+ * command word only after a successful steady-state run, and again when V8
  * rejects the one it finds.
  */
 describe('the CLI code cache (bin/run-bundle.js)', () => {
@@ -21,19 +21,21 @@ describe('the CLI code cache (bin/run-bundle.js)', () => {
     fs.writeFileSync(path.join(root, 'bin', 'demo'), "require('./run-bundle.js')('demo', []);\n");
     fs.writeFileSync(
       path.join(root, 'dist', 'cli', 'demo.js'),
-      "exports.main = async (argv) => { const steady = argv[3] === 'steady'; for (let i = 0; i < 3; i++) (() => i * 2)(); return steady; };\n",
+      "exports.main = async (argv) => { if (argv[3] === 'failed') process.exitCode = 125; for (let i = 0; i < 3; i++) (() => i * 2)(); return argv[3] !== 'one-time'; };\n",
     );
     cacheFile = path.join(root, 'dist', 'cli', 'demo.js.go.cache');
   });
 
-  const runDemo = (run: 'steady' | 'one-time'): void => {
+  const runDemo = (run: 'steady' | 'one-time' | 'failed'): void => {
     const result = spawnSync(process.execPath, [path.join(root, 'bin', 'demo'), 'go', run], { encoding: 'utf8' });
     expect(result.stderr).toBe('');
-    expect(result.status).toBe(0);
+    expect(result.status).toBe(run === 'failed' ? 125 : 0);
   };
 
-  test('a steady-state run writes the cache; a run after one-time work does not', () => {
+  test('a successful steady-state run writes the cache; a run after one-time work or a failed one does not', () => {
     runDemo('one-time');
+    expect(fs.existsSync(cacheFile)).toBe(false);
+    runDemo('failed');
     expect(fs.existsSync(cacheFile)).toBe(false);
     runDemo('steady');
     expect(fs.statSync(cacheFile).size).toBeGreaterThan(0);
