@@ -6,9 +6,9 @@
 // succeeded and did no one-time work (and again whenever V8 rejects it, e.g.
 // after a Node upgrade): a usage error or a failed start runs a fraction of
 // the command's code, and a cache written then would leave the rest to be
-// compiled at every later start. It is only an
-// optimisation: when it cannot be read or written, or the command word is
-// guessed wrong, the CLI runs the same, only slower.
+// compiled at every later start. It is only an optimisation: when it
+// cannot be read or written, or the command word is guessed wrong, the CLI
+// runs the same, only slower.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
