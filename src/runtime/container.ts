@@ -23,6 +23,11 @@ export interface ContainerStdio {
   stderr: Readable | null;
 }
 
+/** Closes the parent's ends of a process's stdio, for a process given up before a Container took them. */
+export function destroyStdio(streams: ContainerStdio): void {
+  for (const stream of [streams.stdin, streams.stdout, streams.stderr]) stream?.destroy();
+}
+
 /**
  * A running container's init process. `wait()` settles once the process
  * has been reaped, its stdout/stderr pipes are drained (like

@@ -5,7 +5,7 @@ import { seccompCacheDirIn } from '../linux/seccomp';
 import type { CgroupDriver } from '../linux/cgroups';
 import { Logger, silentLogger } from '../logger';
 import type { LinuxSeccomp, NamespaceType, Spec } from '../oci/runtime-spec';
-import { Container, ContainerStdio, pipeStream } from './container';
+import { Container, ContainerStdio, destroyStdio, pipeStream } from './container';
 import { containerCgroup } from './container-cgroup';
 import { JoinedNamespace, buildExecPlan, execCandidates } from './container-plan';
 import { ContainerLocation, containerId, containerName, findContainer, ociStatus, runtimeState } from './containers';
@@ -160,7 +160,7 @@ export function execProcess(target: ExecTarget, options: ExecProcess): Container
   } catch (err) {
     // Running, but nobody would wait for it: it must not run on.
     killAndReap(spawned);
-    for (const stream of [streams.stdin, streams.stdout, streams.stderr]) stream?.destroy();
+    destroyStdio(streams);
     throw err;
   }
 }

@@ -10,7 +10,7 @@ import { Logger, silentLogger } from '../logger';
 import { ContainerPlan, PlanOptions, buildContainerPlan } from './container-plan';
 import type { Terminal } from './terminal';
 import type { ContainerNetwork, NetworkFiles } from './container-network';
-import { Container, ContainerStdio, ExitResult, pipeStream } from './container';
+import { Container, ContainerStdio, ExitResult, destroyStdio, pipeStream } from './container';
 import { OCI_VERSION } from '../oci/defaults';
 import type { LinuxResources, Mount, Spec } from '../oci/runtime-spec';
 import { writeNetworkFiles } from '../storage/init-layer';
@@ -337,7 +337,7 @@ export async function run(options: RunOptions): Promise<Container> {
   } catch (err) {
     // Running, but nobody would wait for it: it must not run on.
     killAndReap(spawned);
-    if (streams) for (const stream of [streams.stdin, streams.stdout, streams.stderr]) stream?.destroy();
+    if (streams) destroyStdio(streams);
     else if (terminal) terminal.stream.destroy();
     else closeAll(stdio.parent);
     return fail(err);

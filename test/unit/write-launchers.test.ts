@@ -6,12 +6,15 @@ import { useTempDir } from '../helpers/fixtures';
 /** scripts/write-launchers.js: bin/tsrun and bin/tsrun-oci name this machine's node by absolute path. */
 describe('the CLI launchers', () => {
   const tmp = useTempDir('tsrun-launchers-');
+  let written: ReturnType<typeof spawnSync>;
+  beforeAll(() => {
+    const script = path.join(__dirname, '..', '..', 'scripts', 'write-launchers.js');
+    written = spawnSync(process.execPath, [script, tmp()], { encoding: 'utf8' });
+  });
 
   test('each starts with the absolute path of the node that wrote it, is executable, and loads its bundle', () => {
-    const script = path.join(__dirname, '..', '..', 'scripts', 'write-launchers.js');
-    const result = spawnSync(process.execPath, [script, tmp()], { encoding: 'utf8' });
-    expect(result.stderr).toBe('');
-    expect(result.status).toBe(0);
+    expect(written.stderr).toBe('');
+    expect(written.status).toBe(0);
     for (const [name, valueOption] of [['tsrun', '--state'], ['tsrun-oci', '--criu']]) {
       const file = path.join(tmp(), name);
       const [first, ...rest] = fs.readFileSync(file, 'utf8').split('\n');
