@@ -1,6 +1,7 @@
+import os = require('node:os');
 import { ValidationError } from '../../src/errors';
 import { DEFAULT_SECCOMP_PROFILE, compileSeccomp, resolveProfile, syscallNumber } from '../../src/linux/seccomp';
-import type { SeccompArch } from '../../src/linux/seccomp';
+import type { SeccompArch, SeccompProfile } from '../../src/linux/seccomp';
 import { AARCH64_SYSCALLS, I386_SYSCALLS, X86_64_SYSCALLS } from '../../src/linux/seccomp/syscall-table';
 import type { LinuxSeccomp } from '../../src/oci/runtime-spec';
 
@@ -118,6 +119,18 @@ describe('seccomp: Docker\'s default profile compiled for each architecture', ()
     expect(check('unshare')).toBe(ALLOW);
     expect(check('clone', [0x10000000n])).toBe(ALLOW);
     expect(check('clone3')).toBe(ALLOW);
+  });
+
+  test('a rule with minKernel applies from that release on, and by default the release is this kernel\'s', () => {
+    const profile: SeccompProfile = {
+      defaultAction: 'SCMP_ACT_ERRNO',
+      syscalls: [{ names: ['ptrace'], action: 'SCMP_ACT_ALLOW', includes: { minKernel: '4.8' } }],
+    };
+    const names = (kernel?: string): string[] => (resolveProfile(profile, { capabilities: [], arch: 'x86_64', kernel }).syscalls ?? []).flatMap((r) => r.names);
+    expect(names('4.4.0-210-generic')).toEqual([]);
+    expect(names('4.8.0')).toEqual(['ptrace']);
+    expect(names('10.0.1')).toEqual(['ptrace']);
+    expect(names()).toEqual(names(os.release()));
   });
 
   test('i386 calls on x86_64 get the same rules by their own numbers; any other ABI, x32 included, is killed', () => {

@@ -1,5 +1,5 @@
 import fs = require('node:fs');
-import os = require('node:os');
+import type os = require('node:os');
 import { syscallErrorFrom } from '../../errors';
 import { readHostCpus } from './cpu-list';
 import type { CgroupDriver, CgroupStats } from './driver';
@@ -126,7 +126,7 @@ export interface StatsView {
  * The numbers of a `docker stats` row from two samples about a second apart
  * (`--no-stream` takes two as well; CPU % needs a change to measure).
  */
-export function statsView(previous: StatsSample, current: StatsSample, hostMemory = os.totalmem()): StatsView {
+export function statsView(previous: StatsSample, current: StatsSample, hostMemory = (require('node:os') as typeof os).totalmem()): StatsView {
   const { memory, pids, blockIO } = current.stats;
   const memoryLimit = memory.limit === null ? hostMemory : Math.min(memory.limit, hostMemory);
   return {

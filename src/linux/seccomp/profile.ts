@@ -1,5 +1,4 @@
 import fs = require('node:fs');
-import os = require('node:os');
 import { ValidationError } from '../../errors';
 import type { LinuxSeccomp, LinuxSeccompArg, SeccompAction } from '../../oci/runtime-spec';
 import { SeccompArch } from './bpf';
@@ -48,6 +47,18 @@ export interface ProfileContext {
 
 const GO_ARCH: Record<SeccompArch, string> = { x86_64: 'amd64', aarch64: 'arm64' };
 
+let hostKernel: string | undefined;
+
+/**
+ * This kernel's release, as uname(2) gives it. Read from /proc rather than
+ * os.release(): node:os is compiled at its first require, which every CLI
+ * start paid for this one string.
+ */
+function hostKernelRelease(): string {
+  hostKernel ??= fs.readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  return hostKernel;
+}
+
 function kernelAtLeast(release: string, min: string): boolean {
   const parse = (v: string): number[] => (/^(\d+)\.(\d+)/.exec(v) ?? ['', '0', '0']).slice(1).map(Number);
   const [a, b] = [parse(release), parse(min)];
@@ -59,7 +70,7 @@ function applies(rule: SeccompProfileRule, ctx: ProfileContext): boolean {
   const { includes = {}, excludes = {} } = rule;
   if (includes.caps && !includes.caps.every((c) => ctx.capabilities.includes(c))) return false;
   if (includes.arches && !includes.arches.includes(arch)) return false;
-  if (includes.minKernel && !kernelAtLeast(ctx.kernel ?? os.release(), includes.minKernel)) return false;
+  if (includes.minKernel && !kernelAtLeast(ctx.kernel ?? hostKernelRelease(), includes.minKernel)) return false;
   if (excludes.caps && excludes.caps.some((c) => ctx.capabilities.includes(c))) return false;
   if (excludes.arches && excludes.arches.includes(arch)) return false;
   return true;
