@@ -12,10 +12,12 @@
 //
 // The library is timed in child node processes (scripts/bench/lib-worker.js):
 // one with an empty heap, one with TSRUN_BENCH_HEAP_MIB of live JS objects,
-// same flags, run in alternating blocks. Command-line tools are timed with
-// hyperfine -N (no shell), each runc/crun run with its own container id;
-// for the CLI target, tsrun's CLI and `node -e 0` are also timed in
-// alternation (scripts/bench/cmd-loop.js), one pair per round.
+// same flags. Command-line tools are timed with hyperfine -N (no shell),
+// each runc/crun run with its own container id. The library's targets are
+// ratios to crun and to the unshare floor, so the two workers, runc, crun
+// and the floor are timed in rounds, a block of each per round; for the CLI
+// target, tsrun's CLI and `node -e 0` are timed in alternation
+// (scripts/bench/cmd-loop.js), one pair per round.
 //
 // Environment: TSRUN_BENCH_RUNS (library runs, default 200),
 // TSRUN_BENCH_CLI_RUNS (per command-line tool, default 100),
@@ -360,9 +362,71 @@ async function main() {
     return dir;
   };
 
-  // --- tsrun library, empty heap and big heap: two worker processes with the
-  // same flags, run in alternating blocks (ABBA...) so that a busy phase of
-  // the host falls on both.
+  // --- the peers on the command line: runc, crun and the unshare floor,
+  // each checked by one run before any timing.
+  const peers = [];
+  const addPeer = async (peer) => {
+    const pf = await preflight(peer.argv.map((a) => a.split('{id}').join(`${idPrefix}${peer.key}-preflight`)), peer.wrap);
+    if (pf.ok) peers.push({ ...peer, times: [] });
+    return pf;
+  };
+  const bundle = await makeBundle(rootfs);
+  if (bundle.error) {
+    results.push(naRow('runc', 'runc run', bundle.error));
+    results.push(naRow('crun', 'crun run', bundle.error));
+  } else {
+    out.bundle = { generatedWith: `${bundle.generator} spec`, changes: 'process.args ["/bin/true"], process.terminal false, root { path: <rootfs>, readonly: false }' };
+    if (which('runc')) {
+      const root = stateDir('runc-root');
+      state.peers.push({ argv0: ['runc'], root });
+      const pf = await addPeer({ key: 'runc', label: 'runc run', argv: ['runc', '--root', root, 'run', '--bundle', bundle.dir, `${idPrefix}runc-{id}`], wrap: [], ids: true });
+      if (!pf.ok) results.push(naRow('runc', 'runc run', pf.reason));
+    } else {
+      results.push(naRow('runc', 'runc run', 'runc is not installed'));
+    }
+    if (which('crun')) {
+      const root = stateDir('crun-root');
+      const argv = (flags) => ['crun', ...flags, '--root', root, 'run', '--bundle', bundle.dir, `${idPrefix}crun-{id}`];
+      const attempts = [
+        { key: 'crun', label: 'crun run', argv: argv([]), wrap: [] },
+        { key: 'crun_nocg', label: 'crun --cgroup-manager=disabled run', argv: argv(['--cgroup-manager=disabled']), wrap: [], note: 'crun made to run with --cgroup-manager=disabled' },
+      ];
+      if (settings.crunWorkaround && isHybrid()) {
+        attempts.push({
+          key: 'crun_mntns',
+          label: 'crun run, in a mount ns w/o cgroup2',
+          argv: argv([]),
+          wrap: HIDE_CGROUP2,
+          note: `no crun flag gets past its hybrid-cgroup check; measured instead inside one private mount namespace (unshare -m) where ${CGROUP2_HYBRID_MOUNT} is unmounted, so crun sees a plain cgroup v1 host; the namespace is made once per block of runs, outside the timed runs`,
+        });
+      }
+      out.crunAttempts = [];
+      for (const attempt of attempts) {
+        state.peers.push({ argv0: [...attempt.wrap, 'crun'], root });
+        const pf = await addPeer({ ...attempt, ids: true });
+        out.crunAttempts.push({ label: attempt.label, ok: pf.ok, reason: pf.reason });
+        if (pf.ok) {
+          if (attempt.note) notes.push(`${attempt.label}: ${attempt.note}.`);
+          break;
+        }
+        progress(`${attempt.label}: n/a (${pf.reason})`);
+        if (attempt.key === 'crun') results.push(naRow('crun', 'crun run', pf.reason));
+      }
+    } else {
+      results.push(naRow('crun', 'crun run', 'crun is not installed'));
+    }
+  }
+  {
+    const pf = await addPeer({ key: 'unshare', label: 'unshare+chroot floor', argv: ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', '--net', 'chroot', rootfs, '/bin/true'], wrap: [], ids: false });
+    if (!pf.ok) results.push(naRow('unshare', 'unshare+chroot floor', pf.reason));
+  }
+
+  // --- tsrun library (empty heap and big heap: two worker processes with
+  // the same flags) and the peers above, in rounds: each round times a
+  // block of each, in an order reversed every round (ABC CBA ...), so that
+  // a slow phase of the host falls on all of them. The library's targets
+  // are ratios to crun and to the floor, whose medians moved by up to 2x
+  // between blocks of runs minutes apart.
   const nodeFlags = [`--max-old-space-size=${Math.max(4096, settings.heapMiB + 1024)}`, '--expose-gc'];
   const heapLabel = settings.heapMiB % 1024 === 0 ? `${settings.heapMiB / 1024} GiB` : `${settings.heapMiB} MiB`;
   const method = `in-process, node ${nodeFlags.join(' ')}`;
@@ -370,7 +434,11 @@ async function main() {
     { tag: 'lib', what: 'library', heapMiB: 0, start: [], exit: [] },
     { tag: 'heap', what: `library, ${heapLabel} heap`, heapMiB: settings.heapMiB, start: [], exit: [] },
   ];
-  progress(`tsrun library: ${settings.libRuns} sequential runs (+${settings.libWarmup} warm-up) in each of two node processes (empty heap, ${heapLabel} heap), alternating blocks of ${settings.libBlock}`);
+  const rounds = Math.ceil(settings.libRuns / settings.libBlock);
+  const peerBlock = Math.ceil(settings.cliRuns / rounds);
+  progress(
+    `tsrun library: ${settings.libRuns} sequential runs (+${settings.libWarmup} warm-up) in each of two node processes (empty heap, ${heapLabel} heap), in ${rounds} rounds with ${peerBlock} runs (+1 warm-up) of each of ${peers.map((p) => p.label).join(', ') || 'no peer'}`,
+  );
   for (const w of workers) {
     try {
       w.server = startWorkerServer({ mode: 'start', rootfs, stateDir: stateDir(`state-${w.tag}`), warmup: settings.libWarmup, heapMiB: w.heapMiB }, nodeFlags);
@@ -380,20 +448,30 @@ async function main() {
       w.server?.kill();
     }
   }
-  let order = workers.filter((w) => !w.error);
-  for (let done = 0; done < settings.libRuns && order.length; ) {
+  let order = [...workers.filter((w) => !w.error), ...peers];
+  for (let round = 0, done = 0; done < settings.libRuns && order.length; round++) {
     const n = Math.min(settings.libBlock, settings.libRuns - done);
-    for (const w of order) {
-      try {
-        const r = await w.server.request({ cmd: 'run', n });
-        w.start.push(...r.start);
-        w.exit.push(...r.exit);
-      } catch (err) {
-        w.error = err.message;
-        w.server.kill();
+    for (const entry of order) {
+      if (entry.server) {
+        try {
+          const r = await entry.server.request({ cmd: 'run', n });
+          entry.start.push(...r.start);
+          entry.exit.push(...r.exit);
+        } catch (err) {
+          entry.error = err.message;
+          entry.server.kill();
+        }
+      } else {
+        try {
+          const { times, method: how } = await timeCommand(entry.argv, { runs: peerBlock, warmup: 1, wrap: entry.wrap, ids: entry.ids, tag: `${entry.key}-r${round}` });
+          entry.times.push(...times);
+          entry.method = how;
+        } catch (err) {
+          entry.error = err.message;
+        }
       }
     }
-    order = order.filter((w) => !w.error).reverse();
+    order = order.filter((entry) => !entry.error).reverse();
     done += n;
   }
   for (const w of workers) {
@@ -417,25 +495,28 @@ async function main() {
     results.push(resultRow(`${w.tag}_exit`, exitLabel, w.exit, method, { heap }));
     if (w.heapMiB) progress(`  heapUsed ${heap.before.heapUsedMiB} MiB before the runs, ${heap.after.heapUsedMiB} MiB after (rss ${heap.after.rssMiB} MiB)`);
   }
+  for (const p of peers) {
+    const command = [...p.wrap, ...p.argv].join(' ');
+    if (p.error) results.push(naRow(p.key, p.label, p.error, { note: p.note }));
+    else results.push(resultRow(p.key, p.label, p.times, `${p.method}, in rounds with the library`, { command, note: p.note }));
+  }
 
-  // --- command-line tools.
+  // --- tsrun's CLI and node -e 0.
   const cli = { runs: settings.cliRuns, warmup: settings.cliWarmup };
-  const measure = async (key, label, argv, { wrap = [], ids = false, tsrun = false, note } = {}) => {
+  const measure = async (key, label, argv, { tsrun = false } = {}) => {
     progress(`${label}: ${cli.runs} runs (+${cli.warmup} warm-up)`);
-    const pf = await preflight(argv.map((a) => a.split('{id}').join(`${idPrefix}${key}-preflight`)), wrap);
+    const pf = await preflight(argv);
     if (!pf.ok) {
       if (tsrun) errors.push(`${label}: ${pf.reason}`);
-      results.push(naRow(key, label, pf.reason, { note }));
-      return false;
+      results.push(naRow(key, label, pf.reason));
+      return;
     }
     try {
-      const { times, method } = await timeCommand(argv, { ...cli, wrap, ids, tag: key });
-      results.push(resultRow(key, label, times, method, { command: [...wrap, ...argv].join(' '), note }));
-      return true;
+      const { times, method: how } = await timeCommand(argv, { ...cli, tag: key });
+      results.push(resultRow(key, label, times, how, { command: argv.join(' ') }));
     } catch (err) {
       if (tsrun) errors.push(`${label}: ${err.message}`);
-      results.push(naRow(key, label, err.message, { note }));
-      return false;
+      results.push(naRow(key, label, err.message));
     }
   };
 
@@ -456,57 +537,6 @@ async function main() {
       results.push(naRow('cli_over_node', 'tsrun CLI - node -e 0, in alternation', err.message));
     }
   }
-
-  const bundle = await makeBundle(rootfs);
-  if (bundle.error) {
-    results.push(naRow('runc', 'runc run', bundle.error));
-    results.push(naRow('crun', 'crun run', bundle.error));
-  } else {
-    out.bundle = { generatedWith: `${bundle.generator} spec`, changes: 'process.args ["/bin/true"], process.terminal false, root { path: <rootfs>, readonly: false }' };
-    if (which('runc')) {
-      const root = stateDir('runc-root');
-      state.peers.push({ argv0: ['runc'], root });
-      await measure('runc', 'runc run', ['runc', '--root', root, 'run', '--bundle', bundle.dir, `${idPrefix}runc-{id}`], { ids: true });
-    } else {
-      results.push(naRow('runc', 'runc run', 'runc is not installed'));
-    }
-    if (which('crun')) {
-      const root = stateDir('crun-root');
-      const argv = (flags) => ['crun', ...flags, '--root', root, 'run', '--bundle', bundle.dir, `${idPrefix}crun-{id}`];
-      const attempts = [
-        { key: 'crun', label: 'crun run', argv: argv([]), wrap: [] },
-        { key: 'crun_nocg', label: 'crun --cgroup-manager=disabled run', argv: argv(['--cgroup-manager=disabled']), wrap: [], note: 'crun made to run with --cgroup-manager=disabled' },
-      ];
-      if (settings.crunWorkaround && isHybrid()) {
-        attempts.push({
-          key: 'crun_mntns',
-          label: 'crun run, in a mount ns w/o cgroup2',
-          argv: argv([]),
-          wrap: HIDE_CGROUP2,
-          note: `no crun flag gets past its hybrid-cgroup check; measured instead inside one private mount namespace (unshare -m) where ${CGROUP2_HYBRID_MOUNT} is unmounted, so crun sees a plain cgroup v1 host; the namespace is made once, outside the timed runs`,
-        });
-      }
-      out.crunAttempts = [];
-      for (const attempt of attempts) {
-        const pf = await preflight(attempt.argv.map((a) => a.split('{id}').join(`${idPrefix}${attempt.key}-preflight`)), attempt.wrap);
-        out.crunAttempts.push({ label: attempt.label, ok: pf.ok, reason: pf.reason });
-        if (!pf.ok) {
-          progress(`${attempt.label}: n/a (${pf.reason})`);
-          if (attempt.key === 'crun') results.push(naRow('crun', 'crun run', pf.reason));
-          continue;
-        }
-        state.peers.push({ argv0: [...attempt.wrap, 'crun'], root });
-        if (await measure(attempt.key, attempt.label, attempt.argv, { wrap: attempt.wrap, ids: true, note: attempt.note })) {
-          if (attempt.note) notes.push(`${attempt.label}: ${attempt.note}.`);
-          break;
-        }
-      }
-    } else {
-      results.push(naRow('crun', 'crun run', 'crun is not installed'));
-    }
-  }
-
-  await measure('unshare', 'unshare+chroot floor', ['unshare', '--fork', '--pid', '--mount', '--uts', '--ipc', '--net', 'chroot', rootfs, '/bin/true']);
 
   // --- leak check.
   progress(`leak check: ${settings.leakRuns} sequential library runs in one node process`);
