@@ -41,7 +41,7 @@ function optionsByName(table: OptionTable): Map<string, [string, Options]> | und
  * option's value in decimal digits, no repeat of a single-valued option,
  * positionals, and `--`. Anything else (an unknown option, --help, a
  * missing value, `--rm false`, where yargs takes the word as the flag's
- * value) gives undefined, and yargs, which knows every rule, reads the
+ * value: see explicitBooleanValues) gives undefined, and yargs, which knows every rule, reads the
  * line. Options end at the first positional when `haltAtPositional`.
  * yargs-parser does this in ~5 ms on a cold start for the ~90 options of
  * `run`; this is a loop over the tokens.
@@ -68,17 +68,20 @@ function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boo
       continue;
     }
     const long = arg.startsWith('--');
-    const equals = long ? arg.indexOf('=') : -1;
-    const names = long ? [equals < 0 ? arg.slice(2) : arg.slice(2, equals)] : [...arg.slice(1)];
+    const equals = arg.indexOf('=');
+    const flags = arg.slice(long ? 2 : 1, equals < 0 ? undefined : equals);
+    const names = long ? [flags] : [...flags];
     const options = names.map((name) => byName.get(name));
     if (options.some((found) => found === undefined)) return undefined;
     const found = options as [string, Options][];
     if (found.every(([, option]) => option.type === 'boolean')) {
-      if (equals >= 0 || args[i + 1] === 'true' || args[i + 1] === 'false') return undefined;
-      if (!found.every(([name, option]) => assign(name, option, true))) return undefined;
+      // An inline value is the last flag's; a word true or false after the flags would be too (see explicitBooleanValues).
+      const value = equals < 0 ? 'true' : arg.slice(equals + 1);
+      if ((value !== 'true' && value !== 'false') || (equals < 0 && (args[i + 1] === 'true' || args[i + 1] === 'false'))) return undefined;
+      if (!found.every(([name, option], k) => assign(name, option, k < found.length - 1 || value === 'true'))) return undefined;
       continue;
     }
-    if (found.length > 1) return undefined;
+    if (found.length > 1 || (!long && equals >= 0)) return undefined;
     const [name, option] = found[0];
     const value = equals >= 0 ? arg.slice(equals + 1) : args[++i];
     if (value === undefined || value === '' || value.startsWith('-')) return undefined;
@@ -86,6 +89,36 @@ function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boo
     if (!assign(name, option, option.type === 'number' ? Number(value) : value)) return undefined;
   }
   return { values, positionals, prefixLength: args.length };
+}
+
+/**
+ * `args` with each boolean flag that is followed by the word `true` or
+ * `false` given its value inline (`--rm` becomes `--rm=true`). Docker's
+ * flags never take a separate value, so `tsrun run --rootfs R --rm true`
+ * runs `true`; yargs would take the word as the flag's value. Flags are
+ * looked at up to `--`, and up to the first positional when
+ * `haltAtPositional` (what follows is the container's command).
+ */
+export function explicitBooleanValues(args: string[], table: OptionTable, haltAtPositional: boolean): string[] {
+  const byName = new Map<string, Options>();
+  for (const [name, option] of Object.entries(table)) for (const key of [name, ...([] as string[]).concat(option.alias ?? [])]) byName.set(key, option);
+  const out = [...args];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    if (arg === '--') break;
+    if (!arg.startsWith('-') || arg === '-') {
+      if (haltAtPositional) break;
+      continue;
+    }
+    if (arg.includes('=')) continue;
+    const options = (arg.startsWith('--') ? [arg.slice(2)] : [...arg.slice(1)]).map((name) => byName.get(name));
+    const last = options[options.length - 1];
+    // An unknown option is yargs's to report; an option with a value takes the next word.
+    if (options.some((option) => option === undefined)) continue;
+    if (last?.type !== 'boolean') i++;
+    else if (args[i + 1] === 'true' || args[i + 1] === 'false') out[i] = `${arg}=true`;
+  }
+  return out;
 }
 
 /** How many leading tokens are options (and their values) before the first positional. */

@@ -1,5 +1,5 @@
 import type { Argv, Options } from 'yargs';
-import { PARSER_CONFIGURATION, findCommand, parseValidArgs, separateContainerCommand } from './argv';
+import { PARSER_CONFIGURATION, explicitBooleanValues, findCommand, parseValidArgs, separateContainerCommand } from './argv';
 import type { CliCommand, GlobalArgs } from './command';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
@@ -125,10 +125,12 @@ function withCommonSettings<T>(cli: Argv<T>): Argv<T> {
     });
 }
 
-/** A subcommand's options with the global ones, and its arguments with `--` where a container command begins. */
+/** A subcommand's options with the global ones, and its arguments with booleans' values inline and `--` where a container command begins. */
 export function commandInput(command: CliCommand<never>, args: string[]): { options: Record<string, Options>; commandArgs: string[] } {
   const options = { ...GLOBAL_OPTIONS, ...command.options };
-  const commandArgs = command.containerCommandAfter === undefined ? args : separateContainerCommand(args, options, command.containerCommandAfter);
+  const hasContainerCommand = command.containerCommandAfter !== undefined;
+  const flagged = explicitBooleanValues(args, options, hasContainerCommand);
+  const commandArgs = hasContainerCommand ? separateContainerCommand(flagged, options, command.containerCommandAfter as number) : flagged;
   return { options, commandArgs };
 }
 

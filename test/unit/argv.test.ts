@@ -62,6 +62,13 @@ describe('tsrun run: what reaches the command', () => {
     expect((await parse(['busybox'])).positionals).toEqual(['busybox']);
   });
 
+  test('a boolean flag never takes the next word as its value, as with docker: `true` and `false` there are positionals', async () => {
+    expect(await parse(['--rootfs', '/r', '--rm', 'true'])).toMatchObject({ positionals: ['true'], argv: { rm: true } });
+    expect(await parse(['--rm', 'false', 'busybox'])).toMatchObject({ positionals: ['false', 'busybox'], argv: { rm: true } });
+    expect(await parse(['-dit', 'true', '-d', 'false'])).toMatchObject({ positionals: ['true', '-d', 'false'], argv: { detach: true, interactive: true, tty: true } });
+    expect(await parse(['--name', 'true', '--rm=false', 'busybox', 'true'])).toMatchObject({ positionals: ['busybox', 'true'], argv: { name: 'true', rm: false } });
+  });
+
   test('tsrun\'s own unknown options before the image are still refused', async () => {
     await expect(parse(['--bogus', 'busybox', 'true'])).rejects.toThrow(/Unknown argument/);
   });
@@ -131,6 +138,11 @@ describe('the fast parse gives what yargs gives, and leaves the rest to yargs', 
     [['busybox', '0x1f', '.5', '1.', '-0', '0', '00', '0.5', '-.5', '1e-3', '99999999999999999999', '1e400', '0X1F', '0x', '1_000']],
     // A `-` alone is a positional.
     [['--rootfs', '/r', 'cat', '-']],
+    // Booleans: never a separate value (see explicitBooleanValues), an inline one read here.
+    [['--rm', 'false', 'busybox']],
+    [['--rootfs', '/r', '-dt', 'true']],
+    [['--rm=false', '--init=true', 'busybox']],
+    [['-dt=false', '-i=true', 'busybox']],
   ])('run %j', async (args) => {
     const parsed = fast(runCommand as never, args);
     expect(parsed).toBeDefined();
@@ -145,8 +157,8 @@ describe('the fast parse gives what yargs gives, and leaves the rest to yargs', 
     ['a value that looks like an option', ['--name', '-d', 'busybox']],
     ['--help', ['--help']],
     ['--help among others', ['--rm', '--help', 'busybox']],
-    ['a boolean followed by a word yargs takes as its value', ['--rm', 'false', 'busybox']],
-    ['a boolean given a value', ['--rm=false', 'busybox']],
+    ['a boolean given a value other than true or false', ['--rm=no', 'busybox']],
+    ['a short option with an inline value', ['-e=A=1', 'busybox']],
     ['an empty value', ['--entrypoint', '', 'busybox']],
     ['an empty inline value', ['--entrypoint=', 'busybox']],
     ['a single-valued option given twice', ['--name', 'a', '--name', 'b', 'busybox']],
