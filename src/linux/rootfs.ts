@@ -24,12 +24,25 @@ export interface RootfsOptions {
   inUserNamespace: boolean;
 }
 
+let processCanPivotRoot: boolean | undefined;
+
 /**
  * pivot_root(2) cannot leave a root that is itself the initial ramfs
  * ("rootfs"); there the only way in is MS_MOVE + chroot, as runc's
- * --no-pivot does.
+ * --no-pivot does. Without `mountinfo`, the answer is this process's, read
+ * once: a multi-threaded process cannot leave its mount namespace, so its
+ * root mount stays the one it started on (a host's mount table can be
+ * thousands of lines long, and every container start asked).
  */
-export function canPivotRoot(mountinfo = '/proc/self/mountinfo'): boolean {
+export function canPivotRoot(mountinfo?: string): boolean {
+  if (mountinfo === undefined) {
+    processCanPivotRoot ??= rootAllowsPivot('/proc/self/mountinfo');
+    return processCanPivotRoot;
+  }
+  return rootAllowsPivot(mountinfo);
+}
+
+function rootAllowsPivot(mountinfo: string): boolean {
   for (const line of fs.readFileSync(mountinfo, 'utf8').split('\n')) {
     const fields = line.split(' ');
     const sep = fields.indexOf('-');

@@ -182,6 +182,19 @@ describe('canPivotRoot', () => {
     expect(withRoot('ramfs', '/mnt')).toBe(true);
   });
 
+  test('this process\'s answer: its root is no initramfs here, and a second call reads nothing', () => {
+    expect(canPivotRoot()).toBe(true);
+    // The module object itself: `import * as` gives a copy of its properties.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const read = jest.spyOn(require('node:fs') as typeof fs, 'readFileSync');
+    try {
+      expect(canPivotRoot()).toBe(true);
+      expect(read).not.toHaveBeenCalled();
+    } finally {
+      read.mockRestore();
+    }
+  });
+
   test('optional fields of any number before the separator', () => {
     const file = path.join(tmp(), 'many-optional');
     fs.writeFileSync(file, '22 1 0:2 / / rw shared:1 master:2 propagate_from:3 - rootfs rootfs rw\n');
