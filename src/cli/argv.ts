@@ -24,12 +24,17 @@ interface PlainScan {
   prefixLength: number;
 }
 
+/** Every name a command line may give an option by: its own and its aliases. */
+function namesOf(name: string, option: Options): string[] {
+  return [name, ...([] as string[]).concat(option.alias ?? [])];
+}
+
 /** The table's options by every name a command line may use: the option's own and its aliases. */
 function optionsByName(table: OptionTable): Map<string, [string, Options]> | undefined {
   const byName = new Map<string, [string, Options]>();
   for (const [name, option] of Object.entries(table)) {
     for (const feature of Object.keys(option)) if (!PLAIN_FEATURES.has(feature)) return undefined;
-    for (const key of [name, ...([] as string[]).concat(option.alias ?? [])]) byName.set(key, [name, option]);
+    for (const key of namesOf(name, option)) byName.set(key, [name, option]);
   }
   return byName;
 }
@@ -41,8 +46,8 @@ function optionsByName(table: OptionTable): Map<string, [string, Options]> | und
  * option's value in decimal digits, no repeat of a single-valued option,
  * positionals, and `--`. Anything else (an unknown option, --help, a
  * missing value, `--rm false`, where yargs takes the word as the flag's
- * value: see explicitBooleanValues) gives undefined, and yargs, which knows every rule, reads the
- * line. Options end at the first positional when `haltAtPositional`.
+ * value: see explicitBooleanValues) gives undefined, and yargs, which
+ * knows every rule, reads the line. Options end at the first positional when `haltAtPositional`.
  * yargs-parser does this in ~5 ms on a cold start for the ~90 options of
  * `run`; this is a loop over the tokens.
  */
@@ -101,7 +106,7 @@ function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boo
  */
 export function explicitBooleanValues(args: string[], table: OptionTable, haltAtPositional: boolean): string[] {
   const byName = new Map<string, Options>();
-  for (const [name, option] of Object.entries(table)) for (const key of [name, ...([] as string[]).concat(option.alias ?? [])]) byName.set(key, option);
+  for (const [name, option] of Object.entries(table)) for (const key of namesOf(name, option)) byName.set(key, option);
   const out = [...args];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -215,7 +220,7 @@ export function parseValidArgs(args: string[], table: OptionTable): Record<strin
     if (!given && !('default' in option)) continue;
     const value = given ? plain.values.get(name) : option.default;
     if (given && option.choices && ([] as unknown[]).concat(value).some((item) => !(option.choices as readonly unknown[]).includes(item))) return undefined;
-    for (const key of [name, ...([] as string[]).concat(option.alias ?? [])]) argv[key] = value;
+    for (const key of namesOf(name, option)) argv[key] = value;
   }
   // Numbers in the arguments after `--`, or else in the positionals.
   if (plain.afterDashes) argv['--'] = plain.afterDashes.map(positionalValue);
