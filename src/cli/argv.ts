@@ -30,30 +30,39 @@ function namesOf(name: string, option: Options): string[] {
 }
 
 /** The table's options by every name a command line may use: the option's own and its aliases. */
-function optionsByName(table: OptionTable): Map<string, [string, Options]> | undefined {
+function optionsByName(table: OptionTable): Map<string, [string, Options]> {
   const byName = new Map<string, [string, Options]>();
-  for (const [name, option] of Object.entries(table)) {
-    for (const feature of Object.keys(option)) if (!PLAIN_FEATURES.has(feature)) return undefined;
-    for (const key of namesOf(name, option)) byName.set(key, [name, option]);
-  }
+  for (const [name, option] of Object.entries(table)) for (const key of namesOf(name, option)) byName.set(key, [name, option]);
   return byName;
 }
 
+/** Whether every option of the table uses only features scanPlainArgs reproduces. */
+function isPlainTable(table: OptionTable): boolean {
+  return Object.values(table).every((option) => Object.keys(option).every((feature) => PLAIN_FEATURES.has(feature)));
+}
+
+/** An option token's names (`--name` one, `-dit` one per letter) and its inline value (after `=`), if any. */
+function flagToken(arg: string): { long: boolean; names: string[]; inline: string | undefined } {
+  const long = arg.startsWith('--');
+  const equals = arg.indexOf('=');
+  const flags = arg.slice(long ? 2 : 1, equals < 0 ? undefined : equals);
+  return { long, names: long ? [flags] : [...flags], inline: equals < 0 ? undefined : arg.slice(equals + 1) };
+}
+
 /**
- * `args` read as yargs reads them, when every token is plain: a known
- * `--name`, `--name=value` or `-x`, a cluster of boolean short flags
- * (`-dit`), a value that neither is empty nor starts with `-`, a number
- * option's value in decimal digits, no repeat of a single-valued option,
- * positionals, and `--`. Anything else (an unknown option, --help, a
- * missing value, `--rm false`, where yargs takes the word as the flag's
- * value: see explicitBooleanValues) gives undefined, and yargs, which
- * knows every rule, reads the line. Options end at the first positional when `haltAtPositional`.
- * yargs-parser does this in ~5 ms on a cold start for the ~90 options of
- * `run`; this is a loop over the tokens.
+ * `args` read as yargs reads them after explicitBooleanValues, when every
+ * token is plain: a known `--name`, `--name=value` or `-x`, a cluster of
+ * boolean short flags (`-dit`, `-dt=false`), a value that neither is empty
+ * nor starts with `-`, a number option's value in decimal digits, no
+ * repeat of a single-valued option, positionals, and `--`. Anything else
+ * (an unknown option, --help, a missing value) gives undefined, and yargs,
+ * which knows every rule, reads the line. Options end at the first
+ * positional when `haltAtPositional`. yargs-parser does this in ~5 ms on a
+ * cold start for the ~90 options of `run`; this is a loop over the tokens.
  */
 function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boolean): PlainScan | undefined {
+  if (!isPlainTable(table)) return undefined;
   const byName = optionsByName(table);
-  if (!byName) return undefined;
   const values = new Map<string, unknown>();
   const positionals: string[] = [];
   const assign = (name: string, option: Options, value: unknown): boolean => {
@@ -72,23 +81,20 @@ function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boo
       positionals.push(arg);
       continue;
     }
-    const long = arg.startsWith('--');
-    const equals = arg.indexOf('=');
-    const flags = arg.slice(long ? 2 : 1, equals < 0 ? undefined : equals);
-    const names = long ? [flags] : [...flags];
+    const { long, names, inline } = flagToken(arg);
     const options = names.map((name) => byName.get(name));
     if (options.some((found) => found === undefined)) return undefined;
     const found = options as [string, Options][];
     if (found.every(([, option]) => option.type === 'boolean')) {
-      // An inline value is the last flag's; a word true or false after the flags would be too (see explicitBooleanValues).
-      const value = equals < 0 ? 'true' : arg.slice(equals + 1);
-      if ((value !== 'true' && value !== 'false') || (equals < 0 && (args[i + 1] === 'true' || args[i + 1] === 'false'))) return undefined;
+      // An inline value is the last flag's.
+      const value = inline ?? 'true';
+      if (value !== 'true' && value !== 'false') return undefined;
       if (!found.every(([name, option], k) => assign(name, option, k < found.length - 1 || value === 'true'))) return undefined;
       continue;
     }
-    if (found.length > 1 || (!long && equals >= 0)) return undefined;
+    if (found.length > 1 || (!long && inline !== undefined)) return undefined;
     const [name, option] = found[0];
-    const value = equals >= 0 ? arg.slice(equals + 1) : args[++i];
+    const value = inline ?? args[++i];
     if (value === undefined || value === '' || value.startsWith('-')) return undefined;
     if (option.type === 'number' && !/^\d+(\.\d+)?$/.test(value)) return undefined;
     if (!assign(name, option, option.type === 'number' ? Number(value) : value)) return undefined;
@@ -105,8 +111,7 @@ function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boo
  * `haltAtPositional` (what follows is the container's command).
  */
 export function explicitBooleanValues(args: string[], table: OptionTable, haltAtPositional: boolean): string[] {
-  const byName = new Map<string, Options>();
-  for (const [name, option] of Object.entries(table)) for (const key of namesOf(name, option)) byName.set(key, option);
+  const byName = optionsByName(table);
   const out = [...args];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
@@ -115,12 +120,14 @@ export function explicitBooleanValues(args: string[], table: OptionTable, haltAt
       if (haltAtPositional) break;
       continue;
     }
-    if (arg.includes('=')) continue;
-    const options = (arg.startsWith('--') ? [arg.slice(2)] : [...arg.slice(1)]).map((name) => byName.get(name));
-    const last = options[options.length - 1];
-    // An unknown option is yargs's to report; an option with a value takes the next word.
-    if (options.some((option) => option === undefined)) continue;
-    if (last?.type !== 'boolean') i++;
+    const { names, inline } = flagToken(arg);
+    if (inline !== undefined) continue;
+    const options = names.map((name) => byName.get(name)?.[1]);
+    // An option with a value takes the next word, and so does an unknown one
+    // in yargs (which reports it later) unless that word looks like an option.
+    if (options.some((option) => option === undefined)) {
+      if (!args[i + 1]?.startsWith('-')) i++;
+    } else if (options[options.length - 1]?.type !== 'boolean') i++;
     else if (args[i + 1] === 'true' || args[i + 1] === 'false') out[i] = `${arg}=true`;
   }
   return out;
@@ -134,7 +141,7 @@ function optionPrefixLength(args: string[], table: OptionTable): number {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const parse = require('yargs-parser') as typeof YargsParser;
   const options = yargsParserOptions(table);
-  return args.length - parse(args, { ...options, configuration: { ...options.configuration, 'populate--': false, 'halt-at-non-option': true } })._.length;
+  return args.length - parse(explicitBooleanValues(args, table, true), { ...options, configuration: { ...options.configuration, 'populate--': false, 'halt-at-non-option': true } })._.length;
 }
 
 /**

@@ -91,6 +91,12 @@ describe('findCommand', () => {
     expect(findCommand([], GLOBALS, commands)).toBeUndefined();
   });
 
+  test('a global boolean never takes the next word, on the fast path and in yargs alike', () => {
+    expect(findCommand(['--debug', 'true', 'run'], GLOBALS, commands)).toBeUndefined();
+    expect(findCommand(['--debug', 'rm', '--bogus', 'x'], GLOBALS, commands)).toEqual({ command: commands[3], index: 1, words: 1 });
+    expect(findCommand(['--bogus', 'x', '--debug', 'false', 'run'], GLOBALS, commands)).toBeUndefined();
+  });
+
   test('an unknown global option is read as yargs reads it: with the next word as its value', () => {
     expect(findCommand(['--bogus', 'x', 'run'], GLOBALS, commands)).toEqual({ command: commands[0], index: 2, words: 1 });
     expect(findCommand(['--bogus', 'run'], GLOBALS, commands)).toBeUndefined();
