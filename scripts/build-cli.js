@@ -8,7 +8,9 @@
 // passes the level) for both, and for tsrun, yargs (loaded for --help, a
 // usage error or a command line the fast parse leaves to it; see
 // src/cli/argv.ts), 180 KiB together. tsrun-oci parses every command line
-// with yargs, so it keeps yargs, with the edits below.
+// with yargs, so it keeps yargs, with the edits below. Each bundle is one
+// function expression of CommonJS's module parameters, run by the loader in
+// its launcher (scripts/cli-loader.js), not by require().
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -71,7 +73,7 @@ const bundles = [
 Promise.all(
   bundles.map(({ entry, outfile, external }) => {
     // V8 checks a code cache against the source's length, not its content:
-    // no cache of the previous bundle may outlive it (see bin/run-bundle.js).
+    // no cache of the previous bundle may outlive it (see scripts/cli-loader.js).
     const dir = path.dirname(outfile);
     const caches = new RegExp(`^${path.basename(outfile).replace(/\./g, '\\.')}\\.(.+\\.)?cache$`);
     for (const file of fs.readdirSync(dir)) if (caches.test(file)) fs.rmSync(path.join(dir, file), { force: true });
@@ -85,6 +87,8 @@ Promise.all(
       external,
       minify: true,
       sourcemap: true,
+      banner: { js: '(function (exports, require, module, __filename, __dirname) {' },
+      footer: { js: '\n})' },
       logLevel: 'warning',
       plugins: [yargsAssertShim, yargsPatches],
     });

@@ -7,22 +7,25 @@
 // packaged scripts and as pip writes console scripts. A path a shebang
 // cannot hold (whitespace, over 127 bytes) gets the env form. The build
 // and npm's install script run this, so an installed copy points at its
-// own machine's node; run it again after moving node.
+// own machine's node; run it again after moving node or this copy of tsrun
+// (a launcher also names its bundle by absolute path, and holds the loader,
+// scripts/cli-loader.js, itself).
 // Usage: node scripts/write-launchers.js [DIR] (default: bin/)
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
+const { loadCli } = require('./cli-loader');
 
 const LAUNCHERS = [
   {
     file: 'tsrun',
-    about: 'The Docker-like CLI (src/cli/main.ts). The global options that take a value\n// (GLOBAL_OPTIONS there) let run-bundle.js find the command word.',
+    about: 'The Docker-like CLI (src/cli/main.ts). The global options that take a value\n// (GLOBAL_OPTIONS there) let the loader find the command word.',
     bundle: 'tsrun',
     valueOptions: ['--root', '--state', '--log-level', '--log-format', '--log', '--config'],
   },
   {
     file: 'tsrun-oci',
-    about: "The OCI runtime CLI with runc's command line (src/cli/oci/main.ts). The global\n// options that take a value let run-bundle.js find the command word.",
+    about: "The OCI runtime CLI with runc's command line (src/cli/oci/main.ts). The global\n// options that take a value let the loader find the command word.",
     bundle: 'tsrun-oci',
     valueOptions: ['--root', '--log', '--log-format', '--rootless', '--criu'],
   },
@@ -34,19 +37,29 @@ function shebang(node) {
   return /\s/.test(node) || Buffer.byteLength(direct) > 127 ? '#!/usr/bin/env node' : direct;
 }
 
-const binDir = process.argv[2] ?? path.join(__dirname, '..', 'bin');
-for (const launcher of LAUNCHERS) {
-  const text = [
-    shebang(process.execPath),
+/** A launcher's text: `bundle` is the absolute path of the bundle it runs. */
+function launcherText(node, about, bundle, valueOptions) {
+  return [
+    shebang(node),
     "'use strict';",
-    "// Written by scripts/write-launchers.js for this machine's node.",
-    `// ${launcher.about}`,
-    `require('./run-bundle.js')(${JSON.stringify(launcher.bundle)}, ${JSON.stringify(launcher.valueOptions)});`,
+    "// Written by scripts/write-launchers.js for this machine's node and this copy of tsrun.",
+    `// ${about}`,
+    `(${loadCli.toString()})(${JSON.stringify(bundle)}, ${JSON.stringify(valueOptions)});`,
     '',
   ].join('\n');
-  const file = path.join(binDir, launcher.file);
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, text, { mode: 0o755 });
-  fs.chmodSync(tmp, 0o755);
-  fs.renameSync(tmp, file);
 }
+
+function writeLaunchers(binDir) {
+  for (const launcher of LAUNCHERS) {
+    const bundle = path.resolve(__dirname, '..', 'dist', 'cli', `${launcher.bundle}.js`);
+    const file = path.join(binDir, launcher.file);
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, launcherText(process.execPath, launcher.about, bundle, launcher.valueOptions), { mode: 0o755 });
+    fs.chmodSync(tmp, 0o755);
+    fs.renameSync(tmp, file);
+  }
+}
+
+if (require.main === module) writeLaunchers(process.argv[2] ?? path.join(__dirname, '..', 'bin'));
+
+module.exports = { launcherText };

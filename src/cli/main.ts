@@ -177,7 +177,7 @@ function topLevelParser(args: string[]): Argv {
 
 /**
  * The CLI entry: parses, runs the command, sets the exit code. Resolves to
- * whether the run is one to write the code cache from (bin/run-bundle.js).
+ * whether the run is one to write the code cache from (scripts/cli-loader.js).
  */
 export async function main(argv: string[]): Promise<boolean> {
   const args = argv.slice(2);

@@ -1,7 +1,7 @@
 /**
  * Whether this process did work that later processes skip, such as
  * compiling a seccomp program into the shared cache. The CLI's code cache
- * (bin/run-bundle.js) holds the functions its writing run compiled; written
+ * (scripts/cli-loader.js) holds the functions its writing run compiled; written
  * by such a run, it would carry that work's code into every later start.
  */
 let didOneTimeWork = false;

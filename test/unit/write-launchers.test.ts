@@ -12,7 +12,7 @@ describe('the CLI launchers', () => {
     written = spawnSync(process.execPath, [script, tmp()], { encoding: 'utf8' });
   });
 
-  test('each starts with the absolute path of the node that wrote it, is executable, and loads its bundle', () => {
+  test('each starts with the absolute path of the node that wrote it, is executable, and holds the loader and its bundle\'s path', () => {
     expect(written.stderr).toBe('');
     expect(written.status).toBe(0);
     for (const [name, valueOption] of [['tsrun', '--state'], ['tsrun-oci', '--criu']]) {
@@ -20,7 +20,10 @@ describe('the CLI launchers', () => {
       const [first, ...rest] = fs.readFileSync(file, 'utf8').split('\n');
       expect(first).toBe(`#!${process.execPath}`);
       expect(fs.statSync(file).mode & 0o111).toBe(0o111);
-      expect(rest.join('\n')).toContain(`require('./run-bundle.js')(${JSON.stringify(name)}, [`);
+      const bundle = path.resolve(__dirname, '..', '..', 'dist', 'cli', `${name}.js`);
+      expect(rest.join('\n')).toContain(`(function loadCli(bundle, valueOptions) {`);
+      expect(rest.join('\n')).toContain(`})(${JSON.stringify(bundle)}, [`);
+      expect(rest.join('\n')).not.toContain('require(\'./');
       expect(rest.join('\n')).toContain(JSON.stringify(valueOption));
     }
   });

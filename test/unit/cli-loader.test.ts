@@ -3,13 +3,17 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { useTempDir } from '../helpers/fixtures';
 
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { launcherText } = require('../../scripts/write-launchers.js') as { launcherText: (node: string, about: string, bundle: string, valueOptions: string[]) => string };
+
 /**
- * bin/run-bundle.js, the CLIs' loader, on a stand-in bundle whose main
+ * The CLIs' loader (scripts/cli-loader.js), in a launcher as
+ * scripts/write-launchers.js writes it, on a stand-in bundle whose main
  * does what its second argument says: it writes the code cache of the
  * command word only after a successful steady-state run, and again when V8
  * rejects the one it finds.
  */
-describe('the CLI code cache (bin/run-bundle.js)', () => {
+describe('the CLI code cache (scripts/cli-loader.js)', () => {
   const tmp = useTempDir('tsrun-run-bundle-');
   let root: string;
   let cacheFile: string;
@@ -17,17 +21,18 @@ describe('the CLI code cache (bin/run-bundle.js)', () => {
     root = fs.mkdtempSync(path.join(tmp(), 'pkg-'));
     fs.mkdirSync(path.join(root, 'bin'));
     fs.mkdirSync(path.join(root, 'dist', 'cli'), { recursive: true });
-    fs.copyFileSync(path.join(__dirname, '..', '..', 'bin', 'run-bundle.js'), path.join(root, 'bin', 'run-bundle.js'));
-    fs.writeFileSync(path.join(root, 'bin', 'demo'), "require('./run-bundle.js')('demo', []);\n");
+    const bundle = path.join(root, 'dist', 'cli', 'demo.js');
+    fs.writeFileSync(path.join(root, 'bin', 'demo'), launcherText(process.execPath, 'A stand-in.', bundle, ['--state']), { mode: 0o755 });
+    // As scripts/build-cli.js writes a bundle: one function expression of CommonJS's module parameters.
     fs.writeFileSync(
-      path.join(root, 'dist', 'cli', 'demo.js'),
-      "exports.main = async (argv) => { if (argv[3] === 'failed') process.exitCode = 125; for (let i = 0; i < 3; i++) (() => i * 2)(); return argv[3] !== 'one-time'; };\n",
+      bundle,
+      "(function (exports, require, module, __filename, __dirname) {\nexports.main = async (argv) => { const run = argv[argv.length - 1]; if (run === 'failed') process.exitCode = 125; if (__dirname !== require('node:path').dirname(__filename)) process.exitCode = 1; for (let i = 0; i < 3; i++) (() => i * 2)(); return run !== 'one-time'; };\n})\n",
     );
     cacheFile = path.join(root, 'dist', 'cli', 'demo.js.go.cache');
   });
 
-  const runDemo = (run: 'steady' | 'one-time' | 'failed'): void => {
-    const result = spawnSync(process.execPath, [path.join(root, 'bin', 'demo'), 'go', run], { encoding: 'utf8' });
+  const runDemo = (run: 'steady' | 'one-time' | 'failed', globalOptions: string[] = []): void => {
+    const result = spawnSync(path.join(root, 'bin', 'demo'), [...globalOptions, 'go', run], { encoding: 'utf8' });
     expect(result.stderr).toBe('');
     expect(result.status).toBe(run === 'failed' ? 125 : 0);
   };
@@ -53,5 +58,11 @@ describe('the CLI code cache (bin/run-bundle.js)', () => {
     const rewritten = modified();
     runDemo('steady');
     expect(modified()).toBe(rewritten);
+  });
+
+  test('the command word is the first word after the global options and their values', () => {
+    runDemo('steady', ['--state', 'elsewhere', '--debug']);
+    expect(fs.statSync(cacheFile).size).toBeGreaterThan(0);
+    expect(fs.readdirSync(path.dirname(cacheFile)).filter((f) => f.endsWith('.cache'))).toEqual(['demo.js.go.cache']);
   });
 });
