@@ -14,6 +14,7 @@ import {
 } from './driver';
 import {
   CgroupOps,
+  cgroupFile,
   checkCgroupNames,
   descendants,
   fileExists,
@@ -112,11 +113,11 @@ export class V1Driver implements CgroupDriver {
   create(resources: CgroupResources = {}): string[] {
     const made: string[] = [];
     try {
-      for (const h of this._hierarchies) makeWithRetry(() => this._makePath(h.mount, h.controllers.includes('cpuset'), made));
+      for (const h of this._hierarchies) makeWithRetry(() => this._makePath(h.mount, h.dir, h.controllers.includes('cpuset'), made));
       const warnings: string[] = [];
       if (this._unifiedMount) {
         try {
-          makeWithRetry(() => this._makePath(this._unifiedMount as string, false, made));
+          makeWithRetry(() => this._makePath(this._unifiedMount as string, this._unifiedDir as string, false, made));
         } catch (err) {
           // Only a help for removal; the limits do not depend on it.
           if (!(err instanceof SyscallError && ['EROFS', 'EACCES', 'EPERM'].includes(err.code))) throw err;
@@ -142,13 +143,13 @@ export class V1Driver implements CgroupDriver {
     const { memory, cpu, pids, blockIO, devices } = resources;
     if (memory) this._setMemory(memory, warnings);
     if (cpu) {
-      if (cpu.shares) writeCgroupFile(path.join(this._require('cpu', 'cpu shares'), 'cpu.shares'), String(cpu.shares));
+      if (cpu.shares) writeCgroupFile(cgroupFile(this._require('cpu', 'cpu shares'), 'cpu.shares'), String(cpu.shares));
       this._setCpuBandwidth(cpu.quota, cpu.period);
-      if (cpu.cpus !== undefined) writeCgroupFile(path.join(this._require('cpuset', 'a cpuset'), 'cpuset.cpus'), cpu.cpus);
-      if (cpu.mems !== undefined) writeCgroupFile(path.join(this._require('cpuset', 'a cpuset'), 'cpuset.mems'), cpu.mems);
+      if (cpu.cpus !== undefined) writeCgroupFile(cgroupFile(this._require('cpuset', 'a cpuset'), 'cpuset.cpus'), cpu.cpus);
+      if (cpu.mems !== undefined) writeCgroupFile(cgroupFile(this._require('cpuset', 'a cpuset'), 'cpuset.mems'), cpu.mems);
     }
     if (pids?.limit) {
-      writeCgroupFile(path.join(this._require('pids', 'a pids limit'), 'pids.max'), pids.limit < 0 ? 'max' : String(pids.limit));
+      writeCgroupFile(cgroupFile(this._require('pids', 'a pids limit'), 'pids.max'), pids.limit < 0 ? 'max' : String(pids.limit));
     }
     if (devices && devices.length > 0) {
       const dir = this._require('devices', 'device rules');
@@ -157,13 +158,13 @@ export class V1Driver implements CgroupDriver {
         const allow = devices[i].allow;
         const run: string[] = [];
         for (; i < devices.length && devices[i].allow === allow; i++) run.push(deviceRule(devices[i]));
-        writeCgroupFile(path.join(dir, allow ? 'devices.allow' : 'devices.deny'), run);
+        writeCgroupFile(cgroupFile(dir, allow ? 'devices.allow' : 'devices.deny'), run);
       }
     }
     if (blockIO?.weight) {
       const dir = this.dirOf('blkio');
       // BFQ's file where that scheduler is loaded; CFQ's on kernels before 5.0.
-      const file = dir && ['blkio.bfq.weight', 'blkio.weight'].map((f) => path.join(dir, f)).find(fileExists);
+      const file = dir && ['blkio.bfq.weight', 'blkio.weight'].map((f) => cgroupFile(dir, f)).find(fileExists);
       if (file) writeCgroupFile(file, String(blockIO.weight));
       else warnings.push('blkio weight: this kernel has no blkio.weight or blkio.bfq.weight (no BFQ I/O scheduler); the weight is not applied');
     }
@@ -174,10 +175,10 @@ export class V1Driver implements CgroupDriver {
     const result: CgroupResources = {};
     const memory = this.dirOf('memory');
     if (memory && fileExists(memory)) {
-      const swap = readOptional(path.join(memory, 'memory.memsw.limit_in_bytes'));
+      const swap = readOptional(cgroupFile(memory, 'memory.memsw.limit_in_bytes'));
       result.memory = {
-        limit: parseLimit(readCgroupFile(path.join(memory, 'memory.limit_in_bytes'))),
-        reservation: parseLimit(readCgroupFile(path.join(memory, 'memory.soft_limit_in_bytes'))),
+        limit: parseLimit(readCgroupFile(cgroupFile(memory, 'memory.limit_in_bytes'))),
+        reservation: parseLimit(readCgroupFile(cgroupFile(memory, 'memory.soft_limit_in_bytes'))),
         ...(swap === null ? {} : { swap: parseLimit(swap) }),
       };
     }
@@ -186,19 +187,19 @@ export class V1Driver implements CgroupDriver {
     result.cpu = {};
     if (cpu && fileExists(cpu)) {
       Object.assign(result.cpu, {
-        shares: readNumber(path.join(cpu, 'cpu.shares')),
-        quota: readNumber(path.join(cpu, 'cpu.cfs_quota_us'), -1),
-        period: readNumber(path.join(cpu, 'cpu.cfs_period_us')),
+        shares: readNumber(cgroupFile(cpu, 'cpu.shares')),
+        quota: readNumber(cgroupFile(cpu, 'cpu.cfs_quota_us'), -1),
+        period: readNumber(cgroupFile(cpu, 'cpu.cfs_period_us')),
       });
     }
     if (cpuset && fileExists(cpuset)) {
-      result.cpu.cpus = readCgroupFile(path.join(cpuset, 'cpuset.cpus')).trim();
-      result.cpu.mems = readCgroupFile(path.join(cpuset, 'cpuset.mems')).trim();
+      result.cpu.cpus = readCgroupFile(cgroupFile(cpuset, 'cpuset.cpus')).trim();
+      result.cpu.mems = readCgroupFile(cgroupFile(cpuset, 'cpuset.mems')).trim();
     }
     const pids = this.dirOf('pids');
-    if (pids && fileExists(pids)) result.pids = { limit: parseLimit(readCgroupFile(path.join(pids, 'pids.max'))) };
+    if (pids && fileExists(pids)) result.pids = { limit: parseLimit(readCgroupFile(cgroupFile(pids, 'pids.max'))) };
     const blkio = this.dirOf('blkio');
-    const weight = blkio && (readOptional(path.join(blkio, 'blkio.bfq.weight')) ?? readOptional(path.join(blkio, 'blkio.weight')));
+    const weight = blkio && (readOptional(cgroupFile(blkio, 'blkio.bfq.weight')) ?? readOptional(cgroupFile(blkio, 'blkio.weight')));
     if (weight) result.blockIO = { weight: Number(/(\d+)/.exec(weight)?.[1] ?? 0) };
     return result;
   }
@@ -215,7 +216,7 @@ export class V1Driver implements CgroupDriver {
   }
 
   addProcess(pid: number): void {
-    for (const dir of this.paths) writeCgroupFile(path.join(dir, 'cgroup.procs'), String(pid), `moving pid ${pid} into the cgroup`);
+    for (const dir of this.paths) writeCgroupFile(cgroupFile(dir, 'cgroup.procs'), String(pid), `moving pid ${pid} into the cgroup`);
   }
 
   openCgroupFd(): number | null {
@@ -235,20 +236,20 @@ export class V1Driver implements CgroupDriver {
     const pids = this.dirOf('pids');
     const blkio = this.dirOf('blkio');
 
-    const usageNs = cpuacct ? readNumber(path.join(cpuacct, 'cpuacct.usage')) : 0;
-    const ticks = parseFlatKeyed(cpuacct ? readOptional(path.join(cpuacct, 'cpuacct.stat')) : null);
-    const userNs = cpuacct ? readNumber(path.join(cpuacct, 'cpuacct.usage_user'), (ticks.get('user') ?? 0) * NS_PER_TICK) : 0;
-    const systemNs = cpuacct ? readNumber(path.join(cpuacct, 'cpuacct.usage_sys'), (ticks.get('system') ?? 0) * NS_PER_TICK) : 0;
-    const cpuStat = parseFlatKeyed(cpu ? readOptional(path.join(cpu, 'cpu.stat')) : null);
+    const usageNs = cpuacct ? readNumber(cgroupFile(cpuacct, 'cpuacct.usage')) : 0;
+    const ticks = parseFlatKeyed(cpuacct ? readOptional(cgroupFile(cpuacct, 'cpuacct.stat')) : null);
+    const userNs = cpuacct ? readNumber(cgroupFile(cpuacct, 'cpuacct.usage_user'), (ticks.get('user') ?? 0) * NS_PER_TICK) : 0;
+    const systemNs = cpuacct ? readNumber(cgroupFile(cpuacct, 'cpuacct.usage_sys'), (ticks.get('system') ?? 0) * NS_PER_TICK) : 0;
+    const cpuStat = parseFlatKeyed(cpu ? readOptional(cgroupFile(cpu, 'cpu.stat')) : null);
 
-    const usage = memory ? readNumber(path.join(memory, 'memory.usage_in_bytes')) : 0;
-    const limitText = memory ? readOptional(path.join(memory, 'memory.limit_in_bytes')) : null;
+    const usage = memory ? readNumber(cgroupFile(memory, 'memory.usage_in_bytes')) : 0;
+    const limitText = memory ? readOptional(cgroupFile(memory, 'memory.limit_in_bytes')) : null;
     const limit = limitText === null ? -1 : parseLimit(limitText);
-    const memStat = parseFlatKeyed(memory ? readOptional(path.join(memory, 'memory.stat')) : null);
+    const memStat = parseFlatKeyed(memory ? readOptional(cgroupFile(memory, 'memory.stat')) : null);
     const inactiveFile = memStat.get('total_inactive_file') ?? memStat.get('inactive_file') ?? 0;
-    const maxUsage = memory ? readNumber(path.join(memory, 'memory.max_usage_in_bytes'), -1) : -1;
+    const maxUsage = memory ? readNumber(cgroupFile(memory, 'memory.max_usage_in_bytes'), -1) : -1;
 
-    const pidsMax = pids ? readOptional(path.join(pids, 'pids.max')) : null;
+    const pidsMax = pids ? readOptional(cgroupFile(pids, 'pids.max')) : null;
     const pidsLimit = pidsMax === null ? -1 : parseLimit(pidsMax);
 
     let blockIO = { readBytes: 0, writeBytes: 0 };
@@ -256,7 +257,7 @@ export class V1Driver implements CgroupDriver {
       // The throttle counters see every bio on current kernels; the others
       // only what went through CFQ or BFQ.
       for (const file of ['blkio.throttle.io_service_bytes_recursive', 'blkio.io_service_bytes_recursive', 'blkio.bfq.io_service_bytes_recursive']) {
-        const parsed = parseBlkioServiceBytes(readOptional(path.join(blkio, file)));
+        const parsed = parseBlkioServiceBytes(readOptional(cgroupFile(blkio, file)));
         if (parsed.readBytes + parsed.writeBytes > 0) {
           blockIO = parsed;
           break;
@@ -279,7 +280,7 @@ export class V1Driver implements CgroupDriver {
         inactiveFile,
         workingSet: inactiveFile < usage ? usage - inactiveFile : usage,
       },
-      pids: { current: pids ? readNumber(path.join(pids, 'pids.current')) : this.pids().length, limit: pidsLimit < 0 ? null : pidsLimit },
+      pids: { current: pids ? readNumber(cgroupFile(pids, 'pids.current')) : this.pids().length, limit: pidsLimit < 0 ? null : pidsLimit },
       blockIO,
     };
   }
@@ -287,8 +288,8 @@ export class V1Driver implements CgroupDriver {
   memoryEvents(): MemoryEvents {
     const memory = this.dirOf('memory');
     if (!memory) return { oomKills: null, ooms: null, limitHits: 0 };
-    const control = parseFlatKeyed(readOptional(path.join(memory, 'memory.oom_control')));
-    return { oomKills: control.get('oom_kill') ?? null, ooms: null, limitHits: readNumber(path.join(memory, 'memory.failcnt')) };
+    const control = parseFlatKeyed(readOptional(cgroupFile(memory, 'memory.oom_control')));
+    return { oomKills: control.get('oom_kill') ?? null, ooms: null, limitHits: readNumber(cgroupFile(memory, 'memory.failcnt')) };
   }
 
   oomKilled(): boolean {
@@ -300,25 +301,25 @@ export class V1Driver implements CgroupDriver {
   async freeze(timeoutMs = 1000): Promise<boolean> {
     const freezer = this.dirOf('freezer');
     if (freezer && fileExists(freezer)) {
-      const state = path.join(freezer, 'freezer.state');
+      const state = cgroupFile(freezer, 'freezer.state');
       writeCgroupFile(state, 'FROZEN');
       return waitFor(() => readCgroupFile(state).trim() === 'FROZEN', timeoutMs, this._ops);
     }
-    if (this._unifiedDir && fileExists(path.join(this._unifiedDir, 'cgroup.freeze'))) {
-      writeCgroupFile(path.join(this._unifiedDir, 'cgroup.freeze'), '1');
-      return waitFor(() => parseFlatKeyed(readOptional(path.join(this._unifiedDir as string, 'cgroup.events'))).get('frozen') === 1, timeoutMs, this._ops);
+    if (this._unifiedDir && fileExists(cgroupFile(this._unifiedDir, 'cgroup.freeze'))) {
+      writeCgroupFile(cgroupFile(this._unifiedDir, 'cgroup.freeze'), '1');
+      return waitFor(() => parseFlatKeyed(readOptional(cgroupFile(this._unifiedDir as string, 'cgroup.events'))).get('frozen') === 1, timeoutMs, this._ops);
     }
     return false;
   }
 
   thaw(): void {
     const freezer = this.dirOf('freezer');
-    if (freezer && fileExists(freezer)) writeCgroupFile(path.join(freezer, 'freezer.state'), 'THAWED');
-    if (this._unifiedDir && fileExists(path.join(this._unifiedDir, 'cgroup.freeze'))) writeCgroupFile(path.join(this._unifiedDir, 'cgroup.freeze'), '0');
+    if (freezer && fileExists(freezer)) writeCgroupFile(cgroupFile(freezer, 'freezer.state'), 'THAWED');
+    if (this._unifiedDir && fileExists(cgroupFile(this._unifiedDir, 'cgroup.freeze'))) writeCgroupFile(cgroupFile(this._unifiedDir, 'cgroup.freeze'), '0');
   }
 
   async killAll(): Promise<void> {
-    const kill = this._unifiedDir && path.join(this._unifiedDir, 'cgroup.kill');
+    const kill = this._unifiedDir && cgroupFile(this._unifiedDir, 'cgroup.kill');
     if (kill && fileExists(kill)) {
       // The kernel kills the whole cgroup at once, forks in flight included.
       writeCgroupFile(kill, '1');
@@ -368,9 +369,9 @@ export class V1Driver implements CgroupDriver {
    * mkdir; where it did not (a parent tsrun did not make, a fake tree), the
    * levels are checked and copied by hand.
    */
-  private _makePath(mount: string, cpuset: boolean, made: string[]): void {
-    const parentDir = path.join(mount, this._parent);
-    const leaf = path.join(parentDir, this.id);
+  /** Makes `leaf`, the container's directory under `mount`, and its parents as needed. */
+  private _makePath(mount: string, leaf: string, cpuset: boolean, made: string[]): void {
+    const parentDir = path.dirname(leaf);
     let created: boolean;
     try {
       created = mkdirNewCgroup(leaf);
@@ -404,8 +405,8 @@ export class V1Driver implements CgroupDriver {
     const { reservation } = memory;
     if (!limit && !swap && !reservation) return;
     const dir = this._require('memory', 'a memory limit');
-    const limitFile = path.join(dir, 'memory.limit_in_bytes');
-    const swapFile = path.join(dir, 'memory.memsw.limit_in_bytes');
+    const limitFile = cgroupFile(dir, 'memory.limit_in_bytes');
+    const swapFile = cgroupFile(dir, 'memory.memsw.limit_in_bytes');
     const swapAccounting = fileExists(swapFile);
     // Unlimited memory lifts the memory+swap limit too, or the kernel would refuse it.
     if (limit === -1 && !swap) swap = -1;
@@ -449,15 +450,15 @@ export class V1Driver implements CgroupDriver {
       }
       writeSwap();
     }
-    if (reservation) writeCgroupFile(path.join(dir, 'memory.soft_limit_in_bytes'), String(reservation));
+    if (reservation) writeCgroupFile(cgroupFile(dir, 'memory.soft_limit_in_bytes'), String(reservation));
   }
 
   private _setCpuBandwidth(quota: number | undefined, period: number | undefined): void {
     if (!quota && !period) return;
     const dir = this._require('cpu', 'a cpu quota');
     const writes: [string, number][] = [];
-    if (period) writes.push([path.join(dir, 'cpu.cfs_period_us'), period]);
-    if (quota) writes.push([path.join(dir, 'cpu.cfs_quota_us'), quota]);
+    if (period) writes.push([cgroupFile(dir, 'cpu.cfs_period_us'), period]);
+    if (quota) writes.push([cgroupFile(dir, 'cpu.cfs_quota_us'), quota]);
     try {
       for (const [file, value] of writes) writeCgroupFile(file, String(value));
     } catch (err) {
@@ -476,20 +477,20 @@ function defaultMount(root: string, controller: V1Controller): string | undefine
 
 /** cgroup.clone_children: the kernel copies a cpuset's CPUs and nodes into each new child. */
 function cloneCpusetToChildren(dir: string): void {
-  const file = path.join(dir, 'cgroup.clone_children');
+  const file = cgroupFile(dir, 'cgroup.clone_children');
   if (readOptional(file)?.trim() === '0') writeCgroupFile(file, '1');
 }
 
 /** Whether a cpuset has its CPUs and nodes (or is not a real one: a fake tree without the files). */
 function hasCpuset(dir: string): boolean {
-  return ['cpuset.cpus', 'cpuset.mems'].every((file) => readOptional(path.join(dir, file))?.trim() !== '');
+  return ['cpuset.cpus', 'cpuset.mems'].every((file) => readOptional(cgroupFile(dir, file))?.trim() !== '');
 }
 
 function inheritCpuset(parentDir: string, dir: string): void {
   for (const file of ['cpuset.cpus', 'cpuset.mems']) {
-    const own = readOptional(path.join(dir, file));
+    const own = readOptional(cgroupFile(dir, file));
     if (own === null || own.trim() !== '') continue;
-    const inherited = readCgroupFile(path.join(parentDir, file)).trim();
-    if (inherited !== '') writeCgroupFile(path.join(dir, file), inherited, `${file} ${JSON.stringify(inherited)} copied from the parent cgroup`);
+    const inherited = readCgroupFile(cgroupFile(parentDir, file)).trim();
+    if (inherited !== '') writeCgroupFile(cgroupFile(dir, file), inherited, `${file} ${JSON.stringify(inherited)} copied from the parent cgroup`);
   }
 }

@@ -25,6 +25,7 @@ import {
 } from './driver';
 import {
   CgroupOps,
+  cgroupFile,
   checkCgroupNames,
   descendants,
   fileExists,
@@ -76,7 +77,7 @@ export class V2Driver implements CgroupDriver {
 
   /** The controllers the container's cgroup has (its parent enabled them). */
   controllers(): string[] {
-    return (readOptional(path.join(this.dir, 'cgroup.controllers')) ?? '').trim().split(/\s+/).filter(Boolean);
+    return (readOptional(cgroupFile(this.dir, 'cgroup.controllers')) ?? '').trim().split(/\s+/).filter(Boolean);
   }
 
   create(resources: CgroupResources = {}): string[] {
@@ -107,7 +108,7 @@ export class V2Driver implements CgroupDriver {
 
   update(resources: CgroupResources): string[] {
     const warnings: string[] = [];
-    const file = (name: string): string => path.join(this.dir, name);
+    const file = (name: string): string => cgroupFile(this.dir, name);
     const { memory, cpu, pids, blockIO, devices } = resources;
     // cgroup2 filters devices with an attached BPF program only.
     if (devices && devices.length > 0) warnings.push('device rules: cgroup v2 needs a BPF device program, which tsrun does not load yet; only the container\'s /dev contents and its capabilities limit device access');
@@ -152,7 +153,7 @@ export class V2Driver implements CgroupDriver {
   }
 
   limits(): CgroupResources {
-    const read = (name: string): string | null => readOptional(path.join(this.dir, name));
+    const read = (name: string): string | null => readOptional(cgroupFile(this.dir, name));
     const result: CgroupResources = {};
     const memoryMax = read('memory.max');
     if (memoryMax !== null) {
@@ -189,7 +190,7 @@ export class V2Driver implements CgroupDriver {
   }
 
   addProcess(pid: number): void {
-    writeCgroupFile(path.join(this.dir, 'cgroup.procs'), String(pid), `moving pid ${pid} into the cgroup`);
+    writeCgroupFile(cgroupFile(this.dir, 'cgroup.procs'), String(pid), `moving pid ${pid} into the cgroup`);
   }
 
   openCgroupFd(): number {
@@ -207,9 +208,9 @@ export class V2Driver implements CgroupDriver {
   }
 
   stats(): CgroupStats {
-    const read = (name: string): string | null => readOptional(path.join(this.dir, name));
+    const read = (name: string): string | null => readOptional(cgroupFile(this.dir, name));
     const cpuStat = parseFlatKeyed(read('cpu.stat'));
-    const usage = readNumber(path.join(this.dir, 'memory.current'));
+    const usage = readNumber(cgroupFile(this.dir, 'memory.current'));
     const maxText = read('memory.max');
     const limit = maxText === null ? -1 : parseLimit(maxText);
     const peak = read('memory.peak');
@@ -240,7 +241,7 @@ export class V2Driver implements CgroupDriver {
   }
 
   memoryEvents(): MemoryEvents {
-    const events = readOptional(path.join(this.dir, 'memory.events'));
+    const events = readOptional(cgroupFile(this.dir, 'memory.events'));
     if (events === null) return { oomKills: null, ooms: null, limitHits: 0 };
     const map = parseFlatKeyed(events);
     return { oomKills: map.get('oom_kill') ?? null, ooms: map.get('oom') ?? null, limitHits: map.get('max') ?? 0 };
@@ -251,19 +252,19 @@ export class V2Driver implements CgroupDriver {
   }
 
   async freeze(timeoutMs = 1000): Promise<boolean> {
-    const freeze = path.join(this.dir, 'cgroup.freeze');
+    const freeze = cgroupFile(this.dir, 'cgroup.freeze');
     if (!fileExists(freeze)) return false;
     writeCgroupFile(freeze, '1');
-    return waitFor(() => parseFlatKeyed(readOptional(path.join(this.dir, 'cgroup.events'))).get('frozen') === 1, timeoutMs, this._ops);
+    return waitFor(() => parseFlatKeyed(readOptional(cgroupFile(this.dir, 'cgroup.events'))).get('frozen') === 1, timeoutMs, this._ops);
   }
 
   thaw(): void {
-    const freeze = path.join(this.dir, 'cgroup.freeze');
+    const freeze = cgroupFile(this.dir, 'cgroup.freeze');
     if (fileExists(freeze)) writeCgroupFile(freeze, '0');
   }
 
   async killAll(): Promise<void> {
-    const kill = path.join(this.dir, 'cgroup.kill');
+    const kill = cgroupFile(this.dir, 'cgroup.kill');
     if (fileExists(kill)) {
       // Linux 5.14+: the kernel kills the whole subtree at once, forks in flight included.
       writeCgroupFile(kill, '1');
@@ -301,7 +302,7 @@ export class V2Driver implements CgroupDriver {
 
   private _requireFile(controller: string, name: string, what: string): string {
     this._require(controller, what);
-    return path.join(this.dir, name);
+    return cgroupFile(this.dir, name);
   }
 }
 
@@ -312,11 +313,11 @@ export class V2Driver implements CgroupDriver {
  * root) holds processes itself.
  */
 export function enableControllers(dir: string): void {
-  const available = (readOptional(path.join(dir, 'cgroup.controllers')) ?? '').trim().split(/\s+/);
-  const enabled = (readOptional(path.join(dir, 'cgroup.subtree_control')) ?? '').trim().split(/\s+/);
+  const available = (readOptional(cgroupFile(dir, 'cgroup.controllers')) ?? '').trim().split(/\s+/);
+  const enabled = (readOptional(cgroupFile(dir, 'cgroup.subtree_control')) ?? '').trim().split(/\s+/);
   const wanted = V2_CONTROLLERS.filter((c) => available.includes(c) && !enabled.includes(c));
   if (wanted.length === 0) return;
-  const file = path.join(dir, 'cgroup.subtree_control');
+  const file = cgroupFile(dir, 'cgroup.subtree_control');
   try {
     writeCgroupFile(file, wanted.map((c) => `+${c}`).join(' '));
   } catch (err) {
