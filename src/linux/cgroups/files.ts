@@ -179,7 +179,7 @@ export function makeWithRetry(make: () => void): void {
  * A file in a cgroup directory. The drivers build each directory once
  * with path.join, and `name` is a plain file name, so this concatenates:
  * path.join would normalize the whole path again, character by character.
- * A `tsrun run` on a cgroup v1 host names some sixty of these, run
+ * A `tsrun run` on a cgroup v1 host names some thirty of these, run
  * interpreted in a CLI start; with the rest of a start's path work that was
  * enough to make V8 optimize path's normalizeString on a background thread
  * (~3 ms more before the process could exit).
