@@ -29,16 +29,31 @@ function namesOf(name: string, option: Options): string[] {
   return [name, ...([] as string[]).concat(option.alias ?? [])];
 }
 
-/** The table's options by every name a command line may use: the option's own and its aliases. */
-function optionsByName(table: OptionTable): Map<string, [string, Options]> {
-  const byName = new Map<string, [string, Options]>();
-  for (const [name, option] of Object.entries(table)) for (const key of namesOf(name, option)) byName.set(key, [name, option]);
-  return byName;
+/**
+ * What the scans below need of a table, worked out once per table: one
+ * command line scans its table three or four times (the command word,
+ * booleans' values, where the container's command starts, the values),
+ * and `run`'s has ~90 options.
+ */
+const tableFacts = new WeakMap<OptionTable, TableFacts>();
+
+interface TableFacts {
+  /** The options by every name a command line may use: the option's own and its aliases. */
+  byName: Map<string, [string, Options]>;
+  /** Whether every option uses only features scanPlainArgs reproduces. */
+  plain: boolean;
 }
 
-/** Whether every option of the table uses only features scanPlainArgs reproduces. */
-function isPlainTable(table: OptionTable): boolean {
-  return Object.values(table).every((option) => Object.keys(option).every((feature) => PLAIN_FEATURES.has(feature)));
+function factsOf(table: OptionTable): TableFacts {
+  let facts = tableFacts.get(table);
+  if (!facts) {
+    const byName = new Map<string, [string, Options]>();
+    for (const [name, option] of Object.entries(table)) for (const key of namesOf(name, option)) byName.set(key, [name, option]);
+    const plain = Object.values(table).every((option) => Object.keys(option).every((feature) => PLAIN_FEATURES.has(feature)));
+    facts = { byName, plain };
+    tableFacts.set(table, facts);
+  }
+  return facts;
 }
 
 /** An option token's names (`--name` one, `-dit` one per letter) and its inline value (after `=`), if any. */
@@ -61,8 +76,8 @@ function flagToken(arg: string): { long: boolean; names: string[]; inline: strin
  * cold start for the ~90 options of `run`; this is a loop over the tokens.
  */
 function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boolean): PlainScan | undefined {
-  if (!isPlainTable(table)) return undefined;
-  const byName = optionsByName(table);
+  const { byName, plain } = factsOf(table);
+  if (!plain) return undefined;
   const values = new Map<string, unknown>();
   const positionals: string[] = [];
   const assign = (name: string, option: Options, value: unknown): boolean => {
@@ -111,7 +126,7 @@ function scanPlainArgs(args: string[], table: OptionTable, haltAtPositional: boo
  * `haltAtPositional` (what follows is the container's command).
  */
 export function explicitBooleanValues(args: string[], table: OptionTable, haltAtPositional: boolean): string[] {
-  const byName = optionsByName(table);
+  const { byName } = factsOf(table);
   const out = [...args];
   for (let i = 0; i < args.length; i++) {
     const arg = args[i];
