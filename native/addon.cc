@@ -19,6 +19,7 @@ Napi::Value MountAt(const Napi::CallbackInfo& info);
 Napi::Value Umount2(const Napi::CallbackInfo& info);
 Napi::Value PivotRoot(const Napi::CallbackInfo& info);
 Napi::Value Mknod(const Napi::CallbackInfo& info);
+Napi::Value OpenInRoot(const Napi::CallbackInfo& info);
 Napi::Value Sethostname(const Napi::CallbackInfo& info);
 Napi::Value Lsetxattr(const Napi::CallbackInfo& info);
 Napi::Value Lgetxattr(const Napi::CallbackInfo& info);
@@ -45,6 +46,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("umount2", Napi::Function::New(env, Umount2));
   exports.Set("pivotRoot", Napi::Function::New(env, PivotRoot));
   exports.Set("mknod", Napi::Function::New(env, Mknod));
+  exports.Set("openInRoot", Napi::Function::New(env, OpenInRoot));
   exports.Set("sethostname", Napi::Function::New(env, Sethostname));
   exports.Set("lsetxattr", Napi::Function::New(env, Lsetxattr));
   exports.Set("lgetxattr", Napi::Function::New(env, Lgetxattr));

@@ -1,8 +1,9 @@
 // Thin wrappers for the filesystem syscalls Node lacks: mount, umount2,
-// pivot_root, mknod, sethostname, extended attributes and idmapped binds. Each checks its
-// arguments, makes one syscall and throws an fs-style error.
+// pivot_root, mknod, sethostname, extended attributes, idmapped binds and
+// openat2 inside a root. Each checks its arguments, makes one syscall and
+// throws an fs-style error.
 // See: man 2 mount, man 2 umount2, man 2 pivot_root, man 2 mknod,
-// man 2 setxattr, man 2 getxattr, man 2 listxattr.
+// man 2 setxattr, man 2 getxattr, man 2 listxattr, man 2 openat2.
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "errors.h"
+#include "plan_exec.h"
 
 namespace tsrun {
 namespace {
@@ -117,6 +119,21 @@ Napi::Value Mknod(const Napi::CallbackInfo& info) {
     ThrowErrno(info.Env(), "mknod", errno, path);
   }
   return info.Env().Undefined();
+}
+
+// openInRoot(root, path, flags): an fd of `path` resolved with `root` as
+// "/", as the plan's steps resolve theirs: ".." and symlinks, absolute or
+// not, stay inside the root, and nothing can swap a component between the
+// resolving and the open. ENOSYS: no openat2 (Linux < 5.6).
+Napi::Value OpenInRoot(const Napi::CallbackInfo& info) {
+  const char* usage = "openInRoot(root: string, path: string, flags: number)";
+  std::string root = StringArg(info, 0, usage);
+  std::string inside = StringArg(info, 1, usage);
+  auto flags = static_cast<long>(NumberArg(info, 2, usage));
+  std::string full = root + "/" + inside;
+  long fd = OpenInRootFd(full.c_str(), static_cast<long>(root.size()), flags);
+  if (fd < 0) ThrowErrno(info.Env(), "openat2", static_cast<int>(-fd), full);
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
 }
 
 Napi::Value Sethostname(const Napi::CallbackInfo& info) {

@@ -487,6 +487,8 @@ bool Ignored(uint32_t flags, long ret) {
 
 }  // namespace
 
+long OpenInRootFd(const char* path, long root_len, long flags) { return OpenInRoot(path, root_len, flags, 0); }
+
 [[noreturn]] void RunPlanInChild(const ChildContext* ctx) {
   // Node ignores SIGPIPE, and an ignored disposition survives execve.
   ResetSignalHandlers();

@@ -53,6 +53,11 @@ struct ChildContext {
   size_t affinity_size;
 };
 
+// The plan's own openat2(RESOLVE_IN_ROOT) open, for the addon's
+// openInRoot: `path` is the root (its first `root_len` bytes) and the part
+// inside it. Returns the fd (O_CLOEXEC) or -errno; -ENOSYS without openat2.
+long OpenInRootFd(const char* path, long root_len, long flags);
+
 // Runs the plan in the cloned child. Never returns: it either execs or
 // reports {step, errno} on error_fd and exits.
 [[noreturn]] void RunPlanInChild(const ChildContext* ctx);

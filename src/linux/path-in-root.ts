@@ -1,6 +1,7 @@
 import fs = require('node:fs');
 import path = require('node:path');
 import { SyscallError } from '../errors';
+import { loadNative } from '../native';
 
 const MAX_SYMLINKS = 40;
 
@@ -52,10 +53,27 @@ export function resolveLinks(unsafePath: string, followLast: boolean, readLink: 
   return resolved;
 }
 
-/** Reads a file of the container's filesystem, or returns null if it is absent. */
+/**
+ * Reads a file of the container's filesystem, or returns null if it is
+ * absent. The kernel resolves the path inside the root (openat2
+ * RESOLVE_IN_ROOT) in the open itself, so no component can be swapped for a
+ * symlink between resolving and reading; a kernel without openat2 gets the
+ * walk of resolveInRoot.
+ */
 export function readFileInRoot(root: string, file: string): string | null {
   try {
-    return fs.readFileSync(resolveInRoot(root, file), 'utf8');
+    let fd: number;
+    try {
+      fd = loadNative().openInRoot(root, file, fs.constants.O_RDONLY);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOSYS') throw err;
+      return fs.readFileSync(resolveInRoot(root, file), 'utf8');
+    }
+    try {
+      return fs.readFileSync(fd, 'utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ENOTDIR') return null;

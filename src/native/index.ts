@@ -41,6 +41,8 @@ export interface NativeBinding {
   umount2(target: string, flags: number): void;
   pivotRoot(newRoot: string, putOld: string): void;
   mknod(path: string, mode: number, major: number, minor: number): void;
+  /** An fd (O_CLOEXEC) of `path` resolved with `root` as "/" (openat2 RESOLVE_IN_ROOT); ENOSYS without openat2. */
+  openInRoot(root: string, path: string, flags: number): number;
   sethostname(name: string): void;
   lsetxattr(path: string, name: string, value: Buffer, flags: number): void;
   lgetxattr(path: string, name: string): Buffer | null;

@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SyscallError } from '../../src/errors';
 import { readFileInRoot, resolveInRoot } from '../../src/linux/path-in-root';
+import { loadNative } from '../../src/native';
 import { useTempDir } from '../helpers/fixtures';
 
 /**
@@ -123,5 +124,37 @@ describe('readFileInRoot', () => {
 
   test('other errors are not hidden', () => {
     expect(() => readFileInRoot(tmp(), '/')).toThrow(/EISDIR/);
+  });
+
+  test("links that point out of the root are read inside it, never the host's files", () => {
+    const root = fs.mkdtempSync(path.join(tmp(), 'escape-'));
+    fs.mkdirSync(path.join(root, 'etc'));
+    fs.writeFileSync(path.join(root, 'etc', 'hostname'), 'the container');
+    fs.symlinkSync('../../../../../../etc/hostname', path.join(root, 'etc', 'up'));
+    fs.symlinkSync('/etc/hostname', path.join(root, 'etc', 'absolute'));
+    fs.symlinkSync('/etc/passwd', path.join(root, 'etc', 'host-passwd'));
+    expect(readFileInRoot(root, '/etc/up')).toBe('the container');
+    expect(readFileInRoot(root, '/etc/absolute')).toBe('the container');
+    expect(readFileInRoot(root, '../../etc/hostname')).toBe('the container');
+    expect(readFileInRoot(root, '/etc/host-passwd')).toBeNull();
+  });
+
+  test('without openat2 (ENOSYS) the walk of resolveInRoot reads the same files', () => {
+    const root = fs.mkdtempSync(path.join(tmp(), 'enosys-'));
+    fs.mkdirSync(path.join(root, 'etc'));
+    fs.writeFileSync(path.join(root, 'etc', 'real'), 'content');
+    fs.symlinkSync('/etc/real', path.join(root, 'etc', 'link'));
+    fs.symlinkSync('/etc/passwd', path.join(root, 'etc', 'host-passwd'));
+    const openInRoot = jest.spyOn(loadNative(), 'openInRoot').mockImplementation(() => {
+      throw Object.assign(new Error('ENOSYS: function not implemented, openat2'), { code: 'ENOSYS' });
+    });
+    try {
+      expect(readFileInRoot(root, '/etc/link')).toBe('content');
+      expect(readFileInRoot(root, '/etc/missing')).toBeNull();
+      expect(readFileInRoot(root, '/etc/host-passwd')).toBeNull();
+      expect(openInRoot).toHaveBeenCalledTimes(3);
+    } finally {
+      openInRoot.mockRestore();
+    }
   });
 });
