@@ -50,6 +50,8 @@ function launcherText(node, about, bundle, valueOptions) {
 }
 
 function writeLaunchers(binDir) {
+  // A clean checkout has no bin/: the launchers are all it holds.
+  fs.mkdirSync(binDir, { recursive: true });
   for (const launcher of LAUNCHERS) {
     const bundle = path.resolve(__dirname, '..', 'dist', 'cli', `${launcher.bundle}.js`);
     const file = path.join(binDir, launcher.file);
