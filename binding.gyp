@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/channel.cc",
         "native/errors.cc",
+        "native/file_map.cc",
         "native/lock.cc",
         "native/mount.cc",
         "native/pidfd.cc",

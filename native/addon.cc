@@ -29,6 +29,8 @@ Napi::Value IdmapBind(const Napi::CallbackInfo& info);
 Napi::Value ReceiveFd(const Napi::CallbackInfo& info);
 Napi::Value ConnectUnix(const Napi::CallbackInfo& info);
 Napi::Value SetWindowSize(const Napi::CallbackInfo& info);
+Napi::Value ReadOneByteString(const Napi::CallbackInfo& info);
+Napi::Value MapReadOnly(const Napi::CallbackInfo& info);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
@@ -56,6 +58,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("receiveFd", Napi::Function::New(env, ReceiveFd));
   exports.Set("connectUnix", Napi::Function::New(env, ConnectUnix));
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
+  exports.Set("readOneByteString", Napi::Function::New(env, ReadOneByteString));
+  exports.Set("mapReadOnly", Napi::Function::New(env, MapReadOnly));
   return exports;
 }
 

@@ -10,7 +10,8 @@
 // src/cli/argv.ts), 180 KiB together. tsrun-oci parses every command line
 // with yargs, so it keeps yargs, with the edits below. Each bundle is one
 // function expression of CommonJS's module parameters, run by the loader in
-// its launcher (scripts/cli-loader.js), not by require().
+// its launcher (scripts/cli-loader.js), not by require(), and ASCII only:
+// the loader reads it as a one-byte string, byte for character.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -66,6 +67,11 @@ const yargsPatches = {
     });
   },
 };
+/** The offset of the first byte of `bytes` outside ASCII, or -1. */
+function nonAsciiOffset(bytes) {
+  return bytes.findIndex((byte) => byte > 0x7f);
+}
+
 const bundles = [
   { entry: path.join(root, 'dist', 'cli', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun.js'), external: ['pino', 'yargs', 'yargs/*', 'yargs-parser'] },
   { entry: path.join(root, 'dist', 'cli', 'oci', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun-oci.js'), external: ['pino'] },
@@ -91,6 +97,17 @@ Promise.all(
       footer: { js: '\n})' },
       logLevel: 'warning',
       plugins: [yargsAssertShim, yargsPatches],
+    }).then(() => {
+      const bytes = fs.readFileSync(outfile);
+      const offset = nonAsciiOffset(bytes);
+      if (offset >= 0) {
+        // esbuild escapes strings and identifiers, not regular expressions' text.
+        const context = bytes.subarray(Math.max(0, offset - 40), offset + 20).toString();
+        throw new Error(`${outfile}: a byte outside ASCII at offset ${offset} (...${context}...); write it as an escape in the source`);
+      }
     });
   }),
-).catch(() => process.exit(1));
+).catch((err) => {
+  if (err?.message) process.stderr.write(`build-cli: ${err.message}\n`);
+  process.exit(1);
+});

@@ -23,12 +23,26 @@
  * CommonJS's module parameters (scripts/build-cli.js), which Node's own
  * wrapping would have copied (450 KiB) to compile. `valueOptions` are the
  * global options that take a separate value, for finding the command word.
- * A launcher holds this function alone: it uses nothing else from this file.
+ * `addon` is the native addon's path: it reads the bundle into a string V8
+ * uses without a copy of its own and maps the cache (native/file_map.cc),
+ * and the CLI then uses it rather than loading it again; without it, fs
+ * reads both. A launcher holds this function alone: it uses nothing else
+ * from this file.
  */
-function loadCli(bundle, valueOptions) {
+function loadCli(bundle, valueOptions, addon) {
   const fs = require('node:fs');
   const vm = require('node:vm');
   const Module = require('node:module');
+
+  let native;
+  try {
+    const loaded = { exports: {} };
+    process.dlopen(loaded, addon);
+    native = loaded.exports;
+  } catch {
+    native = undefined;
+  }
+  const files = typeof native?.readOneByteString === 'function' ? native : undefined;
 
   const args = process.argv.slice(2);
   let command = 'none';
@@ -43,16 +57,19 @@ function loadCli(bundle, valueOptions) {
 
   let cachedData;
   try {
-    cachedData = fs.readFileSync(cacheFile);
+    cachedData = files ? files.mapReadOnly(cacheFile) : fs.readFileSync(cacheFile);
   } catch {
     cachedData = undefined;
   }
-  const script = new vm.Script(fs.readFileSync(bundle, 'utf8'), { filename: bundle, cachedData });
+  const script = new vm.Script(files ? files.readOneByteString(bundle) : fs.readFileSync(bundle, 'utf8'), { filename: bundle, cachedData });
+  // V8 has copied what it needed; the mapping goes with the array.
+  const hadCache = cachedData !== undefined;
+  cachedData = undefined;
   const cli = { exports: {} };
   script.runInThisContext().call(cli.exports, cli.exports, Module.createRequire(bundle), cli, bundle, bundle.slice(0, bundle.lastIndexOf('/')));
 
   function saveCodeCache() {
-    if (cachedData && !script.cachedDataRejected) return;
+    if (hadCache && !script.cachedDataRejected) return;
     const tmp = `${cacheFile}.${process.pid}.tmp`;
     try {
       fs.writeFileSync(tmp, script.createCachedData());
@@ -64,7 +81,7 @@ function loadCli(bundle, valueOptions) {
 
   // main resolves to false after one-time work (a seccomp program compiled
   // for the shared cache, say); a failure sets process.exitCode.
-  cli.exports.main(process.argv).then((steadyState) => {
+  cli.exports.main(process.argv, native).then((steadyState) => {
     if (steadyState && !process.exitCode) saveCodeCache();
   });
 }

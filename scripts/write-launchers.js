@@ -37,14 +37,14 @@ function shebang(node) {
   return /\s/.test(node) || Buffer.byteLength(direct) > 127 ? '#!/usr/bin/env node' : direct;
 }
 
-/** A launcher's text: `bundle` is the absolute path of the bundle it runs. */
-function launcherText(node, about, bundle, valueOptions) {
+/** A launcher's text: `bundle` and `addon` are the absolute paths of the bundle it runs and of the native addon. */
+function launcherText(node, about, bundle, valueOptions, addon) {
   return [
     shebang(node),
     "'use strict';",
     "// Written by scripts/write-launchers.js for this machine's node and this copy of tsrun.",
     `// ${about}`,
-    `(${loadCli.toString()})(${JSON.stringify(bundle)}, ${JSON.stringify(valueOptions)});`,
+    `(${loadCli.toString()})(${JSON.stringify(bundle)}, ${JSON.stringify(valueOptions)}, ${JSON.stringify(addon)});`,
     '',
   ].join('\n');
 }
@@ -54,9 +54,10 @@ function writeLaunchers(binDir) {
   fs.mkdirSync(binDir, { recursive: true });
   for (const launcher of LAUNCHERS) {
     const bundle = path.resolve(__dirname, '..', 'dist', 'cli', `${launcher.bundle}.js`);
+    const addon = path.resolve(__dirname, '..', 'build', 'Release', 'tsrun_native.node');
     const file = path.join(binDir, launcher.file);
     const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, launcherText(process.execPath, launcher.about, bundle, launcher.valueOptions), { mode: 0o755 });
+    fs.writeFileSync(tmp, launcherText(process.execPath, launcher.about, bundle, launcher.valueOptions, addon), { mode: 0o755 });
     fs.chmodSync(tmp, 0o755);
     fs.renameSync(tmp, file);
   }

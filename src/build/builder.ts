@@ -723,8 +723,8 @@ function goList(list: string[]): string {
 
 /** Go durations (`30s`, `1m30s`, `500ms`) in nanoseconds. */
 function parseDuration(text: string, flag: string, fail: (message: string) => Error): number {
-  const units: Record<string, number> = { ns: 1, us: 1e3, µs: 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
-  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)];
+  const units: Record<string, number> = { ns: 1, us: 1e3, '\u00b5s': 1e3, ms: 1e6, s: 1e9, m: 60e9, h: 3600e9 };
+  const parts = [...text.matchAll(/(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== text) throw fail(`--${flag}=${text}: not a duration (such as 30s, 1m30s)`);
   return Math.round(parts.reduce((sum, [, value, unit]) => sum + Number(value) * units[unit], 0));
 }

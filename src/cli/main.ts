@@ -4,6 +4,7 @@ import type { CliCommand, GlobalArgs } from './command';
 import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
 import { isSteadyStateRun } from '../util/one-time-work';
+import { type NativeBinding, adoptNative } from '../native';
 
 const GLOBAL_OPTIONS = {
   root: { type: 'string', default: process.env.TSRUN_ROOT ?? '/var/lib/tsrun', describe: 'image and layer store ($TSRUN_ROOT)' },
@@ -178,8 +179,10 @@ function topLevelParser(args: string[]): Argv {
 /**
  * The CLI entry: parses, runs the command, sets the exit code. Resolves to
  * whether the run is one to write the code cache from (scripts/cli-loader.js).
+ * `native` is the addon when the launcher has loaded it already.
  */
-export async function main(argv: string[]): Promise<boolean> {
+export async function main(argv: string[], native?: NativeBinding): Promise<boolean> {
+  if (native) adoptNative(native);
   const args = argv.slice(2);
   try {
     const found = findCommand(args, GLOBAL_OPTIONS, COMMANDS);

@@ -57,9 +57,18 @@ export interface NativeBinding {
   connectUnix(socketPath: string): number;
   /** TIOCSWINSZ on a terminal. */
   setWindowSize(fd: number, rows: number, cols: number): void;
+  /** The file's bytes as a one-byte (Latin-1) string that V8 uses without a copy of its own. */
+  readOneByteString(path: string): string;
+  /** The file mapped read-only; a change made to it in place shows through. */
+  mapReadOnly(path: string): Uint8Array;
 }
 
 let binding: NativeBinding | undefined;
+
+/** The addon as the CLI's launcher loaded it (scripts/cli-loader.js), so that it is not loaded twice. */
+export function adoptNative(loaded: NativeBinding): void {
+  binding ??= loaded;
+}
 
 /** Loads build/Release/tsrun_native.node (or build/Debug); the error lists where it looked. */
 export function loadNative(): NativeBinding {

@@ -4,16 +4,24 @@ import { spawnSync } from 'node:child_process';
 import { useTempDir } from '../helpers/fixtures';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { launcherText } = require('../../scripts/write-launchers.js') as { launcherText: (node: string, about: string, bundle: string, valueOptions: string[]) => string };
+const { launcherText } = require('../../scripts/write-launchers.js') as {
+  launcherText: (node: string, about: string, bundle: string, valueOptions: string[], addon: string) => string;
+};
+
+const ADDON = path.join(__dirname, '..', '..', 'build', 'Release', 'tsrun_native.node');
 
 /**
  * The CLIs' loader (scripts/cli-loader.js), in a launcher as
  * scripts/write-launchers.js writes it, on a stand-in bundle whose main
- * does what its second argument says: it writes the code cache of the
+ * does what its last argument says: it writes the code cache of the
  * command word only after a successful steady-state run, and again when V8
- * rejects the one it finds.
+ * rejects the one it finds. With the addon it reads the bundle and maps the
+ * cache through it and hands it to main; without (not built), fs reads both.
  */
-describe('the CLI code cache (scripts/cli-loader.js)', () => {
+describe.each([
+  ['with the addon', ADDON],
+  ['without the addon', '/tsrun-no-such-dir/tsrun_native.node'],
+])('the CLI code cache (scripts/cli-loader.js), %s', (_, addon) => {
   const tmp = useTempDir('tsrun-run-bundle-');
   let root: string;
   let cacheFile: string;
@@ -22,11 +30,23 @@ describe('the CLI code cache (scripts/cli-loader.js)', () => {
     fs.mkdirSync(path.join(root, 'bin'));
     fs.mkdirSync(path.join(root, 'dist', 'cli'), { recursive: true });
     const bundle = path.join(root, 'dist', 'cli', 'demo.js');
-    fs.writeFileSync(path.join(root, 'bin', 'demo'), launcherText(process.execPath, 'A stand-in.', bundle, ['--state']), { mode: 0o755 });
+    fs.writeFileSync(path.join(root, 'bin', 'demo'), launcherText(process.execPath, 'A stand-in.', bundle, ['--state'], addon), { mode: 0o755 });
     // As scripts/build-cli.js writes a bundle: one function expression of CommonJS's module parameters.
     fs.writeFileSync(
       bundle,
-      "(function (exports, require, module, __filename, __dirname) {\nexports.main = async (argv) => { const run = argv[argv.length - 1]; if (run === 'failed') process.exitCode = 125; if (__dirname !== require('node:path').dirname(__filename)) process.exitCode = 1; for (let i = 0; i < 3; i++) (() => i * 2)(); return run !== 'one-time'; };\n})\n",
+      [
+        '(function (exports, require, module, __filename, __dirname) {',
+        'exports.main = async (argv, native) => {',
+        '  const run = argv[argv.length - 1];',
+        "  if (run === 'failed') process.exitCode = 125;",
+        "  if (__dirname !== require('node:path').dirname(__filename)) process.exitCode = 1;",
+        `  if ((typeof native?.spawn === 'function') !== ${addon === ADDON}) process.exitCode = 2;`,
+        '  for (let i = 0; i < 3; i++) (() => i * 2)();',
+        "  return run !== 'one-time';",
+        '};',
+        '})',
+        '',
+      ].join('\n'),
     );
     cacheFile = path.join(root, 'dist', 'cli', 'demo.js.go.cache');
   });

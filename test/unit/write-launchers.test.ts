@@ -14,7 +14,7 @@ describe('the CLI launchers', () => {
     written = spawnSync(process.execPath, [script, binDir()], { encoding: 'utf8' });
   });
 
-  test('each starts with the absolute path of the node that wrote it, is executable, and holds the loader and its bundle\'s path', () => {
+  test('each starts with the absolute path of the node that wrote it, is executable, and holds the loader and the paths of its bundle and the addon', () => {
     expect(written.stderr).toBe('');
     expect(written.status).toBe(0);
     for (const [name, valueOption] of [['tsrun', '--state'], ['tsrun-oci', '--criu']]) {
@@ -23,8 +23,10 @@ describe('the CLI launchers', () => {
       expect(first).toBe(`#!${process.execPath}`);
       expect(fs.statSync(file).mode & 0o111).toBe(0o111);
       const bundle = path.resolve(__dirname, '..', '..', 'dist', 'cli', `${name}.js`);
-      expect(rest.join('\n')).toContain(`(function loadCli(bundle, valueOptions) {`);
+      const addon = path.resolve(__dirname, '..', '..', 'build', 'Release', 'tsrun_native.node');
+      expect(rest.join('\n')).toContain(`(function loadCli(bundle, valueOptions, addon) {`);
       expect(rest.join('\n')).toContain(`})(${JSON.stringify(bundle)}, [`);
+      expect(rest.join('\n')).toContain(`], ${JSON.stringify(addon)});`);
       expect(rest.join('\n')).not.toContain('require(\'./');
       expect(rest.join('\n')).toContain(JSON.stringify(valueOption));
     }

@@ -10,6 +10,7 @@ import { describeError } from '../fail';
 import { table } from '../format';
 import { createLogger } from '../logging';
 import { isSteadyStateRun } from '../../util/one-time-work';
+import { type NativeBinding, adoptNative } from '../../native';
 
 /** tsrun-oci's version, and the runtime-spec versions it reads. */
 const VERSION = '0.1.0';
@@ -302,7 +303,8 @@ export function separateExecCommand(args: string[]): string[] {
 }
 
 /** Entry of bin/tsrun-oci: exits 1 with the error on stderr (and in --log), as runc does. Resolves as cli/main.ts's main. */
-export async function main(argv: string[]): Promise<boolean> {
+export async function main(argv: string[], native?: NativeBinding): Promise<boolean> {
+  if (native) adoptNative(native);
   const args = separateExecCommand(argv.slice(2));
   try {
     await parser(args).parseAsync();
