@@ -21,6 +21,10 @@
 //
 // Environment: TSRUN_BENCH_RUNS (library runs, default 200),
 // TSRUN_BENCH_CLI_RUNS (per command-line tool, default 100),
+// TSRUN_BENCH_PAIRS (alternating pairs of tsrun's CLI and node -e 0,
+// default 300: a pair's difference spreads over tens of milliseconds on a
+// host where each node start parses NODE_EXTRA_CA_CERTS, and the median of
+// 100 moved by ~4 ms from one benchmark run to the next),
 // TSRUN_BENCH_LEAK_RUNS (default 1000), TSRUN_BENCH_HEAP_MIB (default 2048),
 // TSRUN_BENCH_NO_HYPERFINE=1 (time commands with a Node loop instead),
 // TSRUN_BENCH_CRUN_WORKAROUND=0 (do not try crun in a mount namespace
@@ -52,7 +56,7 @@ function usage() {
   return `usage: node scripts/bench/start.js [--quick] [--json [FILE]]
   --quick        fewer iterations (smoke run)
   --json [FILE]  write the results as JSON to FILE, or to stdout (the table then goes to stderr)
-env: TSRUN_BENCH_RUNS, TSRUN_BENCH_CLI_RUNS, TSRUN_BENCH_LEAK_RUNS, TSRUN_BENCH_HEAP_MIB,
+env: TSRUN_BENCH_RUNS, TSRUN_BENCH_CLI_RUNS, TSRUN_BENCH_PAIRS, TSRUN_BENCH_LEAK_RUNS, TSRUN_BENCH_HEAP_MIB,
      TSRUN_BENCH_NO_HYPERFINE=1, TSRUN_BENCH_CRUN_WORKAROUND=0
 `;
 }
@@ -95,6 +99,7 @@ const settings = {
   heapMiB: envInt('TSRUN_BENCH_HEAP_MIB', 2048),
   cliRuns: envInt('TSRUN_BENCH_CLI_RUNS', opts.quick ? 10 : 100),
   cliWarmup: opts.quick ? 2 : 5,
+  pairRuns: envInt('TSRUN_BENCH_PAIRS', opts.quick ? 10 : 300),
   leakRuns: envInt('TSRUN_BENCH_LEAK_RUNS', opts.quick ? 100 : 1000),
   leakWarmup: 10,
   hyperfine: process.env.TSRUN_BENCH_NO_HYPERFINE === '1' ? null : which('hyperfine'),
@@ -528,9 +533,10 @@ async function main() {
   // here in alternation, one pair per round, as the median of the pairs'
   // differences.
   if (['cli', 'node'].every((key) => results.some((r) => r.key === key && !r.na))) {
-    progress(`tsrun CLI and node -e 0 in alternation: ${cli.runs} pairs (+${cli.warmup} warm-up)`);
+    const pairs = { runs: settings.pairRuns, warmup: settings.cliWarmup };
+    progress(`tsrun CLI and node -e 0 in alternation: ${pairs.runs} pairs (+${pairs.warmup} warm-up)`);
     try {
-      const [cliTimes, nodeTimes] = await commandLoop([cliArgv, ['node', '-e', '0']], cli);
+      const [cliTimes, nodeTimes] = await commandLoop([cliArgv, ['node', '-e', '0']], pairs);
       results.push(resultRow('cli_over_node', 'tsrun CLI - node -e 0, in alternation', cliTimes.map((t, i) => t - nodeTimes[i]), 'node spawnSync loop, pairs'));
     } catch (err) {
       errors.push(`tsrun CLI and node -e 0 in alternation: ${err.message}`);
