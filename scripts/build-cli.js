@@ -67,11 +67,6 @@ const yargsPatches = {
     });
   },
 };
-/** The offset of the first byte of `bytes` outside ASCII, or -1. */
-function nonAsciiOffset(bytes) {
-  return bytes.findIndex((byte) => byte > 0x7f);
-}
-
 const bundles = [
   { entry: path.join(root, 'dist', 'cli', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun.js'), external: ['pino', 'yargs', 'yargs/*', 'yargs-parser'] },
   { entry: path.join(root, 'dist', 'cli', 'oci', 'main.js'), outfile: path.join(root, 'dist', 'cli', 'tsrun-oci.js'), external: ['pino'] },
@@ -99,7 +94,7 @@ Promise.all(
       plugins: [yargsAssertShim, yargsPatches],
     }).then(() => {
       const bytes = fs.readFileSync(outfile);
-      const offset = nonAsciiOffset(bytes);
+      const offset = bytes.findIndex((byte) => byte > 0x7f);
       if (offset >= 0) {
         // esbuild escapes strings and identifiers, not regular expressions' text.
         const context = bytes.subarray(Math.max(0, offset - 40), offset + 20).toString();

@@ -8,8 +8,8 @@
 // cannot hold (whitespace, over 127 bytes) gets the env form. The build
 // and npm's install script run this, so an installed copy points at its
 // own machine's node; run it again after moving node or this copy of tsrun
-// (a launcher also names its bundle by absolute path, and holds the loader,
-// scripts/cli-loader.js, itself).
+// (a launcher also names its bundle and the native addon by absolute path,
+// and holds the loader, scripts/cli-loader.js, itself).
 // Usage: node scripts/write-launchers.js [DIR] (default: bin/)
 'use strict';
 const fs = require('node:fs');
@@ -52,9 +52,9 @@ function launcherText(node, about, bundle, valueOptions, addon) {
 function writeLaunchers(binDir) {
   // A clean checkout has no bin/: the launchers are all it holds.
   fs.mkdirSync(binDir, { recursive: true });
+  const addon = path.resolve(__dirname, '..', 'build', 'Release', 'tsrun_native.node');
   for (const launcher of LAUNCHERS) {
     const bundle = path.resolve(__dirname, '..', 'dist', 'cli', `${launcher.bundle}.js`);
-    const addon = path.resolve(__dirname, '..', 'build', 'Release', 'tsrun_native.node');
     const file = path.join(binDir, launcher.file);
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, launcherText(process.execPath, launcher.about, bundle, launcher.valueOptions, addon), { mode: 0o755 });

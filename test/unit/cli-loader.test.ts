@@ -22,7 +22,7 @@ describe.each([
   ['with the addon', ADDON],
   ['without the addon', '/tsrun-no-such-dir/tsrun_native.node'],
 ])('the CLI code cache (scripts/cli-loader.js), %s', (_, addon) => {
-  const tmp = useTempDir('tsrun-run-bundle-');
+  const tmp = useTempDir('tsrun-cli-loader-');
   let root: string;
   let cacheFile: string;
   beforeEach(() => {
