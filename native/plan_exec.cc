@@ -9,6 +9,7 @@
 #include <linux/limits.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
+#include <linux/stat.h>
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
@@ -16,6 +17,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <termios.h>
 
@@ -284,10 +286,17 @@ long Seccomp(const PreparedStep& step) {
 }
 
 // As runc does: /dev/null over a file, an empty read-only tmpfs over a
-// directory; a path this kernel does not have needs no mask.
+// directory; a path this kernel does not have needs no mask. The type is
+// looked up first: a bind that fails with ENOTDIR has already copied the
+// mount, and dropping the copy can wait for an RCU grace period (0.11 ms
+// per directory on average here, at times 3 ms).
 long MaskPath(const char* path) {
-  long ret = sys::call(SYS_mount, "/dev/null", path, nullptr, MS_BIND, nullptr);
-  if (ret == -ENOTDIR) ret = sys::call(SYS_mount, "tmpfs", path, "tmpfs", MS_RDONLY, nullptr);
+  struct statx type {};
+  long ret = sys::call(SYS_statx, AT_FDCWD, path, 0, STATX_TYPE, &type);
+  if (ret == -ENOENT) return 0;
+  bool directory = ret == 0 && S_ISDIR(type.stx_mode);
+  if (!directory) ret = sys::call(SYS_mount, "/dev/null", path, nullptr, MS_BIND, nullptr);
+  if (directory || ret == -ENOTDIR) ret = sys::call(SYS_mount, "tmpfs", path, "tmpfs", MS_RDONLY, nullptr);
   return ret == -ENOENT ? 0 : ret;
 }
 
