@@ -9,6 +9,7 @@
         "native/file_map.cc",
         "native/lock.cc",
         "native/mount.cc",
+        "native/netns.cc",
         "native/pidfd.cc",
         "native/plan_exec.cc",
         "native/plan_prepare.cc",

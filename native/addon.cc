@@ -31,6 +31,7 @@ Napi::Value ConnectUnix(const Napi::CallbackInfo& info);
 Napi::Value SetWindowSize(const Napi::CallbackInfo& info);
 Napi::Value ReadOneByteString(const Napi::CallbackInfo& info);
 Napi::Value MapReadOnly(const Napi::CallbackInfo& info);
+Napi::Value NewNetworkNamespaceAsync(const Napi::CallbackInfo& info);
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("spawn", Napi::Function::New(env, Spawn));
@@ -60,6 +61,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setWindowSize", Napi::Function::New(env, SetWindowSize));
   exports.Set("readOneByteString", Napi::Function::New(env, ReadOneByteString));
   exports.Set("mapReadOnly", Napi::Function::New(env, MapReadOnly));
+  exports.Set("newNetworkNamespace", Napi::Function::New(env, NewNetworkNamespaceAsync));
   return exports;
 }
 

@@ -4,7 +4,7 @@
 
 namespace tsrun {
 
-void ThrowErrno(Napi::Env env, const char* syscall, int err, const std::string& path) {
+Napi::Error ErrnoError(Napi::Env env, const char* syscall, int err, const std::string& path) {
   const char* name = strerrorname_np(err);
   if (name == nullptr) name = "EUNKNOWN";
   std::string message = std::string(name) + ": " + strerror(err) + ", " + syscall;
@@ -14,8 +14,10 @@ void ThrowErrno(Napi::Env env, const char* syscall, int err, const std::string& 
   error.Set("errno", static_cast<double>(-err));
   error.Set("syscall", syscall);
   if (!path.empty()) error.Set("path", path.c_str());
-  throw error;
+  return error;
 }
+
+void ThrowErrno(Napi::Env env, const char* syscall, int err, const std::string& path) { throw ErrnoError(env, syscall, err, path); }
 
 void ThrowUsage(Napi::Env env, const char* usage) {
   throw Napi::TypeError::New(env, std::string("Usage: ") + usage);

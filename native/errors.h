@@ -8,7 +8,10 @@
 
 namespace tsrun {
 
-// Throws Error{code, errno (negative, Node's sign), syscall, path}.
+// Error{code, errno (negative, Node's sign), syscall, path}.
+Napi::Error ErrnoError(Napi::Env env, const char* syscall, int err, const std::string& path = "");
+
+// Throws ErrnoError(...).
 [[noreturn]] void ThrowErrno(Napi::Env env, const char* syscall, int err, const std::string& path = "");
 
 // Throws a TypeError naming the expected call shape.

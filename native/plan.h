@@ -43,7 +43,7 @@ enum class Op : uint32_t {
   Sethostname = 10,   // strs: name
   Setdomainname = 11, // strs: name
   Unshare = 12,       // args[0]: flags
-  Setns = 13,         // strs: path; args[0]: nstype
+  Setns = 13,         // strs: path, or none and args[1]: an fd; args[0]: nstype
   Setgroups = 14,     // strs: list of decimal gids
   Setresgid = 15,     // args: rgid, egid, sgid
   Setresuid = 16,     // args: ruid, euid, suid

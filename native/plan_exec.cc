@@ -87,26 +87,11 @@ long Touch(const PreparedStep& step) {
 }
 
 long Setns(const PreparedStep& step) {
+  if (step.strs[0] == nullptr) return sys::call(SYS_setns, step.args[1], step.args[0]);
   long fd = sys::call(SYS_openat, AT_FDCWD, step.strs[0], O_RDONLY | O_CLOEXEC);
   if (fd < 0) return fd;
   long ret = sys::call(SYS_setns, fd, step.args[0]);
   CloseFd(static_cast<int>(fd));
-  return ret;
-}
-
-long LinkUp(const PreparedStep& step) {
-  long sock = sys::call(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) return sock;
-  struct ifreq req;
-  char* raw = reinterpret_cast<char*>(&req);
-  for (size_t i = 0; i < sizeof req; i++) raw[i] = 0;
-  for (size_t i = 0; i < IFNAMSIZ - 1 && step.strs[0][i] != 0; i++) req.ifr_name[i] = step.strs[0][i];
-  long ret = sys::call(SYS_ioctl, sock, SIOCGIFFLAGS, &req);
-  if (ret == 0) {
-    req.ifr_flags = static_cast<short>(req.ifr_flags | IFF_UP);
-    ret = sys::call(SYS_ioctl, sock, SIOCSIFFLAGS, &req);
-  }
-  CloseFd(static_cast<int>(sock));
   return ret;
 }
 
@@ -454,7 +439,7 @@ long RunStep(const ChildContext* ctx, const PreparedStep& s) {
       if (a[0] == a[1]) return sys::call(SYS_fcntl, a[0], F_SETFD, 0);
       return sys::call(SYS_dup3, a[0], a[1], 0);
     case Op::LinkUp:
-      return LinkUp(s);
+      return LinkUp(s.strs[0]);
     case Op::SyncSignal:
       return SyncSignal(ctx, s);
     case Op::SyncWait:
@@ -495,6 +480,22 @@ bool Ignored(uint32_t flags, long ret) {
 }
 
 }  // namespace
+
+long LinkUp(const char* name) {
+  long sock = sys::call(SYS_socket, AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) return sock;
+  struct ifreq req;
+  char* raw = reinterpret_cast<char*>(&req);
+  for (size_t i = 0; i < sizeof req; i++) raw[i] = 0;
+  for (size_t i = 0; i < IFNAMSIZ - 1 && name[i] != 0; i++) req.ifr_name[i] = name[i];
+  long ret = sys::call(SYS_ioctl, sock, SIOCGIFFLAGS, &req);
+  if (ret == 0) {
+    req.ifr_flags = static_cast<short>(req.ifr_flags | IFF_UP);
+    ret = sys::call(SYS_ioctl, sock, SIOCSIFFLAGS, &req);
+  }
+  CloseFd(static_cast<int>(sock));
+  return ret;
+}
 
 long OpenInRootFd(const char* path, long root_len, long flags) { return OpenInRoot(path, root_len, flags, 0); }
 

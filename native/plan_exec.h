@@ -53,6 +53,10 @@ struct ChildContext {
   size_t affinity_size;
 };
 
+// Sets IFF_UP on the interface `name` of the caller's network namespace,
+// with raw syscalls only (safe in a CLONE_VM child). Returns 0 or -errno.
+long LinkUp(const char* name);
+
 // The plan's own openat2(RESOLVE_IN_ROOT) open, for the addon's
 // openInRoot: `path` is the root (its first `root_len` bytes) and the part
 // inside it. Returns the fd (O_CLOEXEC) or -errno; -ENOSYS without openat2.

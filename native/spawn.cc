@@ -13,13 +13,13 @@
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 
+#include "child_stack.h"
 #include "errors.h"
 #include "fd.h"
 #include "plan_exec.h"
@@ -27,51 +27,12 @@
 namespace tsrun {
 namespace {
 
-constexpr size_t kChildStackSize = 256 * 1024;
-
 // Namespace flags spawn accepts; anything else in options.cloneFlags is a
 // caller bug, not something to pass to the kernel.
 constexpr uint64_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |
                                      CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP;
 
 int ChildEntry(void* arg) { RunPlanInChild(static_cast<const ChildContext*>(arg)); }
-
-class ChildStack {
- public:
-  ChildStack() {
-    long page = sysconf(_SC_PAGESIZE);
-    size_ = kChildStackSize + static_cast<size_t>(page);
-    base_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (base_ == MAP_FAILED) {
-      base_ = nullptr;
-      return;
-    }
-    // A guard page below the stack turns an overflow into a fault.
-    mprotect(base_, static_cast<size_t>(page), PROT_NONE);
-  }
-  ~ChildStack() {
-    if (base_ != nullptr) munmap(base_, size_);
-  }
-  bool ok() const { return base_ != nullptr; }
-  void* top() const { return static_cast<char*>(base_) + size_; }
-
- private:
-  void* base_;
-  size_t size_;
-};
-
-class BlockedSignals {
- public:
-  BlockedSignals() {
-    sigset_t all;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &saved_);
-  }
-  ~BlockedSignals() { pthread_sigmask(SIG_SETMASK, &saved_, nullptr); }
-
- private:
-  sigset_t saved_;
-};
 
 // Pins the calling thread to the CPU it runs on, until destroyed. A new
 // task is placed on an idle CPU when there is one: waking it there costs an

@@ -5,6 +5,7 @@ import { UsageError, reportError } from './fail';
 import { LOG_LEVELS, createLogger } from './logging';
 import { isSteadyStateRun } from '../util/one-time-work';
 import { type NativeBinding, adoptNative } from '../native';
+import { setSpareNetworkNamespace } from '../linux/spare-netns';
 
 const GLOBAL_OPTIONS = {
   root: { type: 'string', default: process.env.TSRUN_ROOT ?? '/var/lib/tsrun', describe: 'image and layer store ($TSRUN_ROOT)' },
@@ -183,6 +184,8 @@ function topLevelParser(args: string[]): Argv {
  */
 export async function main(argv: string[], native?: NativeBinding): Promise<boolean> {
   if (native) adoptNative(native);
+  // One command, one container at most: a spare would be made for nothing.
+  setSpareNetworkNamespace(false);
   const args = argv.slice(2);
   try {
     const found = findCommand(args, GLOBAL_OPTIONS, COMMANDS);

@@ -78,14 +78,14 @@ export function cgroupNamespaceSteps(spec: Spec): PlanStep[] {
   return [{ op: 'Unshare', args: [CLONE_NEW.cgroup], phase: 'namespaces', detail: 'new cgroup namespace' }];
 }
 
-/** What a new UTS and network namespace need before the process runs. */
-export function namespaceSetupSteps(spec: Spec): PlanStep[] {
+/** What a new UTS and network namespace need before the process runs; a spare network namespace has its loopback up already. */
+export function namespaceSetupSteps(spec: Spec, options: { loopbackUp: boolean }): PlanStep[] {
   const steps: PlanStep[] = [];
   if (createsNamespace(spec, 'uts')) {
     if (spec.hostname) steps.push({ op: 'Sethostname', strs: [spec.hostname], phase: 'namespaces', target: spec.hostname });
     if (spec.domainname) steps.push({ op: 'Setdomainname', strs: [spec.domainname], phase: 'namespaces', target: spec.domainname });
   }
-  if (createsNamespace(spec, 'network')) {
+  if (createsNamespace(spec, 'network') && options.loopbackUp) {
     steps.push({ op: 'LinkUp', strs: ['lo'], phase: 'network', target: 'lo', detail: 'bring up loopback' });
   }
   return steps;

@@ -61,6 +61,8 @@ export interface NativeBinding {
   readOneByteString(path: string): string;
   /** The file mapped read-only; a change made to it in place shows through. */
   mapReadOnly(path: string): Uint8Array;
+  /** Makes an empty network namespace with lo up on a worker thread; calls back with an fd (O_CLOEXEC) that holds it. */
+  newNetworkNamespace(callback: (error: NodeJS.ErrnoException | null, fd?: number) => void): void;
 }
 
 let binding: NativeBinding | undefined;

@@ -2,9 +2,10 @@ import { capabilitySteps } from '../linux/capabilities';
 import { maskedPathSteps } from '../linux/masked-paths';
 import { rlimitSteps } from '../linux/rlimits';
 import { seccompStep } from '../linux/seccomp';
-import { createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
+import { CLONE_NEW, createsNamespace, cgroupNamespaceSteps, cloneFlags, joinNamespaceSteps, namespaceSetupSteps } from '../linux/namespaces';
 import { TerminalSize, terminalSteps } from '../linux/pty';
 import { rootfsSteps } from '../linux/rootfs';
+import { joinSpareStep } from '../linux/spare-netns';
 import type { NamespaceType, Spec } from '../oci/runtime-spec';
 import type { PlanStep } from './plan';
 
@@ -56,6 +57,8 @@ export interface PlanOptions {
   setupSteps?: PlanStep[];
   /** Where compiled seccomp programs are kept across processes (a directory of the runtime state). */
   seccompCacheDir?: string;
+  /** An fd of a network namespace made ahead (spare-netns.ts), joined in place of a cloned one. */
+  spareNetworkNamespace?: number | null;
 }
 
 /**
@@ -108,9 +111,12 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   // Until execve the child is a copy of Node: a container process that
   // could open /proc/PID/exe would reach the host's node binary
   // (CVE-2019-5736). Not dumpable, /proc/PID is root's and ptrace-guarded.
+  const spareNet = options.spareNetworkNamespace ?? null;
   const steps: PlanStep[] = [
     { op: 'Prctl', args: [PR_SET_DUMPABLE, 0, 0], phase: 'process', detail: 'PR_SET_DUMPABLE' },
     ...options.cgroupJoin,
+    // Before the network sync point: CNI configures the namespace the child is in.
+    ...(spareNet === null ? [] : [joinSpareStep(spareNet)]),
   ];
 
   if (options.networkSync) {
@@ -137,13 +143,14 @@ export function buildContainerPlan(spec: Spec, options: PlanOptions): ContainerP
   // sysctl writes go to /proc/sys before it is made read-only, as runc's.
   steps.push(...(options.setupSteps ?? []));
   if (createsNamespace(spec, 'mount')) steps.push(...maskedPathSteps(spec));
-  steps.push(...namespaceSetupSteps(spec));
+  steps.push(...namespaceSetupSteps(spec, { loopbackUp: spareNet === null }));
   // The terminal is there before `start`: an engine (conmon, a shim) waits
   // for its master on the console socket to say the container is created.
   if (options.terminal) steps.push(...terminalSteps(options.terminal.consoleFd, options.terminal.size, spec.process.user.uid));
   if (options.execFifoFd !== undefined && !fifoEarly) steps.push(...execFifoSteps(options.execFifoFd));
   steps.push(...processSteps(spec, { ...options, terminal: undefined }));
-  return { steps, cloneFlags: cloneFlags(spec), mode: userns || options.networkSync || options.execFifoFd !== undefined ? 'fork' : 'vfork' };
+  const flags = spareNet === null ? cloneFlags(spec) : cloneFlags(spec) & ~CLONE_NEW.network;
+  return { steps, cloneFlags: flags, mode: userns || options.networkSync || options.execFifoFd !== undefined ? 'fork' : 'vfork' };
 }
 
 /**

@@ -4,6 +4,7 @@ import { TsrunError, ValidationError } from '../errors';
 import type { CgroupDriver } from '../linux/cgroups';
 import { canPivotRoot } from '../linux/rootfs';
 import { seccompCacheDirIn } from '../linux/seccomp';
+import { prepareSpareNetworkNamespace, takeSpareNetworkNamespace } from '../linux/spare-netns';
 import { ProcessIdentity, ownIdentity, processStartTime } from '../linux/proc';
 import { loadNative } from '../native';
 import { Logger, silentLogger } from '../logger';
@@ -290,6 +291,11 @@ export async function run(options: RunOptions): Promise<Container> {
   // [runtime end, child end] of the socket the child sends its pty master on.
   const consoleSocket: number[] = [];
   let terminal: Terminal | undefined;
+  const spareNet = takeSpareNetworkNamespace(spec);
+  // Now rather than after the clone: the worker thread has the other CPU
+  // while this one waits for the child, instead of competing with the
+  // container and with the teardown of its namespaces when it exits.
+  prepareSpareNetworkNamespace(spec);
   try {
     // The terminal code (and node:stream under it) loads only for a container with a terminal.
     const terminalModule = options.tty ? await import('./terminal') : undefined;
@@ -303,6 +309,7 @@ export async function run(options: RunOptions): Promise<Container> {
       terminal: terminalOption(options.tty, consoleSocket[1]),
       networkSync: network.attachment !== undefined,
       seccompCacheDir: seccompCacheDirIn(stateDirOf(options)),
+      spareNetworkNamespace: spareNet,
     });
     spawned = spawnContainer(spec, plan, networkHooks(network));
     if (options.tty) {
@@ -316,7 +323,7 @@ export async function run(options: RunOptions): Promise<Container> {
     return fail(err);
   } finally {
     if (stdio) closeAll(stdio.childEnds);
-    closeAll(consoleSocket);
+    closeAll([...consoleSocket, spareNet ?? -1]);
   }
   logger.debug({ id, name, pid: spawned.pid, mode: plan.mode, steps: plan.steps.length }, 'container started');
   const onAbort = (): void => {

@@ -6,7 +6,10 @@ import { hostTsrunCgroups } from './cgroups';
 /** What a container runtime can leave behind in the process and the kernel. */
 export interface KernelSnapshot {
   mounts: string[];
+  /** Open fds but those of network namespaces, which `netns` counts. */
   fds: number;
+  /** Network namespaces held by an fd: the library's spare (src/linux/spare-netns.ts), made after a run and kept for the next. */
+  netns: number;
   threads: number;
   zombies: number[];
   children: number[];
@@ -40,9 +43,18 @@ export function snapshot(): KernelSnapshot {
     })
     .sort();
   const kids = children();
+  const fdTargets = fs.readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  const netns = fdTargets.filter((target) => target.startsWith('net:[')).length;
   return {
     mounts,
-    fds: fs.readdirSync('/proc/self/fd').length,
+    fds: fdTargets.length - netns,
+    netns,
     threads: fs.readdirSync('/proc/self/task').length,
     zombies: kids.filter((c) => c.state === 'Z').map((c) => c.pid),
     children: kids.map((c) => c.pid),
@@ -51,13 +63,14 @@ export function snapshot(): KernelSnapshot {
   };
 }
 
-/** Fails the test if mounts, fds, zombies, child processes or tsrun cgroups grew since `before`. */
+/** Fails the test if mounts, fds, zombies, child processes or tsrun cgroups grew since `before`, or more than the one spare network namespace is held. */
 export function expectNoLeaks(before: KernelSnapshot, after: KernelSnapshot = snapshot()): void {
   expect(after.mounts).toEqual(before.mounts);
   expect(after.cgroups.filter((cg) => !before.cgroups.includes(cg))).toEqual([]);
   expect(after.zombies).toEqual([]);
   expect(after.children.filter((pid) => !before.children.includes(pid))).toEqual([]);
   expect(after.fds).toBeLessThanOrEqual(before.fds);
+  expect(after.netns).toBeLessThanOrEqual(1);
 }
 
 /** Checks for leaks after every test of the file. */

@@ -228,6 +228,25 @@ describe('buildContainerPlan', () => {
     expect(b.ops).not.toContain('LinkUp');
   });
 
+  test('a spare network namespace: joined by fd after the cgroup join, in place of CLONE_NEWNET and the loopback step', () => {
+    const spec = specFor();
+    const join: PlanStep[] = [{ op: 'WriteFile', args: [fs.constants.O_WRONLY], strs: ['/cg/pids/tsrun/x/tasks', '0'], phase: 'cgroups' }];
+    const cloned = build(spec, { cgroupJoin: join });
+    const joined = build(spec, { cgroupJoin: join, spareNetworkNamespace: 42 });
+    expect(joined.ops.slice(0, 3)).toEqual(['Prctl', 'WriteFile', 'Setns']);
+    expect(joined.decoded.steps[2].args.slice(0, 2)).toEqual([BigInt(CLONE_NEW.network), 42n]);
+    expect(strings(joined, 2)[0]).toBeNull();
+    expect(cloned.plan.cloneFlags & CLONE_NEW.network).toBe(CLONE_NEW.network);
+    expect(joined.plan.cloneFlags).toBe(cloned.plan.cloneFlags & ~CLONE_NEW.network);
+    expect(cloned.ops).toContain('LinkUp');
+    expect(joined.ops.filter((op) => op !== 'Setns')).toEqual(cloned.ops.filter((op) => op !== 'LinkUp'));
+  });
+
+  test('a spare network namespace is joined before the network sync point, where CNI configures it', () => {
+    const b = build(specFor(), { spareNetworkNamespace: 42, networkSync: true });
+    expect(b.ops.slice(0, 4)).toEqual(['Prctl', 'Setns', 'SyncSignal', 'SyncWait']);
+  });
+
   test('host namespaces: no rootfs without a mount namespace, no hostname or loopback', () => {
     const spec = specFor({ network: 'host', uts: 'host', cgroupns: 'host' });
     spec.linux.namespaces = spec.linux.namespaces.filter((ns) => ns.type !== 'mount');
