@@ -8,7 +8,7 @@
  * console.log(await c.wait()); // { exitCode: 0, signal: null }
  */
 export { run, create } from './runtime/run';
-export { setSpareNetworkNamespace } from './linux/spare-netns';
+export { setSpareNetworkNamespace, spareNetworkNamespaceSettled } from './linux/spare-netns';
 export type { CreatedContainer } from './runtime/run';
 export { startContainer, stopContainer, restartContainer, killContainer, waitContainer } from './runtime/detached';
 export { parseRestartPolicy } from './runtime/run';

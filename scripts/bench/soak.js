@@ -3,8 +3,8 @@
 // Soak: many containers from one Node process (the library) and from the
 // CLI, sequentially and concurrently, with a mix of exits: 0, non-zero,
 // killed by a signal, killed by the OOM killer. Reports what the host and
-// the process hold before and after (mounts, cgroups, fds, threads,
-// zombies, veths, staging, containers) and the Node process's RSS over the
+// the process hold before and after (mounts, cgroups, fds, network
+// namespaces held, threads, zombies, veths, staging, containers) and the Node process's RSS over the
 // sequential runs. Run as root after `npm run build`:
 //
 //   node scripts/bench/soak.js                     1,000 + 100, library and CLI
@@ -104,12 +104,28 @@ function containerCgroups(parent) {
   return cgroupsNamed(parent).reduce((sum, dir) => sum + fs.readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).length, 0);
 }
 
+/**
+ * Open fds, apart from those of network namespaces: the library keeps one
+ * spare (setSpareNetworkNamespace), made during a run; more than one is a leak.
+ */
+function fdCounts() {
+  const targets = fs.readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+  const netns = targets.filter((t) => t.startsWith('net:[')).length;
+  return { fds: targets.length - netns, netns };
+}
+
 /** What can leak, in this process and on the host. */
 function snapshot(tmp, parent) {
   return {
     mounts: mountsUnder(tmp).length,
     cgroups: containerCgroups(parent),
-    fds: count('/proc/self/fd'),
+    ...fdCounts(),
     threads: count('/proc/self/task'),
     zombies: zombies(),
     veths: veths(),
@@ -149,7 +165,7 @@ async function main() {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'tsrun-soak-'));
   const parent = `tsrun-soak-${process.pid}`;
   process.env.TSRUN_CGROUP_PARENT = parent;
-  const { run, Store } = require(path.join(REPO, 'dist', 'index.js'));
+  const { run, Store, spareNetworkNamespaceSettled } = require(path.join(REPO, 'dist', 'index.js'));
   const root = path.join(tmp, 'store');
   const stateDir = path.join(tmp, 'state');
   const failures = [];
@@ -183,12 +199,17 @@ async function main() {
       return ['--root', root, '--state', stateDir, 'run', '--rm', ...(kind.memory ? ['-m', kind.memory] : []), ...(kind.pid ? ['--pid', kind.pid] : []), 'soak:1', ...kind.args];
     };
 
+    // Taken once no spare network namespace is being made (its maker is a short-lived child with an fd).
+    const settledSnapshot = async () => {
+      await spareNetworkNamespaceSettled();
+      return snapshot(tmp, parent);
+    };
     const phase = async (name, body) => {
-      const before = snapshot(tmp, parent);
+      const before = await settledSnapshot();
       const started = Date.now();
       const rss = await body();
-      const after = snapshot(tmp, parent);
-      const grown = Object.keys(before).filter((k) => after[k] > before[k]);
+      const after = await settledSnapshot();
+      const grown = Object.keys(before).filter((k) => (k === 'netns' ? after[k] > 1 : after[k] > before[k]));
       const entry = { name, seconds: (Date.now() - started) / 1000, before, after, grown, ...(rss ? { rss } : {}) };
       report.phases.push(entry);
       process.stderr.write(`# ${name}: ${entry.seconds.toFixed(1)} s, ${grown.length === 0 ? 'nothing grew' : `GREW: ${grown.join(', ')}`}\n`);
@@ -229,10 +250,10 @@ async function main() {
   report.rssGrowth = rssGrowth;
   const leaked = report.phases.filter((p) => p.grown.length > 0);
   const print = (s) => process.stdout.write(`${s}\n`);
-  print('phase                                      seconds   mounts cgroups fds threads zombies veths staging containers');
+  print('phase                                      seconds   mounts cgroups fds netns threads zombies veths staging containers');
   for (const p of report.phases) {
     const cell = (k) => `${p.before[k]}->${p.after[k]}`;
-    print(`${p.name.padEnd(42)} ${p.seconds.toFixed(1).padStart(7)}   ${['mounts', 'cgroups', 'fds', 'threads', 'zombies', 'veths', 'staging', 'containers'].map(cell).join(' ')}`);
+    print(`${p.name.padEnd(42)} ${p.seconds.toFixed(1).padStart(7)}   ${['mounts', 'cgroups', 'fds', 'netns', 'threads', 'zombies', 'veths', 'staging', 'containers'].map(cell).join(' ')}`);
   }
   if (sequential?.rss) {
     const row = (label, key) => print(`${label.padEnd(54)} ${sequential.rss.perHundred.map((h) => h[key]).join(' ')}`);

@@ -73,7 +73,7 @@ export function prepareSpareNetworkNamespace(spec: Spec): void {
   });
 }
 
-/** Resolves once no spare is being made: the fds this process holds are settled (for tests). */
+/** Resolves once no spare is being made: until then its maker, a short-lived child process, and the fd it opens are there too (for leak checks). */
 export async function spareNetworkNamespaceSettled(): Promise<void> {
   await making;
 }

@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { defaultCgroupParent } from '../../src/linux/cgroups';
+import { spareNetworkNamespaceSettled } from '../../src/linux/spare-netns';
 import { hostTsrunCgroups } from './cgroups';
 
 /** What a container runtime can leave behind in the process and the kernel. */
@@ -76,10 +77,20 @@ export function expectNoLeaks(before: KernelSnapshot, after: KernelSnapshot = sn
 /** Checks for leaks after every test of the file. */
 export function checkLeaksAfterEach(): void {
   let before: KernelSnapshot;
-  beforeEach(() => {
-    before = snapshot();
+  beforeEach(async () => {
+    before = await settledSnapshot();
   });
-  afterEach(() => {
-    expectNoLeaks(before);
+  afterEach(async () => {
+    expectNoLeaks(before, await settledSnapshot());
   });
+}
+
+/**
+ * A snapshot once no spare network namespace is being made: the worker
+ * thread's short-lived child and the fd it opens are there only until it
+ * calls back (src/linux/spare-netns.ts).
+ */
+export async function settledSnapshot(): Promise<KernelSnapshot> {
+  await spareNetworkNamespaceSettled();
+  return snapshot();
 }

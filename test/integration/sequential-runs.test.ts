@@ -2,7 +2,7 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import { run } from '../../src';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
-import { expectNoLeaks, snapshot } from '../helpers/leaks';
+import { expectNoLeaks, settledSnapshot } from '../helpers/leaks';
 import { runCollect } from '../helpers/run';
 
 // The full 1,000 runs are in the benchmark (scripts/bench/start.js).
@@ -15,7 +15,7 @@ describeAsRoot('sequential runs from one process', () => {
     const stateDir = tmp();
     // The first runs start libuv's thread pool and load the addon; count from after them.
     for (let i = 0; i < 3; i++) await runCollect(['true'], { stateDir, autoRemove: true });
-    const before = snapshot();
+    const before = await settledSnapshot();
     for (let i = 0; i < RUNS; i++) {
       if (i % 2 === 0) {
         const container = await run({ rootfs: busyboxRootfs(), args: ['true'], stdio: 'ignore', stateDir, autoRemove: true });
@@ -25,7 +25,7 @@ describeAsRoot('sequential runs from one process', () => {
         expect(result.stdout).toBe('1\n');
       }
     }
-    const after = snapshot();
+    const after = await settledSnapshot();
     expectNoLeaks(before, after);
     expect(after.threads).toBeLessThanOrEqual(before.threads);
   });
