@@ -343,7 +343,7 @@ int Main(int argc, char** argv) {
   sigset_t all, saved;
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, &saved);
-  ChildContext ctx = {plan.steps.data(), plan.steps.size(), error_write.get(), IsOpen(kSyncFd) ? kSyncFd : -1, -1, nullptr, 0};
+  ChildContext ctx = {plan.steps.data(), plan.steps.size(), error_write.get(), IsOpen(kSyncFd) ? kSyncFd : -1, -1, nullptr, 0, nullptr};
   pid_t init = CloneInit(&ctx, ns_flags);
   int clone_errno = errno;
   // SIGCHLD stays blocked: it is read from a signalfd.

@@ -54,6 +54,31 @@ long UnblockAllSignals() {
 
 long CloseFd(int fd) { return sys::call(SYS_close, fd); }
 
+// Field 22 of /proc/self/stat (starttime), or 0 when it cannot be read.
+uint64_t OwnStartTime() {
+  char buf[1024];
+  long fd = sys::call(SYS_openat, AT_FDCWD, "/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  long n = sys::call(SYS_read, fd, buf, sizeof buf);
+  CloseFd(static_cast<int>(fd));
+  // The command name may hold spaces and parentheses: the fields are
+  // counted from its last ')', which ends field 2.
+  long end = n - 1;
+  while (end >= 0 && buf[end] != ')') end--;
+  if (end < 0) return 0;
+  int field = 2;
+  uint64_t value = 0;
+  for (long i = end + 1; i < n && field <= 22; i++) {
+    if (buf[i] == ' ') {
+      field++;
+    } else if (field == 22) {
+      if (buf[i] < '0' || buf[i] > '9') return 0;
+      value = value * 10 + static_cast<uint64_t>(buf[i] - '0');
+    }
+  }
+  return field > 22 ? value : 0;
+}
+
 long WriteAll(int fd, const char* data, size_t len) {
   while (len > 0) {
     long n = sys::call(SYS_write, fd, data, len);
@@ -503,6 +528,7 @@ long OpenInRootFd(const char* path, long root_len, long flags) { return OpenInRo
   // Node ignores SIGPIPE, and an ignored disposition survives execve.
   ResetSignalHandlers();
   if (ctx->affinity != nullptr) sys::call(SYS_sched_setaffinity, 0, ctx->affinity_size, ctx->affinity);
+  if (ctx->start_time != nullptr) *ctx->start_time = OwnStartTime();
   if (ctx->parent_sync_fd >= 0) CloseFd(ctx->parent_sync_fd);
   for (size_t i = 0; i < ctx->step_count; i++) {
     const PreparedStep& step = ctx->steps[i];

@@ -7,8 +7,9 @@
 //  - "fork": clone3(CLONE_PIDFD) without CLONE_VM, for plans that wait on
 //    the parent (a user namespace's uid/gid maps). Falls back to clone(2)
 //    where clone3 is missing.
-// Returns {pid, pidfd, errorFd}; readChildError(errorFd) tells whether the
-// exec happened. See: man 2 clone, man 2 clone3, man 2 pidfd_open.
+// Returns {pid, pidfd, errorFd, startTime}; readChildError(errorFd) tells
+// whether the exec happened. startTime (/proc/PID/stat's, read by the
+// child itself) is there for a vfork child only. See: man 2 clone, man 2 clone3, man 2 pidfd_open.
 #include <fcntl.h>
 #include <linux/sched.h>
 #include <sched.h>
@@ -137,7 +138,8 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   Fd error_read(error_pipe[0]);
   Fd error_write(error_pipe[1]);
 
-  ChildContext ctx = {plan.steps.data(), plan.steps.size(), error_write.get(), sync_fd, parent_sync_fd, nullptr, 0};
+  uint64_t start_time = 0;
+  ChildContext ctx = {plan.steps.data(), plan.steps.size(), error_write.get(), sync_fd, parent_sync_fd, nullptr, 0, mode == "vfork" ? &start_time : nullptr};
   int pidfd = -1;
   int err = 0;
   pid_t pid;
@@ -154,6 +156,7 @@ Napi::Value Spawn(const Napi::CallbackInfo& info) {
   result.Set("pid", static_cast<double>(pid));
   result.Set("pidfd", static_cast<double>(pidfd));
   result.Set("errorFd", static_cast<double>(error_read.Release()));
+  if (start_time != 0) result.Set("startTime", static_cast<double>(start_time));
   return result;
 }
 

@@ -16,6 +16,8 @@ export interface SpawnResult {
   pidfd: number;
   /** Read end of the error channel; pass it to readChildError once. */
   errorFd: number;
+  /** The child's start time as /proc/PID/stat gives it (clock ticks since boot), read by the child itself; vfork mode only. */
+  startTime?: number;
 }
 
 export interface ExitWatcher {

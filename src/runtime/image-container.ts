@@ -53,7 +53,7 @@ export interface ImageContainer {
   rootfs: string;
   process: { args: string[]; env: string[]; cwd: string; user: string | undefined };
   networkFiles(): NetworkFiles;
-  started(pid: number): void;
+  started(pid: number, startTime: number | undefined): void;
   usesMounts(mounts: ResolvedMounts): void;
   created(pid: number, monitor: ProcessIdentity): void;
   startFailed(): Promise<void>;
@@ -186,11 +186,11 @@ async function mountedContainer(
       record.hostConfig.volumes = mounts.volumes;
       record.hostConfig.mounts = mounts.mounts;
     },
-    started(pid) {
+    started(pid, startTime) {
       // The container has its own copy of the mount; detaching the host's
       // means nothing is left mounted when the container goes, however it goes.
       unmount();
-      record.state = { ...record.state, status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, startedAt: new Date().toISOString() };
+      record.state = { ...record.state, status: 'running', pid, pidStartTime: startTime, startedAt: new Date().toISOString() };
       containers.save(record);
     },
     created(pid, monitor) {

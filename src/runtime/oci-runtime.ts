@@ -3,7 +3,7 @@ import fs = require('node:fs');
 import path = require('node:path');
 import { ConflictError, NotFoundError, StateError, TsrunError, ValidationError, syscallErrorFrom } from '../errors';
 import { CgroupDriver, createCgroupDriver, defaultCgroupParent } from '../linux/cgroups';
-import { isRunning, processStartTime } from '../linux/proc';
+import { isRunning } from '../linux/proc';
 import { canPivotRoot } from '../linux/rootfs';
 import { seccompCacheDirIn } from '../linux/seccomp';
 import { Logger, silentLogger } from '../logger';
@@ -20,7 +20,7 @@ import { releaseInit } from './monitor';
 import type { PlanStep } from './plan';
 import { signalNumber } from './signals';
 import { signalProcess } from './process-signal';
-import { SpawnedProcess, killAndReap, spawnContainer } from './spawn';
+import { SpawnedProcess, killAndReap, spawnContainer, startTimeOf } from './spawn';
 
 export const DEFAULT_OCI_ROOT = '/run/tsrun-oci';
 
@@ -275,7 +275,7 @@ export async function ociCreate(id: string, options: CreateOptions): Promise<Spa
       seccompCacheDir: seccompCacheDirIn(stateRoot(options)),
     });
     spawned = spawnContainer(spec, plan);
-    Object.assign(state, { pid: spawned.pid, pidStartTime: processStartTime(spawned.pid) ?? undefined });
+    Object.assign(state, { pid: spawned.pid, pidStartTime: startTimeOf(spawned) });
     if (spec.process.oomScoreAdj !== undefined) fs.writeFileSync(`/proc/${spawned.pid}/oom_score_adj`, String(spec.process.oomScoreAdj));
     const hookState: OciState = { ...publicState(store, state), status: 'creating', pid: spawned.pid };
     await runHooks('prestart', spec.hooks, hookState);

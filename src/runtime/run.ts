@@ -16,7 +16,7 @@ import { OCI_VERSION } from '../oci/defaults';
 import type { LinuxResources, Mount, Spec } from '../oci/runtime-spec';
 import { writeNetworkFiles } from '../storage/init-layer';
 import { RunOptions, StdioOption, buildSpec, privilegeOptions, stateDirOf } from './options';
-import { SpawnHooks, killAndReap, spawnContainer } from './spawn';
+import { SpawnHooks, killAndReap, spawnContainer, startTimeOf } from './spawn';
 import type { ResolvedMounts } from './volumes';
 import { withFileLock } from '../util/file-lock';
 import { ContainerState, StateStore, newContainerId, validateName } from './state';
@@ -72,7 +72,7 @@ export function closeAll(fds: number[]): void {
 interface Lifecycle {
   rootfs: string;
   process?: { args: string[]; env: string[]; cwd: string; user: string | undefined };
-  started(pid: number): void;
+  started(pid: number, startTime: number | undefined): void;
   /** A detached init waits on its exec fifo, under `monitor`, which records its exit. */
   created(pid: number, monitor: ProcessIdentity): void;
   startFailed(): void | Promise<void>;
@@ -117,8 +117,8 @@ function rootfsLifecycle(options: RunOptions, id: string, name: string, spec: ()
       const bind = (source: string, destination: string): Mount => ({ destination, type: 'bind', source, options: ['rbind', 'rw', 'rprivate'] });
       return { ...files, mounts: [bind(files.hosts, '/etc/hosts'), bind(files.resolvConf, '/etc/resolv.conf')] };
     },
-    started(pid) {
-      Object.assign(state, { status: 'running', pid, pidStartTime: processStartTime(pid) ?? undefined, rootfs: spec().root.path, startedAt: new Date().toISOString() });
+    started(pid, startTime) {
+      Object.assign(state, { status: 'running', pid, pidStartTime: startTime, rootfs: spec().root.path, startedAt: new Date().toISOString() });
       store.save(state);
     },
     created(pid, monitor) {
@@ -332,7 +332,7 @@ export async function run(options: RunOptions): Promise<Container> {
   let streams: ContainerStdio | undefined;
   let container: Container;
   try {
-    lifecycle.started(spawned.pid);
+    lifecycle.started(spawned.pid, startTimeOf(spawned));
     crashPoint('run:started');
     await announceOnNetwork(network, spawned.pid, id, logger);
     streams = terminal ? { stdin: terminal.stream, stdout: terminal.stream, stderr: null } : {

@@ -1,6 +1,7 @@
 import fs = require('node:fs');
 import { TsrunError } from '../errors';
 import { writeIdMaps } from '../linux/idmap';
+import { processStartTime } from '../linux/proc';
 import { loadNative } from '../native';
 import type { Spec } from '../oci/runtime-spec';
 import { ContainerPlan, SyncMessage } from './container-plan';
@@ -19,6 +20,13 @@ export interface SpawnHooks {
 export interface SpawnedProcess {
   pid: number;
   pidfd: number;
+  /** Its start time as /proc/PID/stat gives it, when the child read it for us (see startTimeOf). */
+  startTime?: number;
+}
+
+/** The start time that identifies the process in a record, with the pid: the child's own reading, or /proc's. */
+export function startTimeOf(process: SpawnedProcess): number | undefined {
+  return process.startTime ?? processStartTime(process.pid) ?? undefined;
 }
 
 /** Kills and reaps a child that must not run on (a failed setup). */
@@ -85,7 +93,7 @@ export function spawnContainer(spec: Spec, plan: ContainerPlan, hooks: SpawnHook
     fs.closeSync(spawned.pidfd);
     throw childFailure(plan.steps, report);
   }
-  return { pid: spawned.pid, pidfd: spawned.pidfd };
+  return { pid: spawned.pid, pidfd: spawned.pidfd, startTime: spawned.startTime };
 }
 
 /**

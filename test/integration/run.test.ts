@@ -146,6 +146,20 @@ describeAsRoot('run: namespaces, root filesystem and process', () => {
     expect(lines).toEqual(['0', '0 200000 65536', '0 200000 65536', '1']);
   });
 
+  test('the record names the init by pid and start time, as /proc/PID/stat gives them', async () => {
+    const c = await run({ rootfs: busyboxRootfs(), args: ['sleep', '30'], stdio: 'ignore', stateDir: state() });
+    try {
+      const saved = JSON.parse(fs.readFileSync(path.join(state(), c.id, 'state.json'), 'utf8'));
+      const stat = fs.readFileSync(`/proc/${c.pid}/stat`, 'utf8');
+      const startTime = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+      expect(startTime).toBeGreaterThan(0);
+      expect(saved).toMatchObject({ status: 'running', pid: c.pid, pidStartTime: startTime });
+    } finally {
+      c.kill('SIGKILL');
+      await c.wait();
+    }
+  });
+
   test('--rm removes the state; otherwise the stopped state keeps the exit code', async () => {
     const kept = await run({ rootfs: busyboxRootfs(), args: ['sh', '-c', 'exit 3'], stdio: 'ignore', stateDir: state(), name: 'kept' });
     await kept.wait();

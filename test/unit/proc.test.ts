@@ -29,6 +29,22 @@ describe('processStartTime and isRunning', () => {
     expect(isRunning(-1, undefined)).toBe(false);
   });
 
+  test('a vfork child reports its own start time, the one /proc/PID/stat gives; a forked one does not', () => {
+    const native = loadNative();
+    const plan = serializePlan([{ op: 'Exec', lists: [['/bin/sleep'], ['sleep', '5'], []], phase: 'test' }]);
+    for (const mode of ['vfork', 'fork'] as const) {
+      const child = native.spawn(plan, { cloneFlags: 0, mode });
+      try {
+        expect(native.readChildError(child.errorFd)).toBeNull();
+        expect(child.startTime).toBe(mode === 'vfork' ? processStartTime(child.pid) : undefined);
+      } finally {
+        native.pidfdSendSignal(child.pidfd, 9);
+        native.waitExit(child.pidfd, true);
+        fs.closeSync(child.pidfd);
+      }
+    }
+  });
+
   test('a zombie is not running', async () => {
     // A child of the addon, not of libuv: nobody reaps it until we do.
     const native = loadNative();
