@@ -33,6 +33,17 @@ function children(): { pid: number; state: string }[] {
   return result;
 }
 
+/** What each open fd of this process refers to ('' for the directory fd the listing itself used). */
+export function openFdTargets(): string[] {
+  return fs.readdirSync('/proc/self/fd').map((fd) => {
+    try {
+      return fs.readlinkSync(`/proc/self/fd/${fd}`);
+    } catch {
+      return '';
+    }
+  });
+}
+
 export function snapshot(): KernelSnapshot {
   const mounts = fs
     .readFileSync('/proc/self/mountinfo', 'utf8')
@@ -44,13 +55,7 @@ export function snapshot(): KernelSnapshot {
     })
     .sort();
   const kids = children();
-  const fdTargets = fs.readdirSync('/proc/self/fd').map((fd) => {
-    try {
-      return fs.readlinkSync(`/proc/self/fd/${fd}`);
-    } catch {
-      return '';
-    }
-  });
+  const fdTargets = openFdTargets();
   const netns = fdTargets.filter((target) => target.startsWith('net:[')).length;
   return {
     mounts,

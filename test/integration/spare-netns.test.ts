@@ -6,21 +6,19 @@ import { prepareSpareNetworkNamespace, spareNetworkNamespaceSettled } from '../.
 import { buildSpec } from '../../src/runtime/options';
 import { loadNative } from '../../src/native';
 import { busyboxRootfs, describeAsRoot, useTempDir } from '../helpers/fixtures';
-import { checkLeaksAfterEach } from '../helpers/leaks';
+import { checkLeaksAfterEach, openFdTargets } from '../helpers/leaks';
 import { runCollect } from '../helpers/run';
 
 /** The network namespaces this process holds an fd of, as "net:[inode]". */
 function heldNetworkNamespaces(): string[] {
-  const targets: string[] = [];
-  for (const fd of fs.readdirSync('/proc/self/fd')) {
-    try {
-      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
-      if (target.startsWith('net:[')) targets.push(target);
-    } catch {
-      // the directory fd readdirSync used, closed by now
-    }
-  }
-  return targets;
+  return openFdTargets().filter((target) => target.startsWith('net:['));
+}
+
+/** Starts from no spare: none held, none being made. */
+async function dropSpare(): Promise<void> {
+  await spareNetworkNamespaceSettled();
+  setSpareNetworkNamespace(false);
+  setSpareNetworkNamespace(true);
 }
 
 /** The spare, once the worker thread that makes it during a run has called back. */
@@ -98,9 +96,7 @@ describeAsRoot('spare network namespaces', () => {
   });
 
   test('switched off while one is being made, that one is closed when it comes', async () => {
-    await spareNetworkNamespaceSettled();
-    setSpareNetworkNamespace(false);
-    setSpareNetworkNamespace(true);
+    await dropSpare();
     prepareSpareNetworkNamespace(buildSpec({ rootfs: busyboxRootfs(), args: ['true'] }, 'f'.repeat(64)));
     setSpareNetworkNamespace(false);
     setSpareNetworkNamespace(true);
@@ -109,9 +105,7 @@ describeAsRoot('spare network namespaces', () => {
   });
 
   test('host networking takes no spare and makes none', async () => {
-    await spareNetworkNamespaceSettled();
-    setSpareNetworkNamespace(false);
-    setSpareNetworkNamespace(true);
+    await dropSpare();
     const r = await runCollect(['readlink', '/proc/self/ns/net'], { stateDir: state(), autoRemove: true, network: 'host' });
     expect(r.stdout).toBe(`${fs.readlinkSync('/proc/self/ns/net')}\n`);
     await spareNetworkNamespaceSettled();
