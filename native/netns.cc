@@ -5,8 +5,8 @@
 // A network namespace is the costliest thing a container's clone makes:
 // ~0.6 ms of kernel work here, and more while the namespace of a container
 // that just exited is torn down, since both take the rtnl lock. The
-// library makes the next container's ahead of time, while the current one
-// runs (src/linux/spare-netns.ts), and the container joins it with setns.
+// library makes the next container's ahead of time, while a container
+// starts (src/linux/spare-netns.ts), and that next one joins it with setns.
 //
 // The worker thread does not change namespaces itself (no namespace call on
 // a Node thread, see DESIGN.md): it clones a short-lived child into a new
