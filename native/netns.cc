@@ -4,7 +4,7 @@
 //
 // A network namespace is the costliest thing a container's clone makes:
 // ~0.6 ms of kernel work here, and more while the namespace of a container
-// that just exited is torn down, since both take the rtnl lock. The
+// that just exited is torn down (most likely the rtnl lock both take). The
 // library makes the next container's ahead of time, while a container
 // starts (src/linux/spare-netns.ts), and that next one joins it with setns.
 //

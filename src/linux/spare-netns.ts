@@ -9,10 +9,11 @@ import { CLONE_NEW, createsNamespace } from './namespaces';
  * next container of this process that asks for a new one.
  *
  * A network namespace is the costliest thing a container's clone makes:
- * ~0.6 ms of kernel work on its own, and while the namespace of a container
- * that has just exited is being torn down both wait for the rtnl lock
- * (a run of /bin/true took 1.5-1.9 ms longer with a network namespace
- * than without one). The spare is made on a worker thread while a
+ * ~0.6 ms of kernel work on its own, and while the namespace of a
+ * container that has just exited is being torn down the clone sleeps,
+ * most likely on the rtnl lock both take (a run of /bin/true took
+ * 1.5-1.9 ms longer with a network namespace than without one). The
+ * spare is made on a worker thread while a
  * container starts, for the one after it, which joins it with setns(2)
  * instead of cloning with CLONE_NEWNET. A namespace joined that way is as
  * new and empty as a cloned one: nothing else ever entered it.
