@@ -4,8 +4,9 @@
 // CLI, sequentially and concurrently, with a mix of exits: 0, non-zero,
 // killed by a signal, killed by the OOM killer. Reports what the host and
 // the process hold before and after (mounts, cgroups, fds, network
-// namespaces held, threads, zombies, veths, staging, containers) and the Node process's RSS over the
-// sequential runs. Run as root after `npm run build`:
+// namespaces held, threads, zombies, veths, staging, containers) and the
+// Node process's RSS over the sequential runs. Run as root after
+// `npm run build`:
 //
 //   node scripts/bench/soak.js                     1,000 + 100, library and CLI
 //   node scripts/bench/soak.js --sequential 50 --concurrent 10 --cli-sequential 10 --cli-concurrent 5

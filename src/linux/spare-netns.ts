@@ -42,7 +42,7 @@ export function setSpareNetworkNamespace(on: boolean): void {
 }
 
 /** Whether `spec` asks for a network namespace a spare can stand in for. */
-export function canUseSpare(spec: Spec): boolean {
+function canUseSpare(spec: Spec): boolean {
   return createsNamespace(spec, 'network') && !createsNamespace(spec, 'user');
 }
 

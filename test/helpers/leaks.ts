@@ -9,7 +9,7 @@ export interface KernelSnapshot {
   mounts: string[];
   /** Open fds but those of network namespaces, which `netns` counts. */
   fds: number;
-  /** Network namespaces held by an fd: the library's spare (src/linux/spare-netns.ts), made after a run and kept for the next. */
+  /** Network namespaces held by an fd: the library's spare (src/linux/spare-netns.ts), made while a container starts, for the next. */
   netns: number;
   threads: number;
   zombies: number[];
